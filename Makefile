@@ -1,0 +1,44 @@
+# circular-ledger: `make demo` and `make test` set everything up on a fresh machine (idempotent).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+
+.PHONY: setup demo test compile check-artifacts lint bench gas-report clean
+
+setup: .stamp-venv .stamp-npm
+
+# The venv is rebuilt only when pyproject.toml changes.
+.stamp-venv: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -e '.[test]'
+	touch $@
+
+# npm ci installs exactly the lockfile's pins (solc-js, OpenZeppelin, Anvil, merkle-tree, digital-link.js).
+.stamp-npm: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+compile: setup
+	$(PY) -m scripts.compile
+
+check-artifacts: setup
+	$(PY) -m scripts.compile --check
+
+demo: setup
+	$(VENV)/bin/circular demo
+
+test: setup
+	$(PY) -m pytest -n 2 --dist loadgroup -q
+
+lint: setup
+	$(VENV)/bin/ruff check ledger api materials scripts tests
+	$(VENV)/bin/mypy ledger materials
+
+gas-report: setup
+	$(PY) -m scripts.gas_report
+
+clean:
+	rm -rf $(VENV) node_modules .stamp-* build demo-out .circular

@@ -1,0 +1,309 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity ^0.8.28;
+
+import {IAccessControl} from "@openzeppelin/contracts/access/IAccessControl.sol";
+import {MerkleProof} from "@openzeppelin/contracts/utils/cryptography/MerkleProof.sol";
+import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
+import {RoleGated} from "./access/RoleGated.sol";
+import {Roles} from "./access/Roles.sol";
+import {ICompanyPrefixRegistry} from "./interfaces/ICompanyPrefixRegistry.sol";
+import {IItemRegistry} from "./interfaces/IItemRegistry.sol";
+import {IMaterialLots} from "./interfaces/IMaterialLots.sol";
+
+/**
+ * @title ItemRegistry
+ * @notice Items made from material lots, their lifecycle, and recycling into recovered lots.
+ *
+ * An item is `keccak256(abi.encode(gtin, serial))`. A brand registers one item with its own storage record, or
+ * commits a whole run of items as one Merkle root: each item of a run gets its storage record lazily, when its first
+ * lifecycle transition proves its membership. Either way the lots' grams are taken at registration, so mass balance
+ * holds from the start.
+ *
+ * The lifecycle is an explicit state graph; each edge names the roles that may take it (see {canTransition}).
+ * A brand acts only on its own items. Recycling happens only through {recycle}, which moves every item to `Recycled`
+ * (a terminal state, so an item is recycled at most once) and creates one recovered lot no heavier than them.
+ */
+contract ItemRegistry is RoleGated, IItemRegistry {
+    using SafeCast for uint256;
+
+    // Role bits of the transition table.
+    uint8 private constant _OWNING_BRAND = 1;
+    uint8 private constant _RETAILER = 2;
+    uint8 private constant _RECYCLER = 4;
+    uint8 private constant _REPAIRER = 8;
+    uint256 private constant _MAX_SERIAL_LENGTH = 20;
+
+    /// @notice Where GTIN ownership is looked up.
+    ICompanyPrefixRegistry public immutable prefixes;
+    /// @notice Where lots' grams are taken from and recovered lots are created.
+    IMaterialLots public immutable lots;
+
+    mapping(bytes32 itemId => Item) private _items;
+    mapping(bytes32 runId => Run) private _runs;
+
+    constructor(IAccessControl access_, ICompanyPrefixRegistry prefixes_, IMaterialLots lots_) RoleGated(access_) {
+        prefixes = prefixes_;
+        lots = lots_;
+    }
+
+    /**
+     * @notice Registers one item with its own storage record, taking its grams from its lots.
+     * @return itemId `keccak256(abi.encode(gtin, serial))`.
+     *
+     * Requirements:
+     * - the caller holds `BRAND_ROLE` and `gtin` lies under one of its company prefixes;
+     * - `serial` is 1 to 20 characters of GS1 character set 82;
+     * - the composition has at least one part and matching lengths; the caller may allocate from each lot
+     *   and each lot has the grams left;
+     * - the item is not registered.
+     *
+     * Emits an {ItemRegistered} event, an {ItemStateChanged} event to `Manufactured`, and
+     * {IMaterialLots-LotAllocated} events.
+     */
+    function registerItem(
+        string calldata gtin,
+        string calldata serial,
+        bytes32[] calldata lotIds,
+        uint96[] calldata grams,
+        bytes32 contentHash
+    ) external onlyRole(Roles.BRAND_ROLE) returns (bytes32 itemId) {
+        prefixes.checkGtinOwner(gtin, msg.sender);
+        _checkSerial(serial);
+        itemId = keccak256(abi.encode(gtin, serial));
+        if (_items[itemId].state != State.None) revert ItemAlreadyRegistered(itemId);
+        uint88 mass = _allocate(lotIds, grams, 1);
+        _items[itemId] = Item({brand: msg.sender, massGrams: mass, state: State.Manufactured});
+        emit ItemRegistered(itemId, msg.sender, gtin, serial, lotIds, grams, contentHash);
+        emit ItemStateChanged(itemId, State.None, State.Manufactured, msg.sender);
+    }
+
+    /**
+     * @notice Commits a run of `input.itemCount` items of `input.gtin`, all of one composition, as one Merkle root,
+     * taking `itemCount × gramsPerItem[i]` from each lot. No per-item storage is written.
+     * @return runId `keccak256(abi.encode(gtin, itemsRoot))`.
+     *
+     * Requirements:
+     * - the caller holds `BRAND_ROLE` and `gtin` lies under one of its company prefixes;
+     * - `itemCount` is above zero; the composition is valid and the lots have the grams;
+     * - the run is new.
+     *
+     * Emits {RunRegistered} and {RunContents} events and {IMaterialLots-LotAllocated} events.
+     */
+    function registerRun(RunInput calldata input) external onlyRole(Roles.BRAND_ROLE) returns (bytes32 runId) {
+        prefixes.checkGtinOwner(input.gtin, msg.sender);
+        if (input.itemCount == 0) revert EmptyRun();
+        runId = keccak256(abi.encode(input.gtin, input.itemsRoot));
+        if (_runs[runId].brand != address(0)) revert RunAlreadyRegistered(runId);
+        uint88 itemMass = _allocate(input.lotIds, input.gramsPerItem, input.itemCount);
+        _runs[runId] = Run({brand: msg.sender, itemMassGrams: itemMass});
+        emit RunRegistered(runId, msg.sender, input.gtin, input.itemsRoot, input.itemCount, input.contentHash);
+        emit RunContents(runId, input.lotIds, input.gramsPerItem, input.serials);
+    }
+
+    /**
+     * @notice Gives an item of a committed run its own state record, `Manufactured`. Anyone may call it: it only
+     * records what the proof shows.
+     * @return itemId The materialized item.
+     *
+     * Requirements:
+     * - a run of `gtin` with root `itemsRoot` exists and `proof` shows the item in it;
+     * - `serial` is 1 to 20 characters of GS1 character set 82;
+     * - the item has no state record yet.
+     *
+     * Emits an {ItemMaterialized} event and an {ItemStateChanged} event to `Manufactured`.
+     */
+    function materialize(
+        string calldata gtin,
+        string calldata serial,
+        bytes32 itemsRoot,
+        bytes32[] calldata proof
+    ) public returns (bytes32 itemId) {
+        bytes32 runId = keccak256(abi.encode(gtin, itemsRoot));
+        Run memory committed = _runs[runId];
+        if (committed.brand == address(0)) revert RunNotFound(runId);
+        _checkSerial(serial);
+        itemId = keccak256(abi.encode(gtin, serial));
+        // Same leaf as OpenZeppelin merkle-tree's StandardMerkleTree: double-hashed to rule out second preimages.
+        bytes32 leaf = keccak256(bytes.concat(keccak256(abi.encode(itemId))));
+        if (!MerkleProof.verifyCalldata(proof, itemsRoot, leaf)) revert InvalidRunProof(runId, itemId);
+        if (_items[itemId].state != State.None) revert ItemAlreadyRegistered(itemId);
+        _items[itemId] = Item({brand: committed.brand, massGrams: committed.itemMassGrams, state: State.Manufactured});
+        emit ItemMaterialized(itemId, runId, serial);
+        emit ItemStateChanged(itemId, State.None, State.Manufactured, msg.sender);
+    }
+
+    /**
+     * @notice Moves item `itemId` to state `to`.
+     *
+     * Requirements:
+     * - the item exists and the edge from its state to `to` is in the lifecycle graph (`Recycled` only through
+     *   {recycle});
+     * - the caller holds a role allowed on that edge (a brand only for its own items).
+     *
+     * Emits an {ItemStateChanged} event.
+     */
+    function transition(bytes32 itemId, State to) public {
+        Item storage stored = _items[itemId];
+        State from = stored.state;
+        if (from == State.None) revert ItemNotFound(itemId);
+        if (to == State.Recycled) revert IllegalTransition(itemId, from, to);
+        _checkTransition(itemId, from, to, stored.brand);
+        stored.state = to;
+        emit ItemStateChanged(itemId, from, to, msg.sender);
+    }
+
+    /**
+     * @notice Materializes an item of a run (see {materialize}) and moves it to `to` (see {transition}) in one call.
+     * @return itemId The item moved.
+     *
+     * Emits {ItemMaterialized} and two {ItemStateChanged} events.
+     */
+    function transitionRunItem(
+        string calldata gtin,
+        string calldata serial,
+        bytes32 itemsRoot,
+        bytes32[] calldata proof,
+        State to
+    ) external returns (bytes32 itemId) {
+        itemId = materialize(gtin, serial, itemsRoot, proof);
+        transition(itemId, to);
+    }
+
+    /**
+     * @notice Recycles `itemIds` into one recovered lot of `massGrams`, owned by the caller, 100% recycled, whose
+     * lineage hash is `keccak256(abi.encode(itemIds))`.
+     * @return lotId The recovered lot, `keccak256(abi.encode(msg.sender, materialCode, lotNumber))`.
+     *
+     * Requirements:
+     * - the caller holds `RECYCLER_ROLE`;
+     * - `itemIds` is not empty and every item in it is `Collected` (so none is recycled twice, nor listed twice);
+     * - `massGrams` is above zero and at most the items' total mass;
+     * - the recovered lot is new.
+     *
+     * Emits an {ItemStateChanged} event per item, an {IMaterialLots-LotRegistered} event and an {ItemsRecycled}
+     * event.
+     */
+    function recycle(
+        bytes32[] calldata itemIds,
+        bytes32 materialCode,
+        string calldata lotNumber,
+        uint96 massGrams,
+        bytes32 contentHash
+    ) external onlyRole(Roles.RECYCLER_ROLE) returns (bytes32 lotId) {
+        uint256 recycledGrams = _markRecycled(itemIds);
+        if (massGrams > recycledGrams) revert RecoveredMassExceeded(massGrams, recycledGrams);
+        lotId = _registerRecoveredLot(itemIds, materialCode, lotNumber, massGrams, contentHash);
+        emit ItemsRecycled(lotId, msg.sender, itemIds, massGrams);
+    }
+
+    /// @dev Moves every item from `Collected` to `Recycled`; returns their total mass.
+    function _markRecycled(bytes32[] calldata itemIds) private returns (uint256 recycledGrams) {
+        if (itemIds.length == 0) revert NothingToRecycle();
+        for (uint256 i = 0; i < itemIds.length; ++i) {
+            bytes32 itemId = itemIds[i];
+            Item storage stored = _items[itemId];
+            State from = stored.state;
+            if (from == State.None) revert ItemNotFound(itemId);
+            if (from != State.Collected) revert IllegalTransition(itemId, from, State.Recycled);
+            stored.state = State.Recycled;
+            recycledGrams += stored.massGrams;
+            emit ItemStateChanged(itemId, from, State.Recycled, msg.sender);
+        }
+    }
+
+    function _registerRecoveredLot(
+        bytes32[] calldata itemIds,
+        bytes32 materialCode,
+        string calldata lotNumber,
+        uint96 massGrams,
+        bytes32 contentHash
+    ) private returns (bytes32) {
+        bytes32 lineageHash = keccak256(abi.encode(itemIds));
+        return lots.registerRecoveredLot(msg.sender, materialCode, lotNumber, massGrams, contentHash, lineageHash);
+    }
+
+    /// @notice The state record of `itemId` (state `None` when it has none).
+    function item(bytes32 itemId) external view returns (Item memory) {
+        return _items[itemId];
+    }
+
+    /// @notice The committed run `runId` (a zero brand when there is none).
+    function run(bytes32 runId) external view returns (Run memory) {
+        return _runs[runId];
+    }
+
+    /**
+     * @notice Whether `account` may move an item of `brand` from `from` to `to`.
+     */
+    function canTransition(State from, State to, address account, address brand) public view returns (bool) {
+        uint8 allowed = _allowedRoles(from, to);
+        if (allowed == 0) return false;
+        if (allowed & _OWNING_BRAND != 0 && account == brand && _hasRole(Roles.BRAND_ROLE, account)) return true;
+        if (allowed & _RETAILER != 0 && _hasRole(Roles.RETAILER_ROLE, account)) return true;
+        if (allowed & _RECYCLER != 0 && _hasRole(Roles.RECYCLER_ROLE, account)) return true;
+        if (allowed & _REPAIRER != 0 && _hasRole(Roles.REPAIRER_ROLE, account)) return true;
+        return false;
+    }
+
+    function _checkTransition(bytes32 itemId, State from, State to, address brand) private view {
+        if (_allowedRoles(from, to) == 0) revert IllegalTransition(itemId, from, to);
+        if (!canTransition(from, to, msg.sender, brand)) revert UnauthorizedTransition(itemId, msg.sender, from, to);
+    }
+
+    /**
+     * @dev The lifecycle graph: for each edge, the role bits allowed to take it; 0 for no edge.
+     */
+    function _allowedRoles(State from, State to) private pure returns (uint8) {
+        if (from == State.Manufactured) {
+            if (to == State.Sold) return _OWNING_BRAND | _RETAILER;
+            if (to == State.Disposed) return _OWNING_BRAND | _RECYCLER;
+        } else if (from == State.Sold || from == State.Resold) {
+            if (to == State.InUse || to == State.Returned) return _OWNING_BRAND | _RETAILER;
+        } else if (from == State.InUse) {
+            if (to == State.Returned) return _OWNING_BRAND | _RETAILER | _RECYCLER;
+            if (to == State.Collected) return _RECYCLER;
+            if (to == State.Refurbished) return _OWNING_BRAND | _REPAIRER;
+        } else if (from == State.Returned) {
+            if (to == State.Collected || to == State.Disposed) return _RECYCLER;
+            if (to == State.Refurbished) return _OWNING_BRAND | _REPAIRER;
+            if (to == State.Resold) return _OWNING_BRAND | _RETAILER;
+        } else if (from == State.Collected) {
+            if (to == State.Recycled || to == State.Disposed) return _RECYCLER;
+            if (to == State.Refurbished) return _OWNING_BRAND | _REPAIRER;
+        } else if (from == State.Refurbished) {
+            if (to == State.InUse) return _OWNING_BRAND | _RETAILER | _REPAIRER;
+            if (to == State.Resold) return _OWNING_BRAND | _RETAILER;
+        }
+        return 0;
+    }
+
+    /// @dev Takes `copies × grams[i]` from each lot for the caller; returns the mass of one copy.
+    function _allocate(
+        bytes32[] calldata lotIds,
+        uint96[] calldata grams,
+        uint256 copies
+    ) private returns (uint88 massGrams) {
+        if (lotIds.length == 0 || lotIds.length != grams.length) {
+            revert InvalidComposition(lotIds.length, grams.length);
+        }
+        uint256 total = 0;
+        for (uint256 i = 0; i < lotIds.length; ++i) {
+            lots.allocate(lotIds[i], msg.sender, (grams[i] * copies).toUint96());
+            total += grams[i];
+        }
+        return total.toUint88();
+    }
+
+    /// @dev GS1 AI (21) serial: 1 to 20 characters of character set 82 (GS1 General Specifications 7.11).
+    function _checkSerial(string calldata serial) private pure {
+        bytes calldata chars = bytes(serial);
+        if (chars.length == 0 || chars.length > _MAX_SERIAL_LENGTH) revert InvalidSerial(serial);
+        for (uint256 i = 0; i < chars.length; ++i) {
+            bytes1 c = chars[i];
+            // CSET 82: ! " % & ' ( ) * + , - . / 0-9 : ; < = > ? A-Z _ a-z
+            bool ok = (c >= 0x21 && c <= 0x22) || (c >= 0x25 && c <= 0x3F) || (c >= 0x41 && c <= 0x5A) ||
+                c == 0x5F || (c >= 0x61 && c <= 0x7A);
+            if (!ok) revert InvalidSerial(serial);
+        }
+    }
+}

@@ -1,0 +1,144 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity ^0.8.28;
+
+/**
+ * @dev Items, their composition and their lifecycle state machine, and recycling into recovered lots.
+ */
+interface IItemRegistry {
+    /// @dev Lifecycle states. `None` means not registered (or, for an item of a run, not yet materialized).
+    enum State {
+        None,
+        Manufactured,
+        Sold,
+        InUse,
+        Returned,
+        Collected,
+        Refurbished,
+        Resold,
+        Recycled,
+        Disposed
+    }
+
+    /// @dev What the chain stores for a registered item: one storage slot.
+    struct Item {
+        address brand;
+        uint88 massGrams;
+        State state;
+    }
+
+    /// @dev What the chain stores for a committed run of items: one storage slot. Items are materialized lazily.
+    struct Run {
+        address brand;
+        uint88 itemMassGrams;
+    }
+
+    /// @dev A run of items to commit: `itemCount` items of `gtin`, each made of `gramsPerItem[i]` of `lotIds[i]`.
+    /// `itemsRoot` is the OpenZeppelin StandardMerkleTree root (leaf type bytes32) of their item ids, and `serials`
+    /// their serials, newline-separated (logged, not parsed, so the run can be rebuilt from the chain).
+    struct RunInput {
+        string gtin;
+        bytes32 itemsRoot;
+        uint32 itemCount;
+        bytes32[] lotIds;
+        uint96[] gramsPerItem;
+        bytes32 contentHash;
+        bytes serials;
+    }
+
+    /// @dev `serial` is not 1 to 20 characters of GS1 AI (21)'s character set 82.
+    error InvalidSerial(string serial);
+    /// @dev An item needs at least one (lot, grams) part, with as many grams entries as lots.
+    error InvalidComposition(uint256 lotCount, uint256 gramsCount);
+    /// @dev A run must hold at least one item.
+    error EmptyRun();
+    /// @dev Item `itemId` is registered already.
+    error ItemAlreadyRegistered(bytes32 itemId);
+    /// @dev No run has id `runId`.
+    error RunNotFound(bytes32 runId);
+    /// @dev A run with id `runId` exists already.
+    error RunAlreadyRegistered(bytes32 runId);
+    /// @dev The proof does not place item `itemId` in run `runId`.
+    error InvalidRunProof(bytes32 runId, bytes32 itemId);
+    /// @dev No item has id `itemId`.
+    error ItemNotFound(bytes32 itemId);
+    /// @dev Item `itemId` may not go from `current` to `requested`.
+    error IllegalTransition(bytes32 itemId, State current, State requested);
+    /// @dev `account` holds no role allowed to move item `itemId` from `current` to `requested`.
+    error UnauthorizedTransition(bytes32 itemId, address account, State current, State requested);
+    /// @dev A recovered lot of `requestedGrams` exceeds the `recycledGrams` of the items it comes from.
+    error RecoveredMassExceeded(uint256 requestedGrams, uint256 recycledGrams);
+    /// @dev Recycling needs at least one item.
+    error NothingToRecycle();
+
+    /// @dev `brand` registered item `itemId` = `keccak256(abi.encode(gtin, serial))`, made of `grams[i]` of
+    /// `lotIds[i]`.
+    event ItemRegistered(
+        bytes32 indexed itemId,
+        address indexed brand,
+        string gtin,
+        string serial,
+        bytes32[] lotIds,
+        uint96[] grams,
+        bytes32 contentHash
+    );
+    /// @dev `brand` committed a run of `itemCount` items of `gtin`; `itemsRoot` is the OpenZeppelin
+    /// StandardMerkleTree root (leaf type bytes32) of their item ids. Followed by {RunContents}.
+    event RunRegistered(
+        bytes32 indexed runId,
+        address indexed brand,
+        string gtin,
+        bytes32 itemsRoot,
+        uint32 itemCount,
+        bytes32 contentHash
+    );
+    /// @dev Each item of run `runId` is made of `gramsPerItem[i]` of `lotIds[i]`; `serials` lists the run's serials,
+    /// newline-separated, so the run can be rebuilt from logs alone.
+    event RunContents(bytes32 indexed runId, bytes32[] lotIds, uint96[] gramsPerItem, bytes serials);
+    /// @dev Item `itemId` of run `runId` got its own state record, proven a member of the run.
+    event ItemMaterialized(bytes32 indexed itemId, bytes32 indexed runId, string serial);
+    /// @dev `account` moved item `itemId` from `from` to `to`.
+    event ItemStateChanged(bytes32 indexed itemId, State from, State to, address indexed account);
+    /// @dev `recycler` recycled `itemIds` into recovered lot `lotId` of `massGrams`.
+    event ItemsRecycled(bytes32 indexed lotId, address indexed recycler, bytes32[] itemIds, uint96 massGrams);
+
+    function registerItem(
+        string calldata gtin,
+        string calldata serial,
+        bytes32[] calldata lotIds,
+        uint96[] calldata grams,
+        bytes32 contentHash
+    ) external returns (bytes32 itemId);
+
+    function registerRun(RunInput calldata input) external returns (bytes32 runId);
+
+    function materialize(
+        string calldata gtin,
+        string calldata serial,
+        bytes32 itemsRoot,
+        bytes32[] calldata proof
+    ) external returns (bytes32 itemId);
+
+    function transition(bytes32 itemId, State to) external;
+
+    function transitionRunItem(
+        string calldata gtin,
+        string calldata serial,
+        bytes32 itemsRoot,
+        bytes32[] calldata proof,
+        State to
+    ) external returns (bytes32 itemId);
+
+    function recycle(
+        bytes32[] calldata itemIds,
+        bytes32 materialCode,
+        string calldata lotNumber,
+        uint96 massGrams,
+        bytes32 contentHash
+    ) external returns (bytes32 lotId);
+
+    function item(bytes32 itemId) external view returns (Item memory);
+
+    function run(bytes32 runId) external view returns (Run memory);
+
+    function canTransition(State from, State to, address account, address brand) external view returns (bool);
+}

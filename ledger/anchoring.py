@@ -1,0 +1,270 @@
+"""The anchoring worker: pending outbox events → a Merkle batch → one anchor transaction → confirmed proofs.
+
+Exactly once, across crashes, RPC faults and reorganisations:
+
+1. A batch is *prepared* in one database transaction: root computed, events assigned to it.
+2. Under the transactor's lock the anchor transaction is signed with the next nonce, and its hash and raw bytes are
+   committed (*sent*) before the bytes go to the node. A crash after that point leaves a record to check by hash.
+3. A *sent* batch is confirmed only when its receipt is on the canonical chain with the configured confirmations
+   and the contract reports the root anchored; only then are its events marked anchored with their proofs.
+4. On restart, or after any error, every unconfirmed batch is checked by hash: the same raw transaction is
+   re-broadcast when the node lost it; when its nonce was taken by another transaction, the root is re-anchored
+   under a new transaction (recorded before sending, as above). A root the contract already holds is never sent
+   again (``RootAlreadyAnchored`` cannot happen twice for us): the worker finds its ``RootAnchored`` log instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from eth_account.signers.local import LocalAccount
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session, sessionmaker
+from web3.exceptions import TransactionNotFound
+
+from .client import Ledger
+from .merkle import MerkleTree
+from .outbox import Batch, BatchStatus, EventStatus, OutboxEvent, proofs_as_hex
+
+log = logging.getLogger("circular.anchoring")
+
+ANCHOR_GAS = 120_000  # anchor() uses about 50k; a fixed limit saves an estimate round trip per batch
+
+
+@dataclass(frozen=True)
+class AnchorResult:
+    batch_id: int
+    root: bytes
+    events: int
+    tx_hash: bytes
+    block_number: int
+
+
+class AnchoringWorker:
+    """Anchors pending outbox events in batches. One worker per database (PostgreSQL rows are locked, SKIP LOCKED)."""
+
+    def __init__(
+        self,
+        ledger: Ledger,
+        sessions: sessionmaker[Session],
+        anchorer: LocalAccount,
+        *,
+        batch_size: int = 1000,
+        max_wait_s: float = 2.0,
+        confirmations: int = 0,
+        receipt_timeout_s: float = 60.0,
+    ) -> None:
+        self.ledger = ledger
+        self.web3 = ledger.web3
+        self.sessions = sessions
+        self.anchorer = anchorer
+        self.batch_size = batch_size
+        self.max_wait = timedelta(seconds=max_wait_s)
+        self.confirmations = confirmations
+        self.receipt_timeout_s = receipt_timeout_s
+
+    # -- the loop ---------------------------------------------------------------------------------------------
+    def run_once(self, *, force: bool = False) -> list[AnchorResult]:
+        """Settle unconfirmed batches, then anchor at most one new batch. Returns the batches confirmed."""
+        confirmed = self.settle()
+        batch_id = self._prepare(force=force)
+        if batch_id is not None:
+            self._send(batch_id)
+            result = self._await(batch_id)
+            if result is not None:
+                confirmed.append(result)
+        return confirmed
+
+    def drain(self, timeout_s: float = 600.0) -> list[AnchorResult]:
+        """Anchor everything pending now, whatever the batch's size or age; return when none is left."""
+        deadline = time.monotonic() + timeout_s
+        results: list[AnchorResult] = []
+        while True:
+            results += self.run_once(force=True)
+            if not self._has_work():
+                return results
+            if time.monotonic() > deadline:
+                raise TimeoutError("events still unanchored after drain timeout")
+            if self.confirmations:
+                time.sleep(0.2)
+
+    def run_forever(self, stop: threading.Event, poll_s: float = 0.5) -> None:
+        log.info("anchoring worker started (batch %d, max wait %s)", self.batch_size, self.max_wait)
+        backoff = poll_s
+        while not stop.is_set():
+            try:
+                done = self.run_once()
+                backoff = poll_s
+                for result in done:
+                    log.info(
+                        "anchored %d events under root 0x%s in block %d",
+                        result.events,
+                        result.root.hex(),
+                        result.block_number,
+                    )
+            except Exception as exc:  # keep the loop alive; the next pass re-checks by hash
+                log.warning("anchoring pass failed, retrying in %.1fs: %s", backoff, exc)
+                backoff = min(backoff * 2, 30.0)
+            stop.wait(backoff)
+
+    # -- steps ------------------------------------------------------------------------------------------------
+    def _has_work(self) -> bool:
+        with self.sessions() as session:
+            pending = session.scalar(select(OutboxEvent.id).where(OutboxEvent.status != EventStatus.ANCHORED).limit(1))
+            return pending is not None
+
+    def _prepare(self, *, force: bool) -> int | None:
+        with self.sessions.begin() as session:
+            query = (
+                select(OutboxEvent)
+                .where(OutboxEvent.status == EventStatus.PENDING)
+                .order_by(OutboxEvent.id)
+                .limit(self.batch_size)
+            )
+            if session.get_bind().dialect.name == "postgresql":
+                query = query.with_for_update(skip_locked=True)
+            events = list(session.scalars(query))
+            if not events:
+                return None
+            oldest = events[0].created_at
+            if oldest.tzinfo is None:
+                oldest = oldest.replace(tzinfo=UTC)
+            if not force and len(events) < self.batch_size and datetime.now(UTC) - oldest < self.max_wait:
+                return None
+            tree = MerkleTree.of([e.digest for e in events])
+            batch = Batch(root=tree.root, event_count=len(events), status=BatchStatus.PREPARED)
+            session.add(batch)
+            session.flush()
+            session.execute(
+                update(OutboxEvent)
+                .where(OutboxEvent.id.in_([e.id for e in events]))
+                .values(status=EventStatus.BATCHED, batch_id=batch.id)
+            )
+            return batch.id
+
+    def _send(self, batch_id: int) -> None:
+        """Sign, record, then broadcast the anchor transaction of a prepared (or lost) batch."""
+        tx = self.ledger.tx
+        with tx.lock:  # one lock over nonce allocation and sending
+            with self.sessions.begin() as session:
+                batch = session.get_one(Batch, batch_id)
+                nonce = tx.next_nonce(self.anchorer.address)
+                call = self.ledger.anchor.functions.anchor(batch.root, batch.event_count, "")
+                unsigned = call.build_transaction(
+                    {"from": self.anchorer.address, "nonce": nonce, "gas": ANCHOR_GAS, "chainId": tx.chain_id}
+                )
+                signed = self.anchorer.sign_transaction(unsigned)
+                batch.status = BatchStatus.SENT
+                batch.tx_hash = bytes(signed.hash)
+                batch.raw_tx = bytes(signed.raw_transaction)
+                batch.nonce = nonce
+                batch.attempts += 1
+            # Committed: from here a crash leaves a hash to check. Now broadcast.
+            self._broadcast(bytes(signed.raw_transaction))
+
+    def _broadcast(self, raw: bytes) -> None:
+        try:
+            self.web3.eth.send_raw_transaction(raw)
+        except Exception as exc:
+            text = str(exc).lower()
+            if "already known" in text or "already imported" in text:
+                return
+            self.ledger.tx.forget_nonce(self.anchorer.address)
+            log.warning("broadcast failed (will check by hash): %s", exc)
+
+    def _await(self, batch_id: int) -> AnchorResult | None:
+        deadline = time.monotonic() + self.receipt_timeout_s
+        while True:
+            result = self._check(batch_id)
+            if result is not None or time.monotonic() > deadline:
+                return result
+            time.sleep(0.05 if not self.confirmations else 0.25)
+
+    def settle(self) -> list[AnchorResult]:
+        """Check every batch that is not confirmed yet (after a crash, a fault or a reorg)."""
+        with self.sessions() as session:
+            open_batches = list(
+                session.scalars(select(Batch.id).where(Batch.status != BatchStatus.CONFIRMED).order_by(Batch.id))
+            )
+        results = []
+        for batch_id in open_batches:
+            result = self._check(batch_id)
+            if result is not None:
+                results.append(result)
+        return results
+
+    def _check(self, batch_id: int) -> AnchorResult | None:
+        with self.sessions() as session:
+            batch = session.get_one(Batch, batch_id)
+            status, root, tx_hash, raw_tx, nonce = batch.status, batch.root, batch.tx_hash, batch.raw_tx, batch.nonce
+        if status == BatchStatus.CONFIRMED:
+            return None
+        on_chain = self._anchor_log(root)
+        if status == BatchStatus.PREPARED:
+            if on_chain is None:
+                self._send(batch_id)
+            return None
+        assert tx_hash is not None and raw_tx is not None
+        receipt = self._canonical_receipt(tx_hash)
+        if receipt is not None and receipt["status"] == 1:
+            return self._confirm_if_deep(batch_id, receipt["transactionHash"], receipt["blockNumber"])
+        if on_chain is not None:  # anchored by an earlier transaction of ours: use that one
+            return self._confirm_if_deep(batch_id, on_chain[0], on_chain[1])
+        if receipt is not None:  # mined but failed without the root on chain: send anew
+            log.warning("anchor tx 0x%s of batch %d failed; re-anchoring", tx_hash.hex(), batch_id)
+            self._send(batch_id)
+            return None
+        # Not mined (lost, dropped or reorged out): re-broadcast the same bytes while their nonce is free.
+        used = self.web3.eth.get_transaction_count(self.anchorer.address, "latest")
+        if nonce is not None and nonce >= used:
+            self._broadcast(raw_tx)
+        else:
+            log.warning("anchor tx 0x%s of batch %d lost and its nonce reused; re-anchoring", tx_hash.hex(), batch_id)
+            self._send(batch_id)
+        return None
+
+    def _canonical_receipt(self, tx_hash: bytes) -> Any:
+        try:
+            receipt = self.web3.eth.get_transaction_receipt(tx_hash)  # type: ignore[arg-type]
+        except TransactionNotFound:
+            return None
+        block = self.web3.eth.get_block(receipt["blockNumber"])
+        return receipt if block["hash"] == receipt["blockHash"] else None
+
+    def _anchor_log(self, root: bytes) -> tuple[bytes, int] | None:
+        """(tx hash, block) of the RootAnchored log of `root` on the canonical chain, if any."""
+        if self.ledger.anchor.functions.anchorOf(root).call()[0] == "0x" + "0" * 40:
+            return None
+        logs = self.ledger.anchor.events.RootAnchored().get_logs(
+            argument_filters={"root": root}, from_block=self.ledger.deployment.block_number
+        )
+        if not logs:
+            return None
+        return bytes(logs[-1]["transactionHash"]), int(logs[-1]["blockNumber"])
+
+    def _confirm_if_deep(self, batch_id: int, tx_hash: bytes, block_number: int) -> AnchorResult | None:
+        if self.web3.eth.block_number - block_number < self.confirmations:
+            return None
+        with self.sessions.begin() as session:
+            batch = session.get_one(Batch, batch_id)
+            events = list(session.scalars(select(OutboxEvent).where(OutboxEvent.batch_id == batch_id)))
+            tree = MerkleTree.of([e.digest for e in events])
+            if tree.root != batch.root:  # would mean the outbox was edited under us
+                raise RuntimeError(f"batch {batch_id}: events no longer hash to root 0x{batch.root.hex()}")
+            proofs = tree.proofs()
+            for event in events:
+                event.status = EventStatus.ANCHORED
+                event.proof = proofs_as_hex(proofs[event.digest])
+            batch.status = BatchStatus.CONFIRMED
+            batch.tx_hash = tx_hash
+            batch.block_number = block_number
+            batch.confirmed_at = datetime.now(UTC)
+            return AnchorResult(batch_id, batch.root, len(events), tx_hash, block_number)
+
+
+__all__ = ["AnchorResult", "AnchoringWorker"]

@@ -1,0 +1,343 @@
+"""Chain backends: one Protocol, two implementations, and the one place where reverts are decoded.
+
+- :class:`EthTesterBackend` is the in-process py-evm chain (the default, no setup). With a ``path`` its state is a
+  SQLite key-value file, so it survives restarts; a file lock makes one process its owner at a time (the others go
+  through the owner's JSON-RPC endpoint: see ``ledger/README.md``).
+- :class:`JsonRpcBackend` is any JSON-RPC node: Anvil locally, Besu/QBFT, geth or an L2 in production.
+"""
+
+from __future__ import annotations
+
+import ast
+import fcntl
+import re
+import sqlite3
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+from eth_abi import decode as abi_decode
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from eth_utils import function_signature_to_4byte_selector
+from web3 import Web3
+from web3.exceptions import ContractCustomError, ContractLogicError, ContractPanicError
+from web3.middleware import ExtraDataToPOAMiddleware
+from web3.providers.eth_tester import EthereumTesterProvider
+
+from .artifacts import error_abis
+from .errors import ChainLocked, ConfigurationError, ContractRevert, TransactionFailed
+
+ANVIL_CHAIN_ID = 31337
+# Anvil's and Hardhat's public development mnemonic: its accounts are funded on every dev node, never elsewhere.
+ANVIL_MNEMONIC = "test test test test test test test test test test test junk"
+Account.enable_unaudited_hdwallet_features()
+
+
+@runtime_checkable
+class ChainBackend(Protocol):
+    """What the ledger needs of a chain. Every implementation passes the same conformance tests."""
+
+    name: str
+
+    @property
+    def web3(self) -> Web3: ...
+
+    def dev_accounts(self) -> list[LocalAccount]:
+        """Pre-funded development accounts (empty on a production network)."""
+        ...
+
+    def fund(self, address: str, wei: int) -> None:
+        """Give `address` `wei` on a development chain; raise ConfigurationError elsewhere."""
+        ...
+
+    def mine(self, blocks: int = 1) -> None: ...
+
+    def snapshot(self) -> Any:
+        """Remember the chain's state (development chains only)."""
+        ...
+
+    def revert(self, snapshot: Any) -> None:
+        """Go back to a state remembered by :meth:`snapshot`."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class _PersistentStore(dict[bytes, bytes]):
+    """py-evm's key-value store, loaded from and written back to SQLite.
+
+    py-evm keeps state in a dict-like ``MemoryDB``; this dict records what changed so that :meth:`commit` writes
+    only that, once per mined block, in one SQLite transaction (one fsync per block, not per trie node).
+    """
+
+    def __init__(self, path: Path) -> None:
+        super().__init__()
+        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("CREATE TABLE IF NOT EXISTS kv (k BLOB PRIMARY KEY, v BLOB NOT NULL)")
+        self._db.execute("CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL)")
+        for key, value in self._db.execute("SELECT k, v FROM kv"):
+            dict.__setitem__(self, bytes(key), bytes(value))
+        self._dirty: set[bytes] = set()
+        self._deleted: set[bytes] = set()
+
+    def __setitem__(self, key: bytes, value: bytes) -> None:
+        dict.__setitem__(self, key, value)
+        self._dirty.add(key)
+        self._deleted.discard(key)
+
+    def __delitem__(self, key: bytes) -> None:
+        dict.__delitem__(self, key)
+        self._deleted.add(key)
+        self._dirty.discard(key)
+
+    def meta(self, key: str) -> str | None:
+        row = self._db.execute("SELECT v FROM meta WHERE k = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_meta(self, key: str, value: str) -> None:
+        self._db.execute("INSERT OR REPLACE INTO meta (k, v) VALUES (?, ?)", (key, value))
+
+    def commit(self) -> None:
+        if not self._dirty and not self._deleted:
+            return
+        self._db.execute("BEGIN")
+        self._db.executemany("INSERT OR REPLACE INTO kv (k, v) VALUES (?, ?)", ((k, self[k]) for k in self._dirty))
+        self._db.executemany("DELETE FROM kv WHERE k = ?", ((k,) for k in self._deleted))
+        self._db.execute("COMMIT")
+        self._dirty.clear()
+        self._deleted.clear()
+
+    def close(self) -> None:
+        self.commit()
+        self._db.close()
+
+
+def _persistent_pyevm_backend(store: _PersistentStore | None) -> Any:
+    """A PyEVMBackend whose chain lives in `store` (or in memory when None), resuming from its head."""
+    from eth.db.atomic import AtomicDB
+    from eth.db.backends.memory import MemoryDB
+    from eth_tester import PyEVMBackend
+    from eth_tester.backends.pyevm.main import get_default_genesis_params
+
+    class _Backend(PyEVMBackend):  # type: ignore[misc]
+        def mine_blocks(self, num_blocks: int = 1, coinbase: Any = None) -> Any:
+            kwargs = {} if coinbase is None else {"coinbase": coinbase}
+            hashes = super().mine_blocks(num_blocks, **kwargs)
+            if store is not None:
+                store.commit()
+            return hashes
+
+    if store is None:
+        return _Backend()
+    timestamp = store.meta("genesis_timestamp")
+    genesis = get_default_genesis_params({"timestamp": int(timestamp)} if timestamp else None)
+    backend = _Backend(genesis_parameters=genesis)  # builds an in-memory chain: we take its class and keys
+    chain_class = type(backend.chain)
+    base_db = AtomicDB(MemoryDB(store))
+    if timestamp is None:
+        genesis_state = backend.generate_genesis_state(num_accounts=len(backend.account_keys))
+        backend.chain = chain_class.from_genesis(base_db, genesis, genesis_state)
+        store.set_meta("genesis_timestamp", str(genesis["timestamp"]))
+        store.commit()
+    else:
+        backend.chain = chain_class(base_db)
+    return backend
+
+
+class EthTesterBackend:
+    """The in-process py-evm chain. With `path`, persisted in SQLite and owned by this process (file lock)."""
+
+    name = "eth-tester"
+
+    def __init__(self, path: Path | None = None) -> None:
+        self._lock_file: Any = None
+        self._store: _PersistentStore | None = None
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._lock_file = open(f"{path}.lock", "a+")  # noqa: SIM115 - held for the backend's lifetime
+            try:
+                fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                self._lock_file.close()
+                raise ChainLocked(path) from None
+            self._store = _PersistentStore(path)
+        from eth_tester import EthereumTester
+
+        self._backend = _persistent_pyevm_backend(self._store)
+        self._tester = EthereumTester(self._backend)
+        self.provider = EthereumTesterProvider(self._tester)
+        self._web3 = Web3(self.provider)
+
+    @property
+    def web3(self) -> Web3:
+        return self._web3
+
+    def dev_accounts(self) -> list[LocalAccount]:
+        return [Account.from_key(key.to_bytes()) for key in self._backend.account_keys]
+
+    def fund(self, address: str, wei: int) -> None:
+        # eth-tester has no setBalance: the first dev account pays.
+        funder = self.dev_accounts()[0]
+        w3 = self._web3
+        tx = {
+            "to": Web3.to_checksum_address(address),
+            "value": wei,
+            "from": funder.address,
+            "nonce": w3.eth.get_transaction_count(funder.address),
+            "gas": 21000,
+            "chainId": w3.eth.chain_id,
+            "maxFeePerGas": w3.eth.gas_price * 2 + 1,
+            "maxPriorityFeePerGas": 1,
+        }
+        signed = funder.sign_transaction(tx)
+        w3.eth.wait_for_transaction_receipt(w3.eth.send_raw_transaction(signed.raw_transaction))
+
+    def mine(self, blocks: int = 1) -> None:
+        self._tester.mine_blocks(blocks)
+
+    def snapshot(self) -> Any:
+        return self._tester.take_snapshot()
+
+    def revert(self, snapshot: Any) -> None:
+        self._tester.revert_to_snapshot(snapshot)
+
+    def time_travel(self, timestamp: int) -> None:
+        self._tester.time_travel(timestamp)
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+        if self._lock_file is not None:
+            self._lock_file.close()
+            self._lock_file = None
+
+
+class JsonRpcBackend:
+    """Any JSON-RPC node. Development accounts exist only on Anvil (chain id 31337)."""
+
+    name = "json-rpc"
+
+    def __init__(self, url: str, timeout: float = 30.0) -> None:
+        self.url = url
+        self._web3 = Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": timeout}))
+        # Besu/QBFT and other PoA chains put more than 32 bytes in extraData.
+        self._web3.middleware_onion.inject(ExtraDataToPOAMiddleware, layer=0)
+
+    @property
+    def web3(self) -> Web3:
+        return self._web3
+
+    def dev_accounts(self) -> list[LocalAccount]:
+        if self._web3.eth.chain_id != ANVIL_CHAIN_ID:
+            return []
+        return [Account.from_mnemonic(ANVIL_MNEMONIC, account_path=f"m/44'/60'/0'/0/{i}") for i in range(10)]
+
+    def fund(self, address: str, wei: int) -> None:
+        if self._web3.eth.chain_id != ANVIL_CHAIN_ID:
+            raise ConfigurationError("funding accounts is only possible on a development node (Anvil)")
+        balance = self._web3.eth.get_balance(Web3.to_checksum_address(address))
+        self._web3.provider.make_request("anvil_setBalance", [address, hex(balance + wei)])  # type: ignore[arg-type]
+
+    def mine(self, blocks: int = 1) -> None:
+        self._web3.provider.make_request("anvil_mine", [hex(blocks)])  # type: ignore[arg-type]
+
+    def snapshot(self) -> Any:
+        return self._web3.provider.make_request("evm_snapshot", [])["result"]  # type: ignore[arg-type]
+
+    def revert(self, snapshot: Any) -> None:
+        self._web3.provider.make_request("evm_revert", [snapshot])  # type: ignore[arg-type]
+
+    def close(self) -> None:
+        pass
+
+
+def _selector_table() -> dict[bytes, tuple[str, list[str], list[str]]]:
+    table: dict[bytes, tuple[str, list[str], list[str]]] = {}
+    for entry in error_abis():
+        types = [i["type"] for i in entry["inputs"]]
+        signature = f"{entry['name']}({','.join(types)})"
+        table[function_signature_to_4byte_selector(signature)] = (
+            entry["name"],
+            types,
+            [i["name"] for i in entry["inputs"]],
+        )
+    table[function_signature_to_4byte_selector("Error(string)")] = ("Error", ["string"], ["message"])
+    table[function_signature_to_4byte_selector("Panic(uint256)")] = ("Panic", ["uint256"], ["code"])
+    return table
+
+
+_SELECTORS: dict[bytes, tuple[str, list[str], list[str]]] | None = None
+_HEX_DATA = re.compile(r"0x[0-9a-fA-F]{8,}")
+
+
+def _revert_data(exc: BaseException) -> bytes | None:
+    """The raw revert data inside either backend's exception, or None."""
+    if isinstance(exc, ContractCustomError | ContractLogicError | ContractPanicError):
+        data = exc.data if isinstance(exc.data, str) else None
+        if data is None and exc.args and isinstance(exc.args[0], str):
+            data = exc.args[0]
+        if data:
+            match = _HEX_DATA.search(data)
+            return bytes.fromhex(match.group(0)[2:]) if match else None
+        return None
+    message = str(exc.args[0]) if exc.args else ""
+    # eth-tester: "execution reverted: b'\\xa3...'" — the revert data is a Python bytes literal.
+    marker = message.find("b'") if "b'" in message else message.find('b"')
+    if marker >= 0:
+        try:
+            value = ast.literal_eval(message[marker:])
+        except (ValueError, SyntaxError):
+            return None
+        return value if isinstance(value, bytes) else None
+    match = _HEX_DATA.search(message)
+    return bytes.fromhex(match.group(0)[2:]) if match else None
+
+
+def decode_revert(exc: BaseException) -> ContractRevert | None:
+    """Map a revert from either backend to :class:`ContractRevert` with the custom error's name and arguments."""
+    global _SELECTORS
+    data = _revert_data(exc)
+    if data is None or len(data) < 4:
+        return None
+    if _SELECTORS is None:
+        _SELECTORS = _selector_table()
+    known = _SELECTORS.get(data[:4])
+    if known is None:
+        return ContractRevert("UnknownError", {"data": data}, "0x" + data[:4].hex())
+    name, types, names = known
+    try:
+        values = abi_decode(types, data[4:])
+    except Exception:  # malformed data: still name the error
+        values = tuple(None for _ in types)
+    args = {
+        key: Web3.to_checksum_address(value) if kind == "address" and value else value
+        for key, kind, value in zip(names, types, values, strict=True)
+    }
+    return ContractRevert(name, args, "0x" + data[:4].hex())
+
+
+def is_revert(exc: BaseException) -> bool:
+    from eth_tester.exceptions import TransactionFailed as TesterTransactionFailed
+
+    return isinstance(exc, TesterTransactionFailed | ContractLogicError | ContractCustomError | ContractPanicError)
+
+
+def open_backend(rpc_url: str | None, chain_path: Path | None) -> ChainBackend:
+    """The backend the settings name: JSON-RPC when `rpc_url` is set, else the embedded chain at `chain_path`."""
+    if rpc_url:
+        return JsonRpcBackend(rpc_url)
+    return EthTesterBackend(chain_path)
+
+
+__all__ = [
+    "ANVIL_CHAIN_ID",
+    "ChainBackend",
+    "EthTesterBackend",
+    "JsonRpcBackend",
+    "TransactionFailed",
+    "decode_revert",
+    "is_revert",
+    "open_backend",
+]

@@ -1,0 +1,200 @@
+"""Evidence bundles: one JSON file per item that anyone can check with public tools alone.
+
+A bundle holds the chain id, the EventAnchor contract, the item's Digital Link and, per event, the event itself, its
+CBV 2.0 Event Hash ID, its signer's EIP-712 signature, the anchor (root, transaction, block) and the Merkle proof.
+:func:`verify_bundle` recomputes every hash from the event itself, recovers every signature, checks every proof
+offline, and checks every root on-chain: the root must be in a ``RootAnchored`` log that ``contract`` emitted in
+``txHash``, on the canonical chain.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from web3 import Web3
+from web3.exceptions import TransactionNotFound
+from web3.logs import DISCARD
+
+from .artifacts import load_artifact
+from .epcis.hashing import event_hash_id, hash_digest
+from .merkle import verify_proof
+from .outbox import Outbox, OutboxEvent
+from .signing import EventDomain, recover_event_signer
+
+BUNDLE_FORMAT = "circular-ledger-evidence/1"
+
+
+def _hex(value: bytes) -> str:
+    return "0x" + value.hex()
+
+
+def _unhex(value: str) -> bytes:
+    return bytes.fromhex(value.removeprefix("0x"))
+
+
+def bundle_entry(row: OutboxEvent) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "event": row.event,
+        "eventID": row.event_id,
+        "signature": {"signer": row.signer, "deadline": row.deadline, "value": _hex(row.signature)},
+        "anchor": None,
+        "proof": row.proof,
+    }
+    if row.batch is not None and row.batch.block_number is not None and row.batch.tx_hash is not None:
+        entry["anchor"] = {
+            "root": _hex(row.batch.root),
+            "txHash": _hex(row.batch.tx_hash),
+            "blockNumber": row.batch.block_number,
+        }
+    return entry
+
+
+def export_bundle(
+    outbox: Outbox, chain_id: int, contract: str, item_uri: str, extra_epcs: Sequence[str] = ()
+) -> dict[str, Any]:
+    """The evidence bundle of `item_uri`: every event naming it (and `extra_epcs`, e.g. its lots)."""
+    rows: dict[str, OutboxEvent] = {}
+    for epc in (item_uri, *extra_epcs):
+        for row in outbox.events_for(epc):
+            rows.setdefault(row.event_id, row)
+    ordered = sorted(rows.values(), key=lambda r: r.id)
+    return {
+        "format": BUNDLE_FORMAT,
+        "chainId": chain_id,
+        "contract": contract,
+        "item": item_uri,
+        "events": [bundle_entry(r) for r in ordered],
+    }
+
+
+@dataclass
+class EventVerdict:
+    event_id: str
+    ok: bool
+    checks: dict[str, bool] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+
+    def fail(self, check: str, problem: str) -> None:
+        self.checks[check] = False
+        self.problems.append(problem)
+        self.ok = False
+
+
+@dataclass
+class BundleVerdict:
+    item: str
+    events: list[EventVerdict]
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems and bool(self.events) and all(e.ok for e in self.events)
+
+
+def verify_bundle(bundle: dict[str, Any], web3: Web3 | None) -> BundleVerdict:
+    """Check every part of `bundle`. With `web3` None only the offline checks run (and the verdict says so)."""
+    verdict = BundleVerdict(str(bundle.get("item", "")), [])
+    try:
+        chain_id = int(bundle["chainId"])
+        contract = Web3.to_checksum_address(bundle["contract"])
+        entries = list(bundle["events"])
+    except (KeyError, TypeError, ValueError) as exc:
+        verdict.problems.append(f"malformed bundle: {exc}")
+        return verdict
+    if bundle.get("format") != BUNDLE_FORMAT:
+        verdict.problems.append(f"unknown bundle format {bundle.get('format')!r}")
+    if not entries:
+        verdict.problems.append("the bundle holds no events")
+    anchor_contract = None
+    if web3 is not None:
+        if web3.eth.chain_id != chain_id:
+            verdict.problems.append(f"the node is on chain {web3.eth.chain_id}, the bundle on chain {chain_id}")
+            web3 = None
+        else:
+            anchor_contract = web3.eth.contract(address=contract, abi=load_artifact("EventAnchor").abi)
+    else:
+        verdict.problems.append("on-chain checks skipped: no node to ask")
+    domain = EventDomain(chain_id, contract)
+    roots_checked: dict[tuple[str, str], str | None] = {}
+    for entry in entries:
+        verdict.events.append(_verify_entry(entry, domain, web3, anchor_contract, roots_checked))
+    return verdict
+
+
+def _verify_entry(
+    entry: dict[str, Any],
+    domain: EventDomain,
+    web3: Web3 | None,
+    anchor_contract: Any,
+    roots_checked: dict[tuple[str, str], str | None],
+) -> EventVerdict:
+    claimed = str(entry.get("eventID", ""))
+    result = EventVerdict(claimed, True)
+    try:
+        event = dict(entry["event"])
+        recomputed = event_hash_id(event)
+    except Exception as exc:
+        result.fail("hash", f"event cannot be hashed: {exc}")
+        return result
+    result.checks["hash"] = recomputed == claimed and event.get("eventID", claimed) == claimed
+    if not result.checks["hash"]:
+        result.fail("hash", f"event hashes to {recomputed}, not {claimed}")
+        return result
+    digest = hash_digest(recomputed)
+    signature = entry.get("signature") or {}
+    try:
+        signer = recover_event_signer(domain, digest, int(signature["deadline"]), _unhex(signature["value"]))
+        result.checks["signature"] = signer.lower() == str(signature["signer"]).lower()
+        if not result.checks["signature"]:
+            result.fail("signature", f"signed by {signer}, not {signature['signer']}")
+    except Exception as exc:
+        result.fail("signature", f"bad signature: {exc}")
+    anchor = entry.get("anchor")
+    if not anchor:
+        result.fail("anchored", "not anchored yet")
+        return result
+    try:
+        root = _unhex(anchor["root"])
+        proof = [_unhex(p) for p in entry.get("proof") or []]
+    except (KeyError, TypeError, ValueError) as exc:
+        result.fail("proof", f"malformed anchor or proof: {exc}")
+        return result
+    result.checks["proof"] = verify_proof(root, digest, proof)
+    if not result.checks["proof"]:
+        result.fail("proof", "the Merkle proof does not lead to the root")
+    if web3 is not None:
+        key = (anchor["root"], anchor["txHash"])
+        if key not in roots_checked:
+            roots_checked[key] = _root_problem(web3, anchor_contract, root, anchor)
+        problem = roots_checked[key]
+        result.checks["onChain"] = problem is None
+        if problem is not None:
+            result.fail("onChain", problem)
+    return result
+
+
+def _root_problem(web3: Web3, anchor_contract: Any, root: bytes, anchor: dict[str, Any]) -> str | None:
+    """None when `root` is in a RootAnchored log of the contract in `txHash`, on the canonical chain."""
+    try:
+        receipt = web3.eth.get_transaction_receipt(anchor["txHash"])
+    except TransactionNotFound:
+        return f"transaction {anchor['txHash']} is not on the chain"
+    if receipt["status"] != 1:
+        return f"transaction {anchor['txHash']} failed"
+    if web3.eth.get_block(receipt["blockNumber"])["hash"] != receipt["blockHash"]:
+        return f"transaction {anchor['txHash']} is not on the canonical chain"
+    logs = [
+        log
+        for log in anchor_contract.events.RootAnchored().process_receipt(receipt, errors=DISCARD)
+        if log["address"] == anchor_contract.address and bytes(log["args"]["root"]) == root
+    ]
+    if not logs:
+        return f"no RootAnchored log of the root by {anchor_contract.address} in {anchor['txHash']}"
+    if int(anchor.get("blockNumber", -1)) != receipt["blockNumber"]:
+        return f"anchor block {anchor.get('blockNumber')} is not the transaction's block {receipt['blockNumber']}"
+    return None
+
+
+__all__ = ["BUNDLE_FORMAT", "BundleVerdict", "EventVerdict", "export_bundle", "verify_bundle"]

@@ -1,0 +1,63 @@
+"""GS1 keys and the ids the contracts derive from them. GTINs are parsed and checked by biip."""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import quote
+
+from biip import ParseError
+from biip.gtin import Gtin
+from eth_abi import encode as abi_encode
+from eth_utils import keccak, to_canonical_address
+
+from .errors import InvalidIdentifier
+
+# GS1 General Specifications 7.11, character set 82: what AI (21) serials and AI (10) lots may hold.
+_CSET82 = re.compile(r"^[!\"%&'()*+,\-./0-9:;<=>?A-Z_a-z]{1,20}$")
+
+
+def normalize_gtin(gtin: str) -> str:
+    """The GTIN-14 form of `gtin` (GTIN-8/12/13/14), with its check digit verified."""
+    if not gtin.isdigit() or len(gtin) not in (8, 12, 13, 14):
+        raise InvalidIdentifier(f"GTIN must be 8, 12, 13 or 14 digits: {gtin!r}")
+    try:
+        return Gtin.parse(gtin).as_gtin_14()
+    except ParseError as exc:
+        raise InvalidIdentifier(f"invalid GTIN {gtin!r}: {exc}") from None
+
+
+def check_serial(value: str, what: str = "serial") -> str:
+    """A GS1 serial (AI 21) or batch/lot (AI 10): 1 to 20 characters of character set 82."""
+    if not _CSET82.match(value):
+        raise InvalidIdentifier(f"{what} must be 1 to 20 characters of GS1 character set 82: {value!r}")
+    return value
+
+
+def item_id(gtin: str, serial: str) -> bytes:
+    """The contracts' item id: ``keccak256(abi.encode(gtin14, serial))``."""
+    return keccak(abi_encode(["string", "string"], [normalize_gtin(gtin), check_serial(serial)]))
+
+
+def gtin_lot_id(gtin: str, lot_number: str) -> bytes:
+    """The id of a lot keyed by GTIN plus batch/lot: ``keccak256(abi.encode(gtin14, lot))``."""
+    return keccak(abi_encode(["string", "string"], [normalize_gtin(gtin), check_serial(lot_number, "lot")]))
+
+
+def material_lot_id(owner: str, material_code: bytes, lot_number: str) -> bytes:
+    """The id of a lot keyed by material code and lot, in its owner's namespace."""
+    return keccak(
+        abi_encode(["address", "bytes32", "string"], [to_canonical_address(owner), material_code, lot_number])
+    )
+
+
+def digital_link(base_url: str, gtin: str, serial: str | None = None, lot: str | None = None) -> str:
+    """The uncompressed GS1 Digital Link URI of an item (AI 21) or a lot (AI 10) at `base_url`."""
+    uri = f"{base_url.rstrip('/')}/01/{normalize_gtin(gtin)}"
+    if serial is not None:
+        uri += f"/21/{quote(check_serial(serial), safe='')}"
+    if lot is not None:
+        uri += f"/10/{quote(check_serial(lot, 'lot'), safe='')}"
+    return uri
+
+
+__all__ = ["check_serial", "digital_link", "gtin_lot_id", "item_id", "material_lot_id", "normalize_gtin"]

@@ -1,0 +1,137 @@
+"""The ledger as one object for the CLI and the API: chain, deployment, outbox, signing and the anchoring worker.
+
+The embedded chain is a file owned by one process at a time. When another process (``circular serve``) owns it,
+:func:`open_chain` reaches the same chain through that process's JSON-RPC endpoint, recorded in
+``<data_dir>/server.json``: every command acts on one chain and one database (see ``ledger/README.md``).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from functools import cached_property
+from typing import Any
+
+from eth_account.signers.local import LocalAccount
+from sqlalchemy.orm import Session, sessionmaker
+
+from .anchoring import AnchoringWorker
+from .chain import ChainBackend, EthTesterBackend, JsonRpcBackend
+from .client import Deployment, Ledger, Role
+from .db import Base, make_engine
+from .epcis.hashing import event_hash_id, hash_digest
+from .errors import ChainIdMismatch, ChainLocked, InvalidSignature
+from .outbox import Outbox, SignedEvent, Stored
+from .settings import Settings
+from .signing import EventDomain, recover_event_signer, sign_event
+
+SIGNATURE_TTL_S = 3600  # how long a freshly signed event may wait before submission
+ACTOR_ROLES = ("brand", "recycler", "retailer", "repairer")
+
+
+def server_file(settings: Settings) -> Any:
+    return settings.data_dir / "server.json"
+
+
+def open_chain(settings: Settings) -> ChainBackend:
+    """The configured chain: the RPC URL, else the embedded chain (in-process, or via the process that owns it)."""
+    if settings.rpc_url:
+        backend: ChainBackend = JsonRpcBackend(settings.rpc_url)
+    else:
+        try:
+            backend = EthTesterBackend(settings.chain_path)
+        except ChainLocked:
+            info = server_file(settings)
+            if not info.exists():
+                raise
+            backend = JsonRpcBackend(json.loads(info.read_text())["rpc"])
+    if settings.chain_id is not None and backend.web3.eth.chain_id != settings.chain_id:
+        actual = backend.web3.eth.chain_id
+        backend.close()
+        raise ChainIdMismatch(f"the node reports chain id {actual}, the settings expect {settings.chain_id}")
+    return backend
+
+
+class LedgerService:
+    """Everything the CLI and the API need from the ledger, opened from one :class:`Settings`."""
+
+    def __init__(self, settings: Settings, backend: ChainBackend | None = None) -> None:
+        self.settings = settings
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        self.backend = backend or open_chain(settings)
+        self.engine = make_engine(settings.database_url)
+        Base.metadata.create_all(self.engine)
+        self.sessions: sessionmaker[Session] = sessionmaker(self.engine, expire_on_commit=False)
+        self.outbox = Outbox(self.sessions)
+        self._role_cache: dict[tuple[str, str], tuple[bool, float]] = {}
+
+    @cached_property
+    def chain_id(self) -> int:
+        return int(self.backend.web3.eth.chain_id)
+
+    @cached_property
+    def ledger(self) -> Ledger:
+        return Ledger(self.backend, Deployment.load(self.settings.deployments_dir, self.chain_id))
+
+    def deploy(self, admin: LocalAccount) -> Ledger:
+        ledger = Ledger.deploy(self.backend, admin)
+        ledger.deployment.save(self.settings.deployments_dir)
+        self.__dict__["ledger"] = ledger
+        return ledger
+
+    @property
+    def domain(self) -> EventDomain:
+        return EventDomain(self.chain_id, self.ledger.deployment.addresses["EventAnchor"])
+
+    # -- events -----------------------------------------------------------------------------------------------
+    def sign(self, actor: LocalAccount, event: dict[str, Any], ttl_s: int = SIGNATURE_TTL_S) -> SignedEvent:
+        deadline = int(time.time()) + ttl_s
+        signature = sign_event(actor.key, self.domain, hash_digest(event_hash_id(event)), deadline)
+        return SignedEvent(event, actor.address, signature, deadline)
+
+    def record(self, actor: LocalAccount, events: Sequence[dict[str, Any]]) -> list[Stored]:
+        """Sign `events` as `actor` and store them in the outbox (idempotently)."""
+        return self.outbox.add_many([self.sign(actor, e) for e in events])
+
+    def submit(self, signed: Sequence[SignedEvent]) -> list[Stored]:
+        """Store events signed elsewhere, after checking each signature, deadline and the signer's role."""
+        now = int(time.time())
+        for item in signed:
+            if item.deadline < now:
+                raise InvalidSignature(f"the signature of {item.event_id} expired at {item.deadline}")
+            signer = recover_event_signer(
+                self.domain, hash_digest(event_hash_id(item.event)), item.deadline, item.signature
+            )
+            if signer.lower() != item.signer.lower():
+                raise InvalidSignature(f"event {item.event_id} is signed by {signer}, not {item.signer}")
+            if not self.has_actor_role(signer):
+                raise InvalidSignature(f"signer {signer} holds no brand, recycler, retailer or repairer role")
+        return self.outbox.add_many(signed)
+
+    def has_actor_role(self, account: str) -> bool:
+        """Whether `account` holds an actor role; cached for 10 s (a revoked role stops working within that)."""
+        key = (account.lower(), "actor")
+        cached = self._role_cache.get(key)
+        if cached is not None and cached[1] > time.monotonic():
+            return cached[0]
+        value = any(self.ledger.has_role(role, account) for role in ACTOR_ROLES)
+        self._role_cache[key] = (value, time.monotonic() + 10)
+        return value
+
+    def worker(self, anchorer: LocalAccount) -> AnchoringWorker:
+        return AnchoringWorker(
+            self.ledger,
+            self.sessions,
+            anchorer,
+            batch_size=self.settings.batch_size,
+            max_wait_s=self.settings.batch_max_wait_s,
+            confirmations=self.settings.confirmations,
+        )
+
+    def close(self) -> None:
+        self.engine.dispose()
+        self.backend.close()
+
+
+__all__ = ["LedgerService", "Role", "open_chain"]

@@ -1,0 +1,85 @@
+"""Shared fixtures: the two chain backends (in-process eth-tester and an Anvil node) and a deployed ledger."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ledger.chain import ChainBackend, EthTesterBackend, JsonRpcBackend
+
+ROOT = Path(__file__).resolve().parents[1]
+ANVIL = ROOT / "node_modules" / "@foundry-rs" / "anvil-linux-amd64" / "bin" / "anvil"
+
+
+def standards_dir() -> Path:
+    override = os.environ.get("CIRCULAR_STANDARDS_DIR")
+    return Path(override) if override else ROOT.parent / "shared" / "standards"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class AnvilNode:
+    """An Anvil process on a free port; `url` is its JSON-RPC endpoint."""
+
+    def __init__(self, *extra: str) -> None:
+        if not ANVIL.exists():
+            pytest.fail(f"Anvil binary missing at {ANVIL}: run `npm ci` (make setup)")
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        # The real binary, not the node wrapper, so that the pid we stop is Anvil itself.
+        self.process = subprocess.Popen(
+            [str(ANVIL), "--host", "127.0.0.1", "--port", str(self.port), "--silent", *extra],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    return
+            except OSError:
+                time.sleep(0.05)
+        self.stop()
+        pytest.fail("Anvil did not start within 15 s")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+
+
+@pytest.fixture(scope="session")
+def anvil_node() -> Iterator[AnvilNode]:
+    node = AnvilNode()
+    yield node
+    node.stop()
+
+
+@pytest.fixture(scope="session", params=["eth-tester", "anvil"])
+def session_backend(request: pytest.FixtureRequest) -> Iterator[ChainBackend]:
+    """Each backend once per session; tests get a clean state through snapshot/revert (see `backend`)."""
+    if request.param == "eth-tester":
+        backend: ChainBackend = EthTesterBackend()
+    else:
+        backend = JsonRpcBackend(request.getfixturevalue("anvil_node").url)
+    yield backend
+    backend.close()
+
+
+@pytest.fixture
+def backend(session_backend: ChainBackend) -> Iterator[ChainBackend]:
+    snapshot = session_backend.snapshot()
+    yield session_backend
+    session_backend.revert(snapshot)
