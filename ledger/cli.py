@@ -29,7 +29,7 @@ def clean_errors(func: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
-        except (LedgerError, ValueError, OSError) as exc:
+        except (LedgerError, ValueError, LookupError, OSError, subprocess.CalledProcessError) as exc:
             err_console.print(f"[red]error:[/red] {exc}", highlight=False)
             raise typer.Exit(1) from None
 
@@ -64,6 +64,197 @@ def node(
     if block_time is not None:
         args += ["--block-time", str(block_time)]
     raise typer.Exit(subprocess.call(args))
+
+
+RpcOption = Annotated[str | None, typer.Option("--rpc", help="JSON-RPC URL of a node; default: the embedded chain.")]
+DbOption = Annotated[str | None, typer.Option("--db", help="SQLAlchemy database URL; default: SQLite in the data dir.")]
+DataDirOption = Annotated[Path | None, typer.Option("--data-dir", help="Where state lives (default .circular).")]
+
+
+def load_settings(rpc: str | None = None, db: str | None = None, data_dir: Path | None = None) -> Any:
+    from .settings import Settings
+
+    overrides: dict[str, Any] = {}
+    if rpc:
+        overrides["rpc_url"] = rpc
+    if db:
+        overrides["db_url"] = db
+    if data_dir:
+        overrides["data_dir"] = data_dir
+    return Settings(**overrides)
+
+
+def open_service(rpc: str | None, db: str | None, data_dir: Path | None) -> Any:
+    from .service import LedgerService
+
+    return LedgerService(load_settings(rpc, db, data_dir))
+
+
+def actor_account(service: Any, actor: str, dev_index: int) -> Any:
+    """`actor`'s configured key, or on a development chain its pre-funded account number `dev_index`."""
+    from .errors import KeyNotFound
+
+    try:
+        return service.settings.actor_key(actor)
+    except KeyNotFound:
+        accounts = service.backend.dev_accounts()
+        if not accounts:
+            raise
+        return accounts[dev_index]
+
+
+@app.command()
+@clean_errors
+def deploy(rpc: RpcOption = None, db: DbOption = None, data_dir: DataDirOption = None) -> None:
+    """Deploy the contracts and record their addresses for this chain id."""
+    service = open_service(rpc, db, data_dir)
+    try:
+        admin = actor_account(service, "admin", 0)
+        anchorer = actor_account(service, "anchorer", 9)
+        ledger = service.deploy(admin)
+        ledger.grant_role(admin, "anchorer", anchorer.address)
+        for name, address in ledger.deployment.addresses.items():
+            console.print(f"{name:24} {address}")
+        console.print(f"deployed on chain {ledger.deployment.chain_id}; anchorer {anchorer.address}")
+    finally:
+        service.close()
+
+
+@app.command()
+@clean_errors
+def worker(
+    once: Annotated[bool, typer.Option(help="Anchor everything pending, then stop.")] = False,
+    rpc: RpcOption = None,
+    db: DbOption = None,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Run the anchoring worker: pending events → Merkle batches → anchored roots → stored proofs."""
+    import logging
+    import threading
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    service = open_service(rpc, db, data_dir)
+    try:
+        anchoring = service.worker(actor_account(service, "anchorer", 9))
+        if once:
+            results = anchoring.drain()
+            console.print(f"anchored {sum(r.events for r in results)} events in {len(results)} batches")
+            return
+        stop = threading.Event()
+        try:
+            anchoring.run_forever(stop)
+        except KeyboardInterrupt:
+            stop.set()
+    finally:
+        service.close()
+
+
+@app.command()
+@clean_errors
+def export(
+    digital_link: Annotated[str, typer.Argument(help="The item's GS1 Digital Link URI.")],
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="Bundle file; default: stdout.")] = None,
+    rpc: RpcOption = None,
+    db: DbOption = None,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Write the evidence bundle of an item: its events, signatures, anchors and Merkle proofs."""
+    from .evidence import export_bundle
+
+    service = open_service(rpc, db, data_dir)
+    try:
+        bundle = export_bundle(service.outbox, service.chain_id, service.ledger.anchor.address, digital_link)
+    finally:
+        service.close()
+    if not bundle["events"]:
+        raise LookupError(f"no events for {digital_link}")
+    text = json.dumps(bundle, indent=2) + "\n"
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        output.write_text(text)
+        console.print(f"wrote {len(bundle['events'])} events to {output}")
+
+
+@app.command()
+@clean_errors
+def verify(
+    target: Annotated[str, typer.Argument(help="An evidence bundle file, or an item's Digital Link URI.")],
+    rpc: RpcOption = None,
+    db: DbOption = None,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Check every event of a bundle: its hash, signature, Merkle proof and root on-chain. Exit 1 if any fails."""
+    from .evidence import export_bundle, verify_bundle
+
+    service = open_service(rpc, db, data_dir)
+    try:
+        path = Path(target)
+        if path.exists():
+            try:
+                bundle = json.loads(path.read_text())
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{path} is not JSON: {exc}") from None
+        else:
+            bundle = export_bundle(service.outbox, service.chain_id, service.ledger.anchor.address, target)
+        verdict = verify_bundle(bundle, service.backend.web3)
+    finally:
+        service.close()
+    for event in verdict.events:
+        mark = "[green]ok[/green]  " if event.ok else "[red]FAIL[/red]"
+        console.print(f"{mark} {event.event_id}  " + ("; ".join(event.problems) or "hash, signature, proof, root"))
+    for problem in verdict.problems:
+        console.print(f"[red]FAIL[/red] {problem}")
+    if not verdict.ok:
+        raise typer.Exit(1)
+    console.print(f"[green]verified[/green]: {len(verdict.events)} events of {verdict.item}")
+
+
+@app.command()
+@clean_errors
+def rebuild(rpc: RpcOption = None, db: DbOption = None, data_dir: DataDirOption = None) -> None:
+    """Rebuild lots, items and lifecycle states from contract logs alone into an empty database."""
+    from sqlalchemy import func, select
+
+    from .projection import ChainLot, Projector
+
+    service = open_service(rpc, db, data_dir)
+    try:
+        with service.sessions.begin() as session:
+            if session.scalar(select(func.count()).select_from(ChainLot)):
+                raise ValueError("the database already holds lots: rebuild needs an empty database (--db URL)")
+            applied = Projector(service.ledger).rebuild(session)
+        console.print(f"rebuilt from {applied} logs of chain {service.chain_id}")
+    finally:
+        service.close()
+
+
+@app.command()
+@clean_errors
+def backup(
+    target: Annotated[Path, typer.Argument(help="The snapshot file to write.")],
+    db: DbOption = None,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Write a consistent snapshot of the database (SQLite online backup, or pg_dump for PostgreSQL)."""
+    from .backup import backup_database
+
+    backup_database(load_settings(None, db, data_dir).database_url, target)
+    console.print(f"backup written to {target}")
+
+
+@app.command()
+@clean_errors
+def restore(
+    source: Annotated[Path, typer.Argument(help="A snapshot written by `circular backup`.")],
+    db: DbOption = None,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Bring back a snapshot written by `circular backup` (the database must not be in use)."""
+    from .backup import restore_database
+
+    restore_database(load_settings(None, db, data_dir).database_url, source)
+    console.print(f"restored {source}")
 
 
 @app.command("hash")
