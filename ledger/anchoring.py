@@ -154,7 +154,7 @@ class AnchoringWorker:
             with self.sessions.begin() as session:
                 batch = session.get_one(Batch, batch_id)
                 nonce = tx.next_nonce(self.anchorer.address)
-                call = self.ledger.anchor.functions.anchor(batch.root, batch.event_count, "")
+                call = self.ledger.anchor.functions.anchor(batch.root, batch.event_count)
                 unsigned = call.build_transaction(
                     {"from": self.anchorer.address, "nonce": nonce, "gas": ANCHOR_GAS, "chainId": tx.chain_id}
                 )

@@ -206,7 +206,7 @@ class Ledger:
         prefixes = tx.deploy(admin, "CompanyPrefixRegistry", access)
         lots = tx.deploy(admin, "MaterialLots", access, prefixes)
         items = tx.deploy(admin, "ItemRegistry", access, prefixes, lots)
-        anchor = tx.deploy(admin, "EventAnchor", access)
+        anchor = tx.deploy(admin, "EventAnchor", admin.address)
         deployment = Deployment(
             chain_id=tx.chain_id,
             addresses={
@@ -224,14 +224,18 @@ class Ledger:
         return ledger
 
     # -- roles and prefixes -----------------------------------------------------------------------------------
+    def _role_holder(self, role: str) -> Contract:
+        """Where `role` lives: the anchorer role in EventAnchor itself, every other role in CircularAccess."""
+        return self.anchor if role.lower() == "anchorer" else self.access
+
     def grant_role(self, admin: LocalAccount, role: str, account: str) -> TxReceipt:
-        return self.tx.send(admin, self.access.functions.grantRole(Role.by_name(role), account))
+        return self.tx.send(admin, self._role_holder(role).functions.grantRole(Role.by_name(role), account))
 
     def revoke_role(self, admin: LocalAccount, role: str, account: str) -> TxReceipt:
-        return self.tx.send(admin, self.access.functions.revokeRole(Role.by_name(role), account))
+        return self.tx.send(admin, self._role_holder(role).functions.revokeRole(Role.by_name(role), account))
 
     def has_role(self, role: str, account: str) -> bool:
-        return bool(self.access.functions.hasRole(Role.by_name(role), account).call())
+        return bool(self._role_holder(role).functions.hasRole(Role.by_name(role), account).call())
 
     def assign_prefix(self, admin: LocalAccount, prefix: str, brand: str) -> TxReceipt:
         return self.tx.send(admin, self.prefixes.functions.assignPrefix(prefix, brand))
@@ -372,7 +376,9 @@ class Ledger:
 
     # -- anchoring --------------------------------------------------------------------------------------------
     def anchor_root(self, anchorer: LocalAccount, root: bytes, event_count: int, uri: str = "") -> TxReceipt:
-        return self.tx.send(anchorer, self.anchor.functions.anchor(root, event_count, uri))
+        if uri:
+            return self.tx.send(anchorer, self.anchor.functions.anchorWithUri(root, event_count, uri))
+        return self.tx.send(anchorer, self.anchor.functions.anchor(root, event_count))
 
     def anchor_of(self, root: bytes) -> dict[str, Any]:
         anchorer, anchored_at, count = self.anchor.functions.anchorOf(root).call()

@@ -1,11 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity ^0.8.28;
 
-import {IAccessControl} from "@openzeppelin/contracts/access/IAccessControl.sol";
+import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
 import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 import {MerkleProof} from "@openzeppelin/contracts/utils/cryptography/MerkleProof.sol";
-import {RoleGated} from "./access/RoleGated.sol";
 import {Roles} from "./access/Roles.sol";
 import {IEventAnchor} from "./interfaces/IEventAnchor.sol";
 
@@ -15,15 +14,28 @@ import {IEventAnchor} from "./interfaces/IEventAnchor.sol";
  * Hash ID, as `bytes32`, hashed as OpenZeppelin's merkle-tree StandardMerkleTree does, so anyone can check an event
  * against an anchored root with public tools.
  *
+ * It holds its own `ANCHORER_ROLE` (OpenZeppelin AccessControl) rather than asking the shared CircularAccess
+ * registry: anchoring is the ledger's operational key, not a supply-chain actor, and a local role check saves the
+ * external call (about 3,000 gas of the ~50,000 an anchor costs, i.e. 3 gas per event at a batch of 1,000).
+ *
  * It is also the EIP-712 domain ("CircularLedger", "1") in which actors sign events:
  * `SignedEvent(bytes32 eventHash,uint256 deadline)`.
  */
-contract EventAnchor is RoleGated, EIP712, IEventAnchor {
+contract EventAnchor is AccessControl, EIP712, IEventAnchor {
+    bytes32 public constant ANCHORER_ROLE = Roles.ANCHORER_ROLE;
+
     bytes32 private constant _SIGNED_EVENT_TYPEHASH = keccak256("SignedEvent(bytes32 eventHash,uint256 deadline)");
 
     mapping(bytes32 root => Anchor) private _anchors;
 
-    constructor(IAccessControl access_) RoleGated(access_) EIP712("CircularLedger", "1") {}
+    /**
+     * @param admin The account that holds `DEFAULT_ADMIN_ROLE` here and grants `ANCHORER_ROLE`.
+     *
+     * Emits a {RoleGranted} event.
+     */
+    constructor(address admin) EIP712("CircularLedger", "1") {
+        _grantRole(DEFAULT_ADMIN_ROLE, admin);
+    }
 
     /**
      * @notice Anchors `root`, the Merkle root of a batch of `eventCount` events.
@@ -34,11 +46,21 @@ contract EventAnchor is RoleGated, EIP712, IEventAnchor {
      *
      * Emits a {RootAnchored} event.
      */
-    function anchor(bytes32 root, uint32 eventCount, string calldata uri) external onlyRole(Roles.ANCHORER_ROLE) {
-        if (root == bytes32(0) || eventCount == 0) revert EmptyBatch(root, eventCount);
-        if (_anchors[root].anchorer != address(0)) revert RootAlreadyAnchored(root);
-        _anchors[root] = Anchor({anchorer: msg.sender, anchoredAt: uint64(block.timestamp), eventCount: eventCount});
-        emit RootAnchored(root, msg.sender, eventCount, uri);
+    function anchor(bytes32 root, uint32 eventCount) external onlyRole(ANCHORER_ROLE) {
+        _anchor(root, eventCount);
+    }
+
+    /**
+     * @notice Anchors `root` like {anchor} and records where the batch can be fetched. Kept apart from {anchor} so
+     * that the common case pays nothing for the optional URI.
+     *
+     * Requirements: as {anchor}.
+     *
+     * Emits a {RootAnchored} and a {BatchLocated} event.
+     */
+    function anchorWithUri(bytes32 root, uint32 eventCount, string calldata uri) external onlyRole(ANCHORER_ROLE) {
+        _anchor(root, eventCount);
+        emit BatchLocated(root, uri);
     }
 
     /// @notice The anchor record of `root` (a zero anchorer when it is not anchored).
@@ -53,6 +75,13 @@ contract EventAnchor is RoleGated, EIP712, IEventAnchor {
         if (_anchors[root].anchorer == address(0)) return false;
         bytes32 leaf = keccak256(bytes.concat(keccak256(abi.encode(eventHash))));
         return MerkleProof.verifyCalldata(proof, root, leaf);
+    }
+
+    function _anchor(bytes32 root, uint32 eventCount) private {
+        if (root == bytes32(0) || eventCount == 0) revert EmptyBatch(root, eventCount);
+        if (_anchors[root].anchorer != address(0)) revert RootAlreadyAnchored(root);
+        _anchors[root] = Anchor({anchorer: msg.sender, anchoredAt: uint64(block.timestamp), eventCount: eventCount});
+        emit RootAnchored(root, msg.sender, eventCount);
     }
 
     /// @notice The EIP-712 digest an actor signs for event `eventHash`, valid until `deadline`.

@@ -19,10 +19,14 @@ interface IEventAnchor {
     /// @dev The signature of an event expired at `deadline`.
     error ExpiredEventSignature(uint256 deadline);
 
-    /// @dev `anchorer` anchored `root`, the Merkle root of `eventCount` events; `uri` optionally locates the batch.
-    event RootAnchored(bytes32 indexed root, address indexed anchorer, uint32 eventCount, string uri);
+    /// @dev `anchorer` anchored `root`, the Merkle root of `eventCount` events.
+    event RootAnchored(bytes32 indexed root, address indexed anchorer, uint32 eventCount);
+    /// @dev The batch under `root` can be fetched at `uri`.
+    event BatchLocated(bytes32 indexed root, string uri);
 
-    function anchor(bytes32 root, uint32 eventCount, string calldata uri) external;
+    function anchor(bytes32 root, uint32 eventCount) external;
+
+    function anchorWithUri(bytes32 root, uint32 eventCount, string calldata uri) external;
 
     function anchorOf(bytes32 root) external view returns (Anchor memory);
 
