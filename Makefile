@@ -37,6 +37,9 @@ lint: setup
 	$(VENV)/bin/ruff check ledger api materials scripts tests
 	$(VENV)/bin/mypy ledger materials
 
+bench: setup
+	$(PY) -m scripts.bench
+
 gas-report: setup
 	$(PY) -m scripts.gas_report
 
