@@ -171,8 +171,10 @@ class Outbox:
                     select(OutboxEvent.event_id, OutboxEvent.status).where(OutboxEvent.event_id.in_(ids))
                 )
             }
-            stmt = insert(OutboxEvent).on_conflict_do_nothing(index_elements=["event_id"])
-            session.execute(stmt, [r for r in rows if r["event_id"] not in existing])
+            fresh = list({r["event_id"]: r for r in rows if r["event_id"] not in existing}.values())
+            if fresh:  # an empty executemany would insert one row of defaults
+                stmt = insert(OutboxEvent).on_conflict_do_nothing(index_elements=["event_id"])
+                session.execute(stmt, fresh)
             new_pks = dict(
                 session.execute(select(OutboxEvent.event_id, OutboxEvent.id).where(OutboxEvent.event_id.in_(ids))).all()
             )
