@@ -8,6 +8,7 @@ import pytest
 
 from ledger.chain import ChainBackend
 from ledger.settings import Settings
+from tests.contracts.conftest import deployed, world  # noqa: F401 - the deployed world, shared with tests/ledger
 
 if TYPE_CHECKING:
     from ledger.service import LedgerService

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from ledger.client import ItemState, Ledger, Transactor
 from ledger.db import Base
 from ledger.projection import PROJECTION_TABLES, ChainItem, ChainLot, Projector
-from tests.contracts.conftest import GTIN_A, GTIN_B, World, deployed, world  # noqa: F401 - shared fixtures
+from tests.contracts.conftest import GTIN_A, GTIN_B, World
 
 COTTON = b"CO".ljust(32, b"\x00")
 
