@@ -17,7 +17,7 @@ from .errors import LedgerError
 
 app = typer.Typer(help="circular-ledger: product passports and material loops on an EVM chain.", no_args_is_help=True)
 console = Console()
-err_console = Console(stderr=True)
+err_console = Console(stderr=True, soft_wrap=True)  # one line, whatever the terminal width
 F = TypeVar("F", bound=Callable[..., Any])
 ROOT = Path(__file__).resolve().parents[1]
 
