@@ -60,4 +60,9 @@ def digital_link(base_url: str, gtin: str, serial: str | None = None, lot: str |
     return uri
 
 
-__all__ = ["check_serial", "digital_link", "gtin_lot_id", "item_id", "material_lot_id", "normalize_gtin"]
+def lot_uri(base_url: str, lot_id: bytes) -> str:
+    """The URI of a lot with no GS1 key (a recovered lot keyed by material code), at the resolver."""
+    return f"{base_url.rstrip('/')}/lots/0x{lot_id.hex()}"
+
+
+__all__ = ["check_serial", "digital_link", "gtin_lot_id", "item_id", "lot_uri", "material_lot_id", "normalize_gtin"]
