@@ -324,11 +324,14 @@ class Projector:
                 root=_hex(a["root"]),
                 anchorer=a["anchorer"],
                 event_count=a["eventCount"],
-                uri=a["uri"],
+                uri="",
                 block_number=e["blockNumber"],
                 tx_hash=_hex(e["transactionHash"]),
             )
         )
+
+    def _on_BatchLocated(self, session: Session, e: EventData) -> None:
+        session.get_one(ChainAnchor, _hex(e["args"]["root"])).uri = e["args"]["uri"]
 
 
 __all__ = [

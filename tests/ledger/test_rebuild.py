@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from ledger.client import ItemState, Ledger, Transactor
 from ledger.db import Base
-from ledger.projection import PROJECTION_TABLES, ChainItem, ChainLot, Projector
+from ledger.projection import PROJECTION_TABLES, ChainAnchor, ChainItem, ChainLot, Projector
 from tests.contracts.conftest import GTIN_A, GTIN_B, World
 
 COTTON = b"CO".ljust(32, b"\x00")
@@ -43,6 +43,9 @@ def test_rebuild_equals_the_live_projection(world: World) -> None:
     recovered = ledger.recycle(world.recycler, [single], COTTON, "REC1", 450)
     ledger.approve_lot(world.recycler, recovered, world.brand_b.address, 450)
     ledger.register_item(world.brand_b, GTIN_B, "GEN2", [(recovered, 300)])
+    ledger.grant_role(world.admin, "anchorer", world.anchorer.address)
+    ledger.anchor_root(world.anchorer, b"\x01" * 32, 5)
+    ledger.anchor_root(world.anchorer, b"\x02" * 32, 7, "https://batches.example/2")
     live.commit()
 
     rebuilt = Session(create_engine("sqlite://"))
@@ -58,3 +61,4 @@ def test_rebuild_equals_the_live_projection(world: World) -> None:
     assert items["R4"].state == ItemState.MANUFACTURED and not items["R4"].materialized
     assert rebuilt.get_one(ChainLot, "0x" + lot.hex()).allocated_grams == 500 + 20 * 200
     assert rebuilt.get_one(ChainLot, "0x" + recovered.hex()).source_items == ["0x" + single.hex()]
+    assert rebuilt.get_one(ChainAnchor, "0x" + "02" * 32).uri == "https://batches.example/2"
