@@ -18,7 +18,8 @@ recycled       circ:bizstep-recycling (extension)   active (the recovered lot)  
 disposed       destroying                           disposed                    ObjectEvent OBSERVE
 =============  ===================================  ==========================  =================
 
-Masses are in grams, UN/CEFACT unit code ``GRM``.
+Every lifecycle event also carries ``circ:lifecycle`` (the action's name): CBV uses one vocabulary for a sale and a
+resale, and for a repair and a refurbishment. Masses are in grams, UN/CEFACT unit code ``GRM``.
 """
 
 from __future__ import annotations
@@ -141,6 +142,9 @@ def lifecycle(
     biz_step, disposition = _LIFECYCLE_VOCAB[Lifecycle(action)]
     event = _base("ObjectEvent", at, read_point)
     event.update({"epcList": list(item_uris), "action": "OBSERVE", "bizStep": biz_step, "disposition": disposition})
+    # CBV gives a first sale and a resale (or a repair and a refurbishment) the same vocabulary: our extension
+    # field names the action, so the two are different events with different hashes.
+    event["circ:lifecycle"] = Lifecycle(action).value
     return event
 
 
