@@ -415,7 +415,7 @@ _DL_URI_RE: Final = re.compile(r"[Hh][Tt][Tt][Pp][Ss]?://[^/?#]+(/[^?#]*)")
 
 
 def _dl_from_key(key: str, raw_value: str, qualifier_segments: list[str]) -> str | None:
-    value = unquote_to_bytes(raw_value).decode("utf-8", "surrogateescape")
+    value = unquote_to_bytes(raw_value).decode("utf-8", "surrogateescape") if "%" in raw_value else raw_value
     if _DL_KEY_RE[key].fullmatch(value) is None:
         return None
     allowed = _DL_QUALIFIERS.get(key, ())
@@ -480,6 +480,8 @@ def _canonical_uri(text: str) -> str:
 
 def _freeze(value: Any) -> Any:
     """A hashable copy of a JSON value, to memoise compiled contexts."""
+    if type(value) is str:
+        return value
     if isinstance(value, Mapping):
         return tuple((k, _freeze(v)) for k, v in value.items())
     if isinstance(value, list | tuple):
@@ -525,6 +527,8 @@ class EventHashContext:
     @classmethod
     def from_document(cls, document: Mapping[str, Any]) -> EventHashContext:
         """The context of an EPCIS (query) document, including its ``ignoreFields`` declarations."""
+        if not _is_mapping(document):
+            raise InvalidEventError(f"an EPCIS document must be a JSON object, not {type(document).__name__}")
         return cls.from_jsonld(document.get("@context"), ignore_fields=_ignore_fields(document))
 
     @property
@@ -625,7 +629,8 @@ def _ignore_fields(document: Mapping[str, Any]) -> list[str]:
             continue
         for key, value in holder.items():
             if isinstance(key, str) and _is_ignore_key(key):
-                names.extend([value] if isinstance(value, str) else [v for v in value if isinstance(v, str)])
+                values = [value] if isinstance(value, str) else value if isinstance(value, list | tuple) else []
+                names.extend(v for v in values if isinstance(v, str))
     return names
 
 
@@ -745,7 +750,8 @@ _DEFAULT_CONTEXT: Final = EventHashContext.from_jsonld(None)
 
 
 def _is_mapping(value: Any) -> bool:
-    return type(value) is dict or isinstance(value, Mapping)
+    kind = type(value)
+    return kind is dict or (kind is not str and kind is not list and isinstance(value, Mapping))
 
 
 def _items(value: Any) -> Sequence[Any]:
@@ -784,8 +790,10 @@ def _value(ctx: EventHashContext, raw: Any, vocab: Vocab, kind: int) -> str:
         return str(raw)
     if isinstance(raw, float):
         return _float_text(raw)
-    if isinstance(raw, str):  # a str subclass
-        return _value(ctx, str(raw), vocab, kind)
+    if isinstance(raw, str):  # a str subclass (StrEnum ...): hash its characters, not its repr
+        return _value(ctx, str.__str__(raw), vocab, kind)
+    if isinstance(raw, Decimal):  # json.loads(..., parse_float=Decimal)
+        return _numeric_text(str(raw)) if raw.is_finite() else str(raw)
     raise InvalidEventError(f"expected a JSON string, number or boolean, got {type(raw).__name__}")
 
 
@@ -1004,8 +1012,9 @@ def document_events(document: Mapping[str, Any]) -> list[Mapping[str, Any]]:
 
 def document_event_prehashes(document: Mapping[str, Any]) -> list[str]:
     """Pre-hash strings of all events of an EPCIS (query) document, in document order."""
+    events = document_events(document)
     ctx = EventHashContext.from_document(document)
-    return [_prehash(event, ctx) for event in document_events(document)]
+    return [_prehash(event, ctx) for event in events]
 
 
 def document_event_hash_ids(document: Mapping[str, Any]) -> list[str]:
@@ -1013,11 +1022,11 @@ def document_event_hash_ids(document: Mapping[str, Any]) -> list[str]:
 
     Honours the document's ``@context`` (custom namespaces, CURIEs) and its ``ignoreFields`` declarations.
     """
+    events = document_events(document)
     ctx = EventHashContext.from_document(document)
     sha256 = hashlib.sha256
     return [
-        HASH_ID_PREFIX + sha256(_prehash(event, ctx).encode("utf-8")).hexdigest() + HASH_ID_SUFFIX
-        for event in document_events(document)
+        HASH_ID_PREFIX + sha256(_prehash(event, ctx).encode("utf-8")).hexdigest() + HASH_ID_SUFFIX for event in events
     ]
 
 
