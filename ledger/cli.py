@@ -273,3 +273,7 @@ def hash_command(document: Annotated[Path, typer.Argument(help="An EPCIS 2.0 JSO
 
 def main() -> None:  # pragma: no cover - console entry point
     app()
+
+
+if __name__ == "__main__":
+    app()
