@@ -20,7 +20,7 @@ from web3.logs import DISCARD
 from .artifacts import load_artifact
 from .epcis.hashing import event_hash_id, hash_digest
 from .merkle import verify_proof
-from .outbox import Outbox, OutboxEvent
+from .outbox import Outbox, OutboxEvent, proofs_as_hex, split_proof
 from .signing import EventDomain, recover_event_signer
 
 BUNDLE_FORMAT = "circular-ledger-evidence/1"
@@ -40,7 +40,7 @@ def bundle_entry(row: OutboxEvent) -> dict[str, Any]:
         "eventID": row.event_id,
         "signature": {"signer": row.signer, "deadline": row.deadline, "value": _hex(row.signature)},
         "anchor": None,
-        "proof": row.proof,
+        "proof": proofs_as_hex(split_proof(row.proof)) if row.proof is not None else None,
     }
     if row.batch is not None and row.batch.block_number is not None and row.batch.tx_hash is not None:
         entry["anchor"] = {

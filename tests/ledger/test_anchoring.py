@@ -10,15 +10,17 @@ from sqlalchemy import func, select
 from ledger.epcis import events as ev
 from ledger.epcis.hashing import hash_digest
 from ledger.merkle import verify_proof
-from ledger.outbox import Batch, BatchStatus, EventStatus, OutboxEvent
+from ledger.outbox import Batch, BatchStatus, EventStatus, OutboxEvent, split_proof
 from ledger.service import LedgerService
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 
 
 def sold(n: int) -> list[dict]:
-    return [ev.lifecycle(ev.Lifecycle.SOLD, [f"https://id.example/01/09506000134352/21/S{i}"], at=T0 + timedelta(
-        seconds=i)) for i in range(n)]
+    return [
+        ev.lifecycle(ev.Lifecycle.SOLD, [f"https://id.example/01/09506000134352/21/S{i}"], at=T0 + timedelta(seconds=i))
+        for i in range(n)
+    ]
 
 
 def test_the_same_event_is_stored_once(service: LedgerService) -> None:
@@ -44,7 +46,7 @@ def test_worker_anchors_every_event_once_with_proofs(service: LedgerService) -> 
         assert row is not None and row.proof is not None and row.batch_id is not None
         with service.sessions() as session:
             root = session.get_one(Batch, row.batch_id).root
-        proof = [bytes.fromhex(p[2:]) for p in row.proof]
+        proof = split_proof(row.proof)
         assert verify_proof(root, hash_digest(item.event_id), proof)
         assert service.ledger.verify_event_on_chain(root, hash_digest(item.event_id), proof)
     assert worker.run_once(force=True) == []  # nothing left, nothing sent twice
