@@ -183,7 +183,6 @@ def epcis_document(events: Sequence[dict[str, Any]], *, created: datetime | None
     }
 
 
-
 __all__ = [
     "BIZSTEP_IN_USE",
     "BIZSTEP_RECYCLING",

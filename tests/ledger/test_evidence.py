@@ -20,8 +20,9 @@ T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 @pytest.fixture
 def bundle(service: LedgerService) -> dict[str, Any]:
     brand, retailer, anchorer = (service.backend.dev_accounts()[i] for i in (1, 4, 6))
-    service.record(brand, [ev.lot_registered(LOT, "CO", 1000, at=T0),
-                           ev.items_manufactured([ITEM], [(LOT, 200)], at=T0)])
+    service.record(
+        brand, [ev.lot_registered(LOT, "CO", 1000, at=T0), ev.items_manufactured([ITEM], [(LOT, 200)], at=T0)]
+    )
     service.record(retailer, [ev.lifecycle(ev.Lifecycle.SOLD, [ITEM], at=T0)])
     service.record(brand, [ev.lifecycle(ev.Lifecycle.SOLD, ["https://id.example/01/09506000134352/21/OTHER"])])
     service.worker(anchorer).drain()
@@ -51,13 +52,17 @@ def _tampered(bundle: dict[str, Any], change: Any) -> dict[str, Any]:
         ("proof element", lambda b: b["events"][2]["proof"].__setitem__(0, "0x" + "11" * 32), "proof"),
         ("root", lambda b: b["events"][2]["anchor"].update(root="0x" + "22" * 32), "proof"),
         ("signer", lambda b: b["events"][2]["signature"].update(signer="0x" + "33" * 20), "signature"),
-        ("signature", lambda b: b["events"][2]["signature"].update(
-            value=b["events"][1]["signature"]["value"]), "signature"),
+        (
+            "signature",
+            lambda b: b["events"][2]["signature"].update(value=b["events"][1]["signature"]["value"]),
+            "signature",
+        ),
         ("tx hash", lambda b: b["events"][2]["anchor"].update(txHash="0x" + "44" * 32), "onChain"),
     ],
 )
-def test_tampering_is_detected(service: LedgerService, bundle: dict[str, Any], name: str, change: Any,
-                               failed: str) -> None:
+def test_tampering_is_detected(
+    service: LedgerService, bundle: dict[str, Any], name: str, change: Any, failed: str
+) -> None:
     verdict = verify_bundle(_tampered(bundle, change), service.backend.web3)
     assert not verdict.ok, name
     assert any(e.checks.get(failed) is False for e in verdict.events), (name, verdict)
