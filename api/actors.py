@@ -1,0 +1,181 @@
+"""Actors: API keys bound to on-chain accounts and roles. ``circular actors add`` calls :func:`add_actor`.
+
+An API key is 32 random bytes; only its SHA-256 is stored (a fast hash is enough for a key with 256 bits of entropy),
+so a leaked database yields no usable key. Revocation flips ``revoked`` and takes effect on the next request.
+Each actor's Ethereum key is an env key (``CIRCULAR_KEY_<KEY_NAME>``) or an encrypted keystore file written through
+:meth:`ledger.settings.Settings.save_actor_key`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+import threading
+import unicodedata
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ledger.errors import ConfigurationError, KeyNotFound
+
+from .models import Actor, ActorRole, utcnow
+
+if TYPE_CHECKING:
+    from ledger.service import LedgerService
+
+KEY_PREFIX = "clk_"
+ADMIN_KEY_NAME = "admin"
+DEV_FUNDING_WEI = 10**20  # 100 ether on a development chain
+
+
+def hash_key(api_key: str) -> str:
+    return hashlib.sha256(api_key.encode()).hexdigest()
+
+
+def new_api_key() -> str:
+    return KEY_PREFIX + secrets.token_urlsafe(32)
+
+
+def key_name_for(name: str) -> str:
+    """``actor-<slug>``: the name under which the actor's Ethereum key is kept (env var or keystore file)."""
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    slug = re.sub(r"[^a-z0-9]+", "-", ascii_name.lower()).strip("-")[:60] or "actor"
+    return f"actor-{slug}"
+
+
+def chain_admin(service: LedgerService) -> LocalAccount:
+    """The chain's admin key: ``actor_key("admin")`` (env or keystore), else a dev chain's first account."""
+    try:
+        return service.settings.actor_key(ADMIN_KEY_NAME)
+    except KeyNotFound:
+        accounts = service.backend.dev_accounts()
+        if not accounts:
+            raise
+        return accounts[0]
+
+
+class ActorKeys:
+    """Actors' Ethereum keys, decrypted once per process (a keystore's KDF is deliberately slow)."""
+
+    def __init__(self, service: LedgerService) -> None:
+        self.service = service
+        self._cache: dict[str, LocalAccount] = {}
+        self._lock = threading.Lock()
+
+    def account(self, actor: Actor) -> LocalAccount:
+        with self._lock:
+            cached = self._cache.get(actor.key_name)
+        if cached is not None and cached.address == actor.address:
+            return cached
+        if actor.key_name == ADMIN_KEY_NAME:
+            account = chain_admin(self.service)
+        else:
+            account = self.service.settings.actor_key(actor.key_name)
+        if account.address.lower() != actor.address.lower():
+            raise ConfigurationError(f"the key {actor.key_name!r} is not the one of actor {actor.name!r}")
+        with self._lock:
+            self._cache[actor.key_name] = account
+        return account
+
+    def remember(self, key_name: str, account: LocalAccount) -> None:
+        with self._lock:
+            self._cache[key_name] = account
+
+
+def _account_for(service: LedgerService, key_name: str) -> LocalAccount:
+    try:
+        return service.settings.actor_key(key_name)
+    except KeyNotFound:
+        account: LocalAccount = Account.create()
+        service.settings.save_actor_key(key_name, account)
+        return account
+
+
+def _fund(service: LedgerService, address: str) -> None:
+    """Fund a new account on a development chain (a production network's operator funds it instead)."""
+    tx = service.ledger.tx
+    with tx.lock:  # the dev funder may be an account the transactor tracks nonces for
+        try:
+            service.backend.fund(address, DEV_FUNDING_WEI)
+        except ConfigurationError:
+            return
+        finally:
+            for funder in service.backend.dev_accounts()[:1]:
+                tx.forget_nonce(funder.address)
+
+
+def add_actor(
+    service: LedgerService,
+    session: Session,
+    role: str,
+    name: str,
+    *,
+    prefixes: Sequence[str] = (),
+    keys: ActorKeys | None = None,
+) -> tuple[Actor, str]:
+    """Create an actor: an account (env key or a new keystore), its on-chain role, a brand's GS1 company prefixes,
+    and an API key. Returns the actor (committed) and the API key, which is shown once and never stored."""
+    try:
+        actor_role = ActorRole(role)
+    except ValueError:
+        raise ValueError(f"role must be one of {', '.join(r.value for r in ActorRole)}: {role!r}") from None
+    name = name.strip()
+    if not name or len(name) > 120:
+        raise ValueError("an actor's name is 1 to 120 characters")
+    if prefixes and actor_role is not ActorRole.BRAND:
+        raise ValueError("only brands hold GS1 company prefixes")
+    if session.scalar(select(Actor.id).where(Actor.name == name)) is not None:
+        raise ValueError(f"an actor named {name!r} exists already")
+    for prefix in prefixes:
+        if not prefix.isdigit() or not 4 <= len(prefix) <= 12:
+            raise ValueError(f"a GS1 company prefix is 4 to 12 digits: {prefix!r}")
+    admin = chain_admin(service)
+    ledger = service.ledger
+    if actor_role is ActorRole.ADMIN:
+        key_name, account = ADMIN_KEY_NAME, admin
+    else:
+        key_name = key_name_for(name)
+        account = _account_for(service, key_name)
+        _fund(service, account.address)
+        if not ledger.has_role(actor_role.value, account.address):
+            ledger.grant_role(admin, actor_role.value, account.address)
+        for prefix in prefixes:
+            ledger.assign_prefix(admin, prefix, account.address)
+    api_key = new_api_key()
+    actor = Actor(
+        name=name,
+        role=actor_role.value,
+        address=account.address,
+        key_name=key_name,
+        key_hash=hash_key(api_key),
+        revoked=False,
+        created_at=utcnow(),
+    )
+    session.add(actor)
+    session.commit()
+    if keys is not None:
+        keys.remember(key_name, account)
+    return actor, api_key
+
+
+def authenticate(session: Session, api_key: str) -> Actor | None:
+    """The actor holding `api_key`, or None (unknown or revoked key)."""
+    actor = session.scalar(select(Actor).where(Actor.key_hash == hash_key(api_key)))
+    if actor is None or actor.revoked:
+        return None
+    return actor
+
+
+def revoke_actor(session: Session, actor: Actor) -> Actor:
+    actor.revoked = True
+    actor.revoked_at = utcnow()
+    session.commit()
+    return actor
+
+
+__all__ = ["ActorKeys", "add_actor", "authenticate", "chain_admin", "hash_key", "key_name_for", "revoke_actor"]

@@ -1,0 +1,40 @@
+"""Settings of the API that the ledger's :class:`ledger.settings.Settings` does not hold (``CIRCULAR_API_*``)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class CollectionPoint(BaseModel):
+    """A place that takes items back. Configured as a JSON list in ``CIRCULAR_API_COLLECTION_POINTS``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(min_length=1, max_length=64)
+    name: str = Field(min_length=1, max_length=200)
+    address: str = ""
+    city: str = ""
+    country: str = Field("", max_length=2, description="ISO 3166-1 alpha-2")
+    latitude: float | None = Field(None, ge=-90, le=90)
+    longitude: float | None = Field(None, ge=-180, le=180)
+    opening_hours: str = ""
+
+
+class ApiSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CIRCULAR_API_", extra="ignore")
+
+    resolver_name: str = "circular-ledger GS1-conformant resolver"
+    operator_name: str = "circular-ledger"
+    collection_points: list[CollectionPoint] = Field(default_factory=list)
+    nearest_points: int = Field(3, ge=1, le=50, description="How many collection points a return request lists.")
+    return_requests_per_minute: int = Field(5, ge=1, description="Per client address, across all items.")
+    max_run_size: int = Field(10_000, ge=1, le=100_000, description="Most items registered in one run.")
+    capture_max_events: int = Field(10_000, ge=1, description="Most events in one EPCIS capture request.")
+    capture_max_bytes: int = Field(20_000_000, ge=1_000, description="Largest EPCIS capture body.")
+    max_per_page: int = Field(1_000, ge=1, description="Largest perPage of an EPCIS query.")
+    verification_ttl_s: float = Field(300.0, ge=0, description="How long a passport's verification verdict is kept.")
+    provenance_max_generations: int = Field(12, ge=1, le=100)
+
+
+__all__ = ["ApiSettings", "CollectionPoint"]

@@ -1,0 +1,136 @@
+"""The FastAPI app: the GS1 resolver and passports (public), the actors' write API and the EPCIS 2.0 REST interface.
+
+``create_app(settings, service)`` builds an app; ``app`` is the one ``uvicorn api.main:app`` (or ``circular serve``)
+runs, with settings from the environment. Without a ``service`` the app opens the ledger on start-up (migrating the
+database first) and, when ``run_worker_in_api`` is set and an anchorer key is configured, runs the anchoring worker.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.staticfiles import StaticFiles
+
+from ledger.settings import Settings
+
+from . import problems
+from .config import ApiSettings
+from .routes import actors, epcis, items, lots, products, recycling, resolver
+from .state import AppState
+
+if TYPE_CHECKING:
+    from ledger.service import LedgerService
+
+log = logging.getLogger("circular.api")
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+EXPOSED_HEADERS = [
+    "Link",
+    "Location",
+    "Retry-After",
+    "GS1-EPCIS-Version",
+    "GS1-CBV-Version",
+    "GS1-Next-Page-Token-Expires",
+    "GS1-EPCIS-Capture-Limit",
+    "GS1-Extensions",
+]
+
+
+def _start_worker(state: AppState) -> tuple[threading.Event, threading.Thread] | None:
+    from ledger.errors import LedgerError
+
+    try:
+        anchorer = state.settings.actor_key("anchorer")
+    except LedgerError as exc:
+        log.warning("anchoring worker not started: %s", exc)
+        return None
+    stop = threading.Event()
+    worker = state.service.worker(anchorer)
+    thread = threading.Thread(target=worker.run_forever, args=(stop,), name="anchoring-worker", daemon=True)
+    thread.start()
+    return stop, thread
+
+
+def create_app(
+    settings: Settings | None = None,
+    service: LedgerService | None = None,
+    *,
+    api_settings: ApiSettings | None = None,
+    run_worker: bool | None = None,
+) -> FastAPI:
+    """Build the app. With `service` given, it is used as it is (tests, the CLI) and left open at shut-down.
+
+    On start-up the database is migrated. The anchoring worker runs when `run_worker` says so (default: when the
+    app opens the service itself and ``settings.run_worker_in_api`` is set), with the ``anchorer`` key.
+    """
+    settings = settings or (service.settings if service is not None else Settings())  # type: ignore[call-arg]
+    api_settings = api_settings or ApiSettings()  # type: ignore[call-arg]
+    own_service = service is None
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        from ledger.service import LedgerService
+
+        from .db import upgrade
+
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        upgrade(settings.database_url)
+        current = service if service is not None else LedgerService(settings)
+        existing = getattr(app.state, "circular", None)
+        state = existing if existing is not None else AppState.create(settings, api_settings, current)
+        app.state.circular = state
+        wanted = run_worker if run_worker is not None else (own_service and settings.run_worker_in_api)
+        worker = _start_worker(state) if wanted else None
+        try:
+            yield
+        finally:
+            if worker is not None:
+                worker[0].set()
+                worker[1].join(timeout=10)
+            if own_service:
+                current.close()
+
+    app = FastAPI(
+        title="circular-ledger",
+        summary="Product passports and material loops: a GS1 resolver, an actors' write API and EPCIS 2.0.",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    if service is not None:  # usable without the lifespan running (a TestClient outside `with`)
+        app.state.circular = AppState.create(settings, api_settings, service)
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=["*"],
+        allow_methods=["GET", "HEAD", "OPTIONS", "POST", "PUT"],
+        allow_headers=["*"],
+        expose_headers=EXPOSED_HEADERS,
+        max_age=86400,
+    )
+    problems.install(app)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.include_router(actors.router, prefix="/api/v1")
+    app.include_router(products.router, prefix="/api/v1")
+    app.include_router(lots.router, prefix="/api/v1")
+    app.include_router(items.router, prefix="/api/v1")
+    app.include_router(recycling.router, prefix="/api/v1")
+    app.include_router(lots.public)
+    app.include_router(epcis.router, prefix="/epcis")
+    app.include_router(resolver.router)
+    app.include_router(resolver.catch_all_router())  # compressed Digital Links and 404s: last
+    return app
+
+
+def _default_app() -> FastAPI:
+    return create_app()
+
+
+app = _default_app()
+
+__all__ = ["app", "create_app"]

@@ -1,0 +1,241 @@
+"""The API's tables, on the one declarative base (:class:`ledger.db.Base`) shared with the ledger's outbox.
+
+These hold what the chain does not: who the API's actors are (keys stored hashed), product master data, and the
+off-chain records of the lots and items each write created, indexed for one-query resolution. Events themselves
+live once, in the ledger's outbox (``ledger_events``); ``api_epcis_*`` index them for EPCIS queries.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+import ledger.outbox  # noqa: F401  (ledger_events must be in the metadata: api_epcis_events refers to it)
+from ledger.db import Base
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class ActorRole(enum.StrEnum):
+    BRAND = "brand"
+    RECYCLER = "recycler"
+    RETAILER = "retailer"
+    REPAIRER = "repairer"
+    ADMIN = "admin"
+
+
+class Actor(Base):
+    """Someone who writes through the API: a key (stored as its SHA-256) bound to an on-chain account and role."""
+
+    __tablename__ = "api_actors"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(120), unique=True)
+    role: Mapped[str] = mapped_column(String(16), index=True)
+    address: Mapped[str] = mapped_column(String(42), index=True)
+    key_name: Mapped[str] = mapped_column(String(80))  # Settings.actor_key(key_name): env key or keystore file
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Product(Base):
+    """A registered GTIN and its master data. A GTIN is registered by its brand's first lot, item or product write."""
+
+    __tablename__ = "api_products"
+
+    gtin: Mapped[str] = mapped_column(String(14), primary_key=True)
+    brand_id: Mapped[int] = mapped_column(ForeignKey("api_actors.id"), index=True)
+    brand_name: Mapped[str] = mapped_column(String(200))
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    language: Mapped[str] = mapped_column(String(8), default="en")
+    image_url: Mapped[str | None] = mapped_column(String(500))
+    care: Mapped[str] = mapped_column(Text, default="")
+    repair: Mapped[str] = mapped_column(Text, default="")
+    end_of_life: Mapped[str] = mapped_column(Text, default="")
+    return_info: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+
+
+class Lot(Base):
+    """A material lot: virgin (a brand's, under a GTIN or a material code) or recovered (a recycler's)."""
+
+    __tablename__ = "api_lots"
+
+    lot_id: Mapped[str] = mapped_column(String(66), primary_key=True)  # the contracts' lot id, 0x-hex
+    uri: Mapped[str] = mapped_column(String(512), unique=True)  # the lot's EPC class URI in events
+    gtin: Mapped[str | None] = mapped_column(String(14))
+    lot_number: Mapped[str] = mapped_column(String(20))
+    owner_id: Mapped[int] = mapped_column(ForeignKey("api_actors.id"), index=True)
+    material_code: Mapped[str] = mapped_column(String(32))
+    mass_grams: Mapped[int] = mapped_column(BigInteger)
+    recycled_share_bps: Mapped[int] = mapped_column(Integer)
+    recovered: Mapped[bool] = mapped_column(Boolean, default=False)
+    source_items: Mapped[list[str] | None] = mapped_column(JSON)  # recovered lots: the item ids recycled into it
+    origin: Mapped[str | None] = mapped_column(String(200))
+    certificates: Mapped[list[str]] = mapped_column(JSON, default=list)
+    event_id: Mapped[str] = mapped_column(String(120))
+    tx_hash: Mapped[str] = mapped_column(String(66))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    __table_args__ = (UniqueConstraint("gtin", "lot_number", name="uq_api_lots_gtin_lot"),)
+
+
+class LotApproval(Base):
+    """A lot's owner lets another actor draw grams from it (recovered material supplied to a brand)."""
+
+    __tablename__ = "api_lot_approvals"
+
+    lot_id: Mapped[str] = mapped_column(ForeignKey("api_lots.lot_id"), primary_key=True)
+    operator_id: Mapped[int] = mapped_column(ForeignKey("api_actors.id"), primary_key=True)
+    grams: Mapped[int] = mapped_column(BigInteger)
+    tx_hash: Mapped[str] = mapped_column(String(66))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Item(Base):
+    """A made item. Items of a run keep their Merkle proof, to be materialized on-chain at their first transition."""
+
+    __tablename__ = "api_items"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    gtin: Mapped[str] = mapped_column(String(14))
+    serial: Mapped[str] = mapped_column(String(20))
+    item_id: Mapped[str] = mapped_column(String(66), unique=True)
+    brand_id: Mapped[int] = mapped_column(ForeignKey("api_actors.id"), index=True)
+    composition: Mapped[list[list[Any]]] = mapped_column(JSON)  # [[lot id, grams], ...]
+    mass_grams: Mapped[int] = mapped_column(BigInteger)
+    certificates: Mapped[list[str]] = mapped_column(JSON, default=list)  # of its lots, for one-query resolution
+    state: Mapped[int] = mapped_column(Integer)
+    run_id: Mapped[str | None] = mapped_column(String(66), index=True)
+    items_root: Mapped[str | None] = mapped_column(String(66))
+    proof: Mapped[list[str] | None] = mapped_column(JSON)
+    materialized: Mapped[bool] = mapped_column(Boolean, default=True)
+    recovered_into: Mapped[str | None] = mapped_column(String(66))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+
+    __table_args__ = (UniqueConstraint("gtin", "serial", name="uq_api_items_gtin_serial"),)
+
+
+class UnknownScan(Base):
+    """A resolver request for a serial or lot that is not registered under a registered GTIN: kept for the audit."""
+
+    __tablename__ = "api_unknown_scans"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    gtin: Mapped[str] = mapped_column(String(14))
+    ai: Mapped[str] = mapped_column(String(4))  # 21 (serial) or 10 (lot)
+    value: Mapped[str] = mapped_column(String(20))
+    user_agent: Mapped[str | None] = mapped_column(String(300))
+    scanned_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    __table_args__ = (Index("ix_api_unknown_scans_key", "gtin", "ai", "value"),)
+
+
+class ReturnRequest(Base):
+    """A drop-off code for returning an item. No personal data."""
+
+    __tablename__ = "api_return_requests"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    code: Mapped[str] = mapped_column(String(16), unique=True)
+    item_pk: Mapped[int] = mapped_column(ForeignKey("api_items.id"), index=True)
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class CaptureJob(Base):
+    """An EPCIS capture job (``POST /epcis/capture``)."""
+
+    __tablename__ = "api_capture_jobs"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    actor_id: Mapped[int] = mapped_column(ForeignKey("api_actors.id"), index=True)
+    running: Mapped[bool] = mapped_column(Boolean, default=True)
+    success: Mapped[bool] = mapped_column(Boolean, default=True)
+    error_behaviour: Mapped[str] = mapped_column(String(16), default="rollback")
+    event_count: Mapped[int] = mapped_column(Integer, default=0)
+    event_ids: Mapped[list[str]] = mapped_column(JSON, default=list)
+    errors: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    replaced: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)  # claimed eventIDs not the hash
+    document: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # dropped once captured
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class EpcisEvent(Base):
+    """Query index of one outbox event (``ledger_events``): the fields EPCIS queries filter on."""
+
+    __tablename__ = "api_epcis_events"
+
+    event_pk: Mapped[int] = mapped_column(ForeignKey("ledger_events.id", ondelete="CASCADE"), primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(120), unique=True)
+    event_type: Mapped[str] = mapped_column(String(40), index=True)
+    action: Mapped[str | None] = mapped_column(String(10))
+    biz_step: Mapped[str | None] = mapped_column(String(200), index=True)
+    disposition: Mapped[str | None] = mapped_column(String(200), index=True)
+    event_time: Mapped[datetime] = mapped_column(DateTime(timezone=False), index=True)  # UTC
+    record_time: Mapped[datetime] = mapped_column(DateTime(timezone=False))  # UTC
+
+
+class EpcisEpc(Base):
+    """Which identifiers an event names, and in which field (epc, child, parent, input, output, class...)."""
+
+    __tablename__ = "api_epcis_epcs"
+
+    event_pk: Mapped[int] = mapped_column(ForeignKey("api_epcis_events.event_pk", ondelete="CASCADE"), primary_key=True)
+    field: Mapped[str] = mapped_column(String(16), primary_key=True)
+    epc: Mapped[str] = mapped_column(String(512), primary_key=True)
+
+    __table_args__ = (Index("ix_api_epcis_epcs_epc", "epc", "field"),)
+
+
+API_TABLES = (
+    Actor,
+    Product,
+    Lot,
+    LotApproval,
+    Item,
+    UnknownScan,
+    ReturnRequest,
+    CaptureJob,
+    EpcisEvent,
+    EpcisEpc,
+)
+
+__all__ = [
+    "API_TABLES",
+    "Actor",
+    "ActorRole",
+    "CaptureJob",
+    "EpcisEpc",
+    "EpcisEvent",
+    "Item",
+    "Lot",
+    "LotApproval",
+    "Product",
+    "ReturnRequest",
+    "UnknownScan",
+    "utcnow",
+]

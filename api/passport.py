@@ -1,0 +1,360 @@
+"""The digital product passport of an item: composition, recycled content, provenance, lifecycle and verification.
+
+Built from the API's records and the ledger's outbox (no chain call), except the verification verdict, which checks
+the item's evidence bundle against the chain once and is then cached by the bundle's digest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ledger.client import ItemState
+from ledger.epcis.events import BIZSTEP_IN_USE, BIZSTEP_RECYCLING
+
+from .gs1.linktypes import GS1_NS, OWN_NS
+from .models import Actor, Item, Lot, Product
+from .state import AppState
+
+PALETTE = ("#2f6f4f", "#d08c2c", "#3d6fb4", "#a2475e", "#6b8e23", "#7a5ca8", "#c4572a", "#2a8c8c", "#8c6d2a")
+MATERIAL_NAMES = {
+    "CO": "Cotton",
+    "rCO": "Recycled cotton",
+    "PES": "Polyester",
+    "rPES": "Recycled polyester",
+    "PA": "Polyamide",
+    "EL": "Elastane",
+    "WO": "Wool",
+    "LI": "Linen",
+    "VI": "Viscose",
+}
+STATE_LABELS = {
+    ItemState.NONE: "Not registered",
+    ItemState.MANUFACTURED: "Made",
+    ItemState.SOLD: "Sold",
+    ItemState.IN_USE: "In use",
+    ItemState.RETURNED: "Returned",
+    ItemState.COLLECTED: "Collected for recycling",
+    ItemState.REFURBISHED: "Refurbished",
+    ItemState.RESOLD: "Resold",
+    ItemState.RECYCLED: "Recycled",
+    ItemState.DISPOSED: "Disposed of",
+}
+
+
+def material_name(code: str) -> str:
+    return MATERIAL_NAMES.get(code, code)
+
+
+def state_name(state: int) -> str:
+    return ItemState(state).name.lower()
+
+
+@dataclass
+class MaterialView:
+    lot_id: str
+    lot_uri: str
+    lot_number: str
+    material_code: str
+    material: str
+    grams: int
+    share: float
+    recycled_share: float
+    recovered: bool
+    color: str = "#888"
+    dash: str = ""
+    offset: float = 0.0
+
+
+@dataclass
+class Generation:
+    index: int
+    lots: list[dict[str, Any]] = field(default_factory=list)
+    source_items: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class TimelineEntry:
+    event_id: str
+    time: str
+    label: str
+    biz_step: str | None
+    disposition: str | None
+    actor: str
+    anchoring: str
+    tx_hash: str | None
+
+
+@dataclass
+class Verdict:
+    status: str  # verified | pending | failed | unavailable
+    events: int
+    checked_at: str
+    problems: list[str]
+
+    @property
+    def verified(self) -> bool:
+        return self.status == "verified"
+
+
+def composition(session: Session, item: Item) -> tuple[list[MaterialView], float, dict[str, Lot]]:
+    """The item's materials by lot, with grams and shares, its recycled content (0..1), and its lots by id."""
+    lot_ids = [str(lot_id) for lot_id, _ in item.composition]
+    lots = {lot.lot_id: lot for lot in session.scalars(select(Lot).where(Lot.lot_id.in_(lot_ids)))}
+    total = sum(int(grams) for _, grams in item.composition) or 1
+    materials: list[MaterialView] = []
+    recycled = 0.0
+    for index, (lot_id, grams) in enumerate(item.composition):
+        lot = lots.get(str(lot_id))
+        share = int(grams) / total
+        recycled_share = (lot.recycled_share_bps / 10_000) if lot else 0.0
+        recycled += int(grams) * recycled_share
+        materials.append(
+            MaterialView(
+                lot_id=str(lot_id),
+                lot_uri=lot.uri if lot else "",
+                lot_number=lot.lot_number if lot else "?",
+                material_code=lot.material_code if lot else "?",
+                material=material_name(lot.material_code) if lot else "Unknown material",
+                grams=int(grams),
+                share=share,
+                recycled_share=recycled_share,
+                recovered=bool(lot and lot.recovered),
+                color=PALETTE[index % len(PALETTE)],
+            )
+        )
+    # Donut chart: one circle of circumference 100 per material, dashed to its share.
+    offset = 25.0  # start at 12 o'clock
+    for material in materials:
+        length = round(material.share * 100, 3)
+        material.dash = f"{length} {round(100 - length, 3)}"
+        material.offset = round(offset, 3)
+        offset -= length
+    return materials, recycled / total, lots
+
+
+def _lot_view(lot: Lot, grams: int | None = None, items: int | None = None) -> dict[str, Any]:
+    return {
+        "lotId": lot.lot_id,
+        "uri": lot.uri,
+        "lotNumber": lot.lot_number,
+        "gtin": lot.gtin,
+        "material": material_name(lot.material_code),
+        "materialCode": lot.material_code,
+        "massGrams": lot.mass_grams,
+        "recycledShare": lot.recycled_share_bps / 10_000,
+        "recovered": lot.recovered,
+        "origin": lot.origin,
+        "certificates": list(lot.certificates or []),
+        "grams": grams,
+        "fromItems": items,
+    }
+
+
+def provenance(session: Session, start: Sequence[tuple[Lot, int | None]], max_generations: int) -> list[Generation]:
+    """Generation by generation: the lots, then the items recycled into the recovered ones, then their lots...
+
+    Generation 1 holds the lots the item (or lot) was made of; generation n+1 the items recycled into generation n's
+    recovered lots and the lots those items were made of.
+    """
+    generations = [Generation(1, [_lot_view(lot, grams) for lot, grams in start])]
+    seen = {lot.lot_id for lot, _ in start}
+    frontier = [lot for lot, _ in start if lot.recovered and lot.source_items]
+    while frontier and len(generations) < max_generations:
+        source_ids = sorted({i for lot in frontier for i in (lot.source_items or [])})
+        items = list(session.scalars(select(Item).where(Item.item_id.in_(source_ids))))
+        if not items:
+            break
+        generation = Generation(len(generations) + 1)
+        uses: dict[str, int] = defaultdict(int)
+        grams: dict[str, int] = defaultdict(int)
+        groups: dict[str, list[str]] = defaultdict(list)
+        for item in items:
+            groups[item.gtin].append(item.serial)
+            for lot_id, g in item.composition:
+                uses[str(lot_id)] += 1
+                grams[str(lot_id)] += int(g)
+        products = {p.gtin: p for p in session.scalars(select(Product).where(Product.gtin.in_(list(groups))))}
+        for gtin, serials in sorted(groups.items()):
+            product = products.get(gtin)
+            generation.source_items.append(
+                {
+                    "gtin": gtin,
+                    "product": product.name if product else gtin,
+                    "brand": product.brand_name if product else "",
+                    "count": len(serials),
+                    "serials": sorted(serials)[:12],
+                }
+            )
+        lots = list(session.scalars(select(Lot).where(Lot.lot_id.in_(list(uses)))))
+        lots.sort(key=lambda lot: lot.lot_id)
+        generation.lots = [_lot_view(lot, grams[lot.lot_id], uses[lot.lot_id]) for lot in lots]
+        generations.append(generation)
+        frontier = [lot for lot in lots if lot.recovered and lot.source_items and lot.lot_id not in seen]
+        seen.update(lot.lot_id for lot in lots)
+    return generations
+
+
+def _label(event: dict[str, Any]) -> str:
+    kind = event.get("type", "")
+    step = str(event.get("bizStep", ""))
+    disposition = str(event.get("disposition", ""))
+    if step.endswith("commissioning"):
+        return "Made" if kind == "TransformationEvent" else "Material lot registered"
+    if step.endswith("retail_selling"):
+        return "Sold"
+    if step == BIZSTEP_IN_USE:
+        return "In use"
+    if step.endswith("receiving") and disposition.endswith("returned"):
+        return "Returned"
+    if step.endswith("collecting"):
+        return "Collected for recycling"
+    if step.endswith("repairing"):
+        return "Refurbished" if disposition.endswith("sellable_accessible") else "Repaired"
+    if step == BIZSTEP_RECYCLING:
+        return "Recycled"
+    if step.endswith("destroying"):
+        return "Disposed of"
+    return step.rsplit("/", 1)[-1].replace("bizstep-", "").replace("_", " ").capitalize() or kind
+
+
+def timeline(state: AppState, session: Session, uri: str) -> list[TimelineEntry]:
+    rows = state.service.outbox.events_for(uri)
+    names: dict[str, str] = {}
+    if rows:
+        signers = sorted({row.signer for row in rows})
+        names = {a.address.lower(): a.name for a in session.scalars(select(Actor).where(Actor.address.in_(signers)))}
+    entries = []
+    for row in rows:
+        event = row.event
+        batch = row.batch
+        entries.append(
+            TimelineEntry(
+                event_id=row.event_id,
+                time=str(event.get("eventTime", "")),
+                label=_label(event),
+                biz_step=event.get("bizStep"),
+                disposition=event.get("disposition"),
+                actor=names.get(row.signer.lower(), row.signer),
+                anchoring=str(row.status.value if hasattr(row.status, "value") else row.status),
+                tx_hash=("0x" + batch.tx_hash.hex()) if batch is not None and batch.tx_hash else None,
+            )
+        )
+    entries.sort(key=lambda e: e.time)
+    return entries
+
+
+def verify(state: AppState, item_uri: str, lot_uris: list[str]) -> tuple[Verdict, dict[str, Any]]:
+    """The verdict on the item's evidence bundle (cached by the bundle's digest), and the bundle itself."""
+    from ledger.evidence import export_bundle, verify_bundle
+
+    service = state.service
+    bundle = export_bundle(service.outbox, service.chain_id, service.ledger.anchor.address, item_uri, lot_uris)
+    digest = hashlib.sha256(json.dumps(bundle, sort_keys=True, default=str).encode()).hexdigest()
+    cached = state.verdicts.get(digest)
+    if isinstance(cached, Verdict):
+        return cached, bundle
+    result = verify_bundle(bundle, service.backend.web3)
+    failing = {check for event in result.events for check, ok in event.checks.items() if not ok}
+    if result.ok:
+        status = "verified"
+    elif not result.events:
+        status = "unavailable"
+    elif failing <= {"anchored"} and not result.problems:
+        status = "pending"
+    else:
+        status = "failed"
+    problems = list(result.problems) + [p for e in result.events for p in e.problems if status == "failed"]
+    verdict = Verdict(status, len(result.events), datetime.now(UTC).isoformat(timespec="seconds"), problems[:20])
+    state.verdicts.put(digest, verdict)
+    return verdict, bundle
+
+
+def jsonld(
+    *,
+    uri: str,
+    product: Product,
+    item: Item,
+    materials: list[MaterialView],
+    recycled: float,
+    generations: list[Generation],
+    entries: list[TimelineEntry],
+    verdict: Verdict,
+    links: dict[str, str],
+) -> dict[str, Any]:
+    return {
+        "@context": ["https://schema.org/", {"gs1": GS1_NS, "circ": OWN_NS}],
+        "@id": uri,
+        "@type": ["IndividualProduct", "gs1:Product"],
+        "gtin": product.gtin,
+        "serialNumber": item.serial,
+        "name": product.name,
+        "description": product.description,
+        "brand": {"@type": "Brand", "name": product.brand_name},
+        **({"image": product.image_url} if product.image_url else {}),
+        "circ:state": state_name(item.state),
+        "circ:massGrams": item.mass_grams,
+        "circ:recycledContent": round(recycled, 4),
+        "circ:composition": [
+            {
+                "@type": "circ:MaterialPortion",
+                "circ:material": m.material,
+                "circ:materialCode": m.material_code,
+                "circ:grams": m.grams,
+                "circ:share": round(m.share, 4),
+                "circ:recycledShare": round(m.recycled_share, 4),
+                "circ:lot": {"@id": m.lot_uri},
+            }
+            for m in materials
+        ],
+        "circ:provenance": [
+            {"circ:generation": g.index, "circ:lots": g.lots, "circ:sourceItems": g.source_items} for g in generations
+        ],
+        "circ:lifecycle": [
+            {
+                "@id": e.event_id,
+                "circ:eventTime": e.time,
+                "circ:label": e.label,
+                "circ:bizStep": e.biz_step,
+                "circ:disposition": e.disposition,
+                "circ:actor": e.actor,
+                "circ:anchoring": e.anchoring,
+            }
+            for e in entries
+        ],
+        "circ:instructions": {
+            "circ:care": product.care,
+            "circ:repair": product.repair,
+            "circ:endOfLife": product.end_of_life,
+        },
+        "circ:howToReturn": {"circ:info": product.return_info, "circ:returnRequests": {"@id": links["returns"]}},
+        "circ:verification": {
+            "circ:status": verdict.status,
+            "circ:checkedAt": verdict.checked_at,
+            "circ:evidenceBundle": {"@id": links["evidence"]},
+        },
+        "gs1:dpp": {"@id": links["passport"]},
+    }
+
+
+__all__ = [
+    "Generation",
+    "MaterialView",
+    "TimelineEntry",
+    "Verdict",
+    "composition",
+    "jsonld",
+    "material_name",
+    "provenance",
+    "state_name",
+    "timeline",
+    "verify",
+]

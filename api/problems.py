@@ -1,0 +1,242 @@
+"""RFC 9457 problem details (``application/problem+json``) for every error the API answers.
+
+Bad input is always a 4xx; contract reverts keep the Solidity error's name and arguments; EPCIS endpoints use the
+``epcisException:*`` types of the EPCIS 2.0 REST bindings.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from ledger.client import ItemState
+from ledger.errors import (
+    ConfigurationError,
+    ContractRevert,
+    DeploymentNotFound,
+    InvalidIdentifier,
+    InvalidSignature,
+    KeyNotFound,
+    LedgerError,
+    TransactionFailed,
+)
+
+log = logging.getLogger("circular.api")
+
+PROBLEM_NS = "https://ns.circular-ledger.org/problems/"
+PROBLEM_JSON = "application/problem+json"
+
+# Solidity custom errors → HTTP status. Anything not listed is a 422 (the request is well-formed but the chain
+# refuses what it asks).
+REVERT_STATUS: dict[str, int] = {
+    "AccessControlUnauthorizedAccount": 403,
+    "UnauthorizedTransition": 403,
+    "NotLotOwner": 403,
+    "LotAllocationUnauthorized": 403,
+    "GtinNotOwned": 403,
+    "CompanyPrefixNotAssigned": 403,
+    "ItemNotFound": 404,
+    "LotNotFound": 404,
+    "RunNotFound": 404,
+    "IllegalTransition": 409,
+    "ItemAlreadyRegistered": 409,
+    "RunAlreadyRegistered": 409,
+    "LotAlreadyRegistered": 409,
+    "RootAlreadyAnchored": 409,
+    "CompanyPrefixTaken": 409,
+}
+_STATE_ARGS = frozenset({"current", "requested", "from", "to"})
+
+HTTP_TITLES = {
+    400: "Bad request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not found",
+    405: "Method not allowed",
+    406: "Not acceptable",
+    409: "Conflict",
+    413: "Payload too large",
+    415: "Unsupported media type",
+    422: "Unprocessable content",
+    429: "Too many requests",
+    500: "Internal server error",
+    502: "Bad gateway",
+    503: "Service unavailable",
+}
+
+EPCIS_TYPES = {
+    400: "epcisException:ValidationException",
+    401: "epcisException:SecurityException",
+    403: "epcisException:SecurityException",
+    404: "epcisException:NoSuchResourceException",
+    406: "epcisException:NotAcceptableException",
+    409: "epcisException:ResourceAlreadyExistsException",
+    413: "epcisException:CaptureLimitExceededException",
+    415: "epcisException:UnsupportedMediaTypeException",
+    500: "epcisException:ImplementationException",
+}
+
+
+class Problem(Exception):
+    """An error answered as problem details. Extra members (``errors``, ``args`` ...) go into the body."""
+
+    def __init__(
+        self,
+        status: int,
+        title: str | None = None,
+        detail: str | None = None,
+        *,
+        type: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
+        self.status = status
+        self.title = title or HTTP_TITLES.get(status, "Error")
+        self.detail = detail
+        self.type = type
+        self.headers = dict(headers or {})
+        self.extra = extra
+        super().__init__(detail or self.title)
+
+
+def _slug(title: str) -> str:
+    return "-".join(title.lower().replace("/", " ").split())
+
+
+def problem_body(
+    request: Request | None,
+    status: int,
+    title: str,
+    detail: str | None = None,
+    type_: str | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    epcis = request is not None and request.url.path.startswith("/epcis")
+    if type_ is None:
+        type_ = EPCIS_TYPES.get(status, EPCIS_TYPES[400]) if epcis else PROBLEM_NS + _slug(title)
+    body: dict[str, Any] = {"type": type_, "title": title, "status": status}
+    if detail:
+        body["detail"] = detail
+    if request is not None:
+        body["instance"] = str(request.url.path)
+    if extra:
+        body.update(jsonable_encoder(extra, custom_encoder={bytes: lambda b: "0x" + b.hex()}))
+    return body
+
+
+def problem_response(
+    request: Request | None,
+    status: int,
+    title: str | None = None,
+    detail: str | None = None,
+    *,
+    type_: str | None = None,
+    headers: Mapping[str, str] | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> JSONResponse:
+    body = problem_body(request, status, title or HTTP_TITLES.get(status, "Error"), detail, type_, extra)
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=dict(headers or {}))
+
+
+def revert_args(revert: ContractRevert) -> dict[str, Any]:
+    rendered: dict[str, Any] = {}
+    for key, value in revert.args_by_name.items():
+        if isinstance(value, bytes):
+            rendered[key] = "0x" + value.hex()
+        elif key in _STATE_ARGS and isinstance(value, int) and 0 <= value < len(ItemState):
+            rendered[key] = ItemState(value).name.lower()
+        elif isinstance(value, int) and abs(value) > 2**53:
+            rendered[key] = str(value)
+        else:
+            rendered[key] = value
+    return rendered
+
+
+def revert_problem(revert: ContractRevert) -> Problem:
+    status = REVERT_STATUS.get(revert.name, 422)
+    return Problem(
+        status,
+        revert.name,
+        f"the contract refused: {revert}",
+        type=PROBLEM_NS + "contract-revert",
+        error=revert.name,
+        args=revert_args(revert),
+    )
+
+
+def _validation_errors(errors: Sequence[Any]) -> list[dict[str, Any]]:
+    out = []
+    for error in errors:
+        entry = {"loc": list(error.get("loc", ())), "msg": str(error.get("msg", "")), "type": error.get("type")}
+        out.append(entry)
+    return out
+
+
+def install(app: FastAPI) -> None:
+    """Register the exception handlers that turn every error into problem details."""
+
+    @app.exception_handler(Problem)
+    async def _problem(request: Request, exc: Problem) -> JSONResponse:
+        return problem_response(
+            request, exc.status, exc.title, exc.detail, type_=exc.type, headers=exc.headers, extra=exc.extra
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        status = 400 if request.url.path.startswith("/epcis") else 422
+        return problem_response(
+            request,
+            status,
+            "Invalid request",
+            "the request does not match what this endpoint accepts",
+            extra={"errors": _validation_errors(exc.errors())},
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        detail = exc.detail if isinstance(exc.detail, str) and exc.detail != HTTP_TITLES.get(exc.status_code) else None
+        return problem_response(request, exc.status_code, None, detail, headers=exc.headers)
+
+    @app.exception_handler(ContractRevert)
+    async def _revert(request: Request, exc: ContractRevert) -> JSONResponse:
+        problem = revert_problem(exc)
+        return problem_response(
+            request, problem.status, problem.title, problem.detail, type_=problem.type, extra=problem.extra
+        )
+
+    @app.exception_handler(InvalidIdentifier)
+    async def _identifier(request: Request, exc: InvalidIdentifier) -> JSONResponse:
+        return problem_response(request, 400, "Invalid identifier", str(exc))
+
+    @app.exception_handler(InvalidSignature)
+    async def _signature(request: Request, exc: InvalidSignature) -> JSONResponse:
+        return problem_response(request, 422, "Invalid signature", str(exc))
+
+    @app.exception_handler(LedgerError)
+    async def _ledger(request: Request, exc: LedgerError) -> JSONResponse:
+        if isinstance(exc, KeyNotFound | ConfigurationError | DeploymentNotFound):
+            log.error("ledger misconfigured: %s", exc)
+            return problem_response(request, 503, "Ledger unavailable", "the ledger is not configured for this")
+        if isinstance(exc, TransactionFailed) and "revert" in str(exc).lower():
+            # a revert the ledger could not name: the chain refused the request
+            return problem_response(request, 422, "Transaction reverted", str(exc))
+        if isinstance(exc, TransactionFailed):
+            log.error("transaction failed: %s", exc)
+            return problem_response(request, 502, "Transaction failed", str(exc))
+        log.exception("ledger error", exc_info=exc)
+        return problem_response(request, 500, "Ledger error")
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error", exc_info=exc)
+        return problem_response(request, 500)
+
+
+__all__ = ["PROBLEM_JSON", "PROBLEM_NS", "REVERT_STATUS", "Problem", "install", "problem_response", "revert_problem"]

@@ -1,0 +1,298 @@
+"""Items: made from lots one by one or in runs of thousands (one transaction), and their lifecycle.
+
+Authorised twice: here (a brand acts only on its own items and lots; each action takes the roles the contract's
+lifecycle graph allows), and by the contract itself (roles, states).
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Path, Request
+from sqlalchemy import insert, select
+
+from ledger.client import ItemState, RunCommitment
+from ledger.epcis import events as ev
+from ledger.ids import item_id, normalize_gtin
+from ledger.outbox import proofs_as_hex, split_proof
+
+from ..deps import ApiSettingsDep, BrandActor, SessionDep, StateDep, SupplyChainActor
+from ..models import Actor, ActorRole, Item, utcnow
+from ..problems import Problem
+from ..schemas import (
+    AnchoringStatus,
+    AnchorPublic,
+    EventStatusPublic,
+    ItemCreate,
+    ItemPublic,
+    ItemsMade,
+    LifecycleAction,
+    LifecycleCreate,
+    LifecycleRecorded,
+    RunCreate,
+    RunMade,
+)
+from ..uris import event_id_from, hex32, item_uri, unhex32
+from ..writes import (
+    actor_name,
+    check_gtin_owner,
+    check_product,
+    ensure_product,
+    item_public,
+    record,
+    transact,
+    usable_lots,
+)
+
+router = APIRouter(tags=["items"])
+
+BRAND, RETAILER, RECYCLER, REPAIRER = ActorRole.BRAND, ActorRole.RETAILER, ActorRole.RECYCLER, ActorRole.REPAIRER
+
+# action → (target state or None for an event-only action, roles that may take it). Mirrors ItemRegistry's graph.
+ACTIONS: dict[LifecycleAction, tuple[ItemState | None, frozenset[ActorRole]]] = {
+    LifecycleAction.SOLD: (ItemState.SOLD, frozenset({BRAND, RETAILER})),
+    LifecycleAction.IN_USE: (ItemState.IN_USE, frozenset({BRAND, RETAILER, REPAIRER})),
+    LifecycleAction.RETURNED: (ItemState.RETURNED, frozenset({BRAND, RETAILER, RECYCLER})),
+    LifecycleAction.COLLECTED: (ItemState.COLLECTED, frozenset({RECYCLER})),
+    LifecycleAction.REPAIRED: (None, frozenset({BRAND, REPAIRER})),
+    LifecycleAction.REFURBISHED: (ItemState.REFURBISHED, frozenset({BRAND, REPAIRER})),
+    LifecycleAction.RESOLD: (ItemState.RESOLD, frozenset({BRAND, RETAILER})),
+    LifecycleAction.DISPOSED: (ItemState.DISPOSED, frozenset({BRAND, RECYCLER})),
+}
+# A repair changes no on-chain state; it is recorded for items someone holds and uses.
+REPAIRABLE = frozenset(
+    {ItemState.SOLD, ItemState.IN_USE, ItemState.RETURNED, ItemState.COLLECTED, ItemState.REFURBISHED, ItemState.RESOLD}
+)
+CHUNK = 500
+
+
+def _parts(composition: list[tuple[str, int]]) -> list[tuple[bytes, int]]:
+    return [(unhex32(lot_id), grams) for lot_id, grams in composition]
+
+
+@router.post("/items", status_code=201, response_model=ItemsMade, summary="Make one item from lots (a brand)")
+def make_item(body: ItemCreate, actor: BrandActor, session: SessionDep, state: StateDep) -> ItemsMade:
+    check_product(session, body.gtin, actor)
+    check_gtin_owner(state, actor, body.gtin)
+    if session.scalar(select(Item.id).where(Item.gtin == body.gtin, Item.serial == body.serial)) is not None:
+        raise Problem(409, "ItemAlreadyRegistered", f"serial {body.serial} of GTIN {body.gtin} exists already")
+    composition = [(part.lot_id.lower(), part.grams) for part in body.composition]
+    lots = usable_lots(session, actor, [lot_id for lot_id, _ in composition])
+    account = state.keys.account(actor)
+    ident, tx_hash = transact(
+        state, state.service.ledger.register_item, account, body.gtin, body.serial, _parts(composition)
+    )
+    base = state.settings.resolver_base_url
+    uri = item_uri(base, body.gtin, body.serial)
+    receipt = record(
+        state,
+        account,
+        [
+            ev.items_manufactured(
+                [uri], [(lots[lot_id].uri, grams) for lot_id, grams in composition], read_point=body.read_point
+            )
+        ],
+    )
+    ensure_product(session, body.gtin, actor)
+    item = Item(
+        gtin=body.gtin,
+        serial=body.serial,
+        item_id=hex32(ident),
+        brand_id=actor.id,
+        composition=[[lot_id, grams] for lot_id, grams in composition],
+        mass_grams=sum(grams for _, grams in composition),
+        certificates=sorted({c for lot in lots.values() for c in (lot.certificates or [])}),
+        state=int(ItemState.MANUFACTURED),
+        materialized=True,
+        created_at=utcnow(),
+        updated_at=utcnow(),
+    )
+    session.add(item)
+    session.commit()
+    return ItemsMade(items=[item_public(state, item, actor.name)], event=receipt, tx_hash=tx_hash)
+
+
+@router.post(
+    "/runs",
+    status_code=201,
+    response_model=RunMade,
+    summary="Make a run of items of one composition: one transaction, one Merkle root (a brand)",
+)
+def make_run(
+    body: RunCreate, actor: BrandActor, session: SessionDep, state: StateDep, api_settings: ApiSettingsDep
+) -> RunMade:
+    serials = body.serials
+    if len(serials) > api_settings.max_run_size:
+        raise Problem(422, "Run too large", f"at most {api_settings.max_run_size} items per run")
+    if len(set(serials)) != len(serials):
+        raise Problem(422, "Duplicate serials", "a run's serials must be distinct")
+    check_product(session, body.gtin, actor)
+    check_gtin_owner(state, actor, body.gtin)
+    for start in range(0, len(serials), CHUNK):
+        taken = session.scalars(
+            select(Item.serial).where(Item.gtin == body.gtin, Item.serial.in_(serials[start : start + CHUNK]))
+        ).first()
+        if taken is not None:
+            raise Problem(409, "ItemAlreadyRegistered", f"serial {taken} of GTIN {body.gtin} exists already")
+    composition = [(part.lot_id.lower(), part.grams) for part in body.composition]
+    lots = usable_lots(session, actor, [lot_id for lot_id, _ in composition])
+    account = state.keys.account(actor)
+    run, tx_hash = transact(state, state.service.ledger.register_run, account, body.gtin, serials, _parts(composition))
+    base = state.settings.resolver_base_url
+    uris = [item_uri(base, body.gtin, serial) for serial in serials]
+    count = len(serials)
+    receipt = record(
+        state,
+        account,
+        [
+            ev.items_manufactured(
+                uris, [(lots[lot_id].uri, grams * count) for lot_id, grams in composition], read_point=body.read_point
+            )
+        ],
+    )
+    ensure_product(session, body.gtin, actor)
+    session.flush()
+    now = utcnow()
+    certificates = sorted({c for lot in lots.values() for c in (lot.certificates or [])})
+    mass = sum(grams for _, grams in composition)
+    rows = [
+        {
+            "gtin": body.gtin,
+            "serial": serial,
+            "item_id": hex32(item_id(body.gtin, serial)),
+            "brand_id": actor.id,
+            "composition": [[lot_id, grams] for lot_id, grams in composition],
+            "mass_grams": mass,
+            "certificates": certificates,
+            "state": int(ItemState.MANUFACTURED),
+            "run_id": hex32(run.run_id),
+            "items_root": hex32(run.items_root),
+            "proof": [hex32(p) for p in run.proofs[serial]],
+            "materialized": False,
+            "created_at": now,
+            "updated_at": now,
+        }
+        for serial in serials
+    ]
+    for start in range(0, len(rows), CHUNK):
+        session.execute(insert(Item), rows[start : start + CHUNK])
+    session.commit()
+    return RunMade(
+        run_id=hex32(run.run_id),
+        items_root=hex32(run.items_root),
+        gtin=body.gtin,
+        count=count,
+        first=uris[0],
+        event=receipt,
+        tx_hash=tx_hash,
+    )
+
+
+def _find(session: SessionDep, gtin: str, serial: str) -> Item:
+    item = session.scalar(select(Item).where(Item.gtin == normalize_gtin(gtin), Item.serial == serial))
+    if item is None:
+        raise Problem(404, "Unknown item", f"serial {serial} of GTIN {gtin} is not registered")
+    return item
+
+
+@router.get("/items/{gtin}/{serial:path}", response_model=ItemPublic, summary="An item")
+def get_item(gtin: str, serial: str, session: SessionDep, state: StateDep) -> ItemPublic:
+    item = _find(session, gtin, serial)
+    return item_public(state, item, actor_name(session, item.brand_id))
+
+
+@router.post(
+    "/lifecycle-events",
+    status_code=201,
+    response_model=LifecycleRecorded,
+    summary="Record a sale, use, return, collection, repair, refurbishment, resale or disposal",
+)
+def lifecycle(
+    body: LifecycleCreate, actor: SupplyChainActor, session: SessionDep, state: StateDep
+) -> LifecycleRecorded:
+    target, roles = ACTIONS[body.action]
+    if ActorRole(actor.role) not in roles:
+        raise Problem(
+            403,
+            "Forbidden",
+            f"a {actor.role} may not record {body.action.value}",
+            allowedRoles=sorted(r.value for r in roles),
+        )
+    item = _find(session, body.gtin, body.serial)
+    if actor.role == ActorRole.BRAND and item.brand_id != actor.id:
+        raise Problem(403, "Not your item", "a brand acts only on its own items")
+    account = state.keys.account(actor)
+    ledger = state.service.ledger
+    tx_hash: str | None = None
+    materialize = False
+    if target is None:
+        if ItemState(item.state) not in REPAIRABLE:
+            raise Problem(
+                409,
+                "IllegalTransition",
+                f"an item that is {ItemState(item.state).name.lower()} cannot be repaired",
+                error="IllegalTransition",
+                args={"current": ItemState(item.state).name.lower(), "requested": body.action.value},
+            )
+    elif item.materialized:
+        _, tx_hash = transact(state, ledger.transition, account, unhex32(item.item_id), target)
+    else:
+        assert item.run_id and item.items_root and item.proof is not None
+        run = RunCommitment(
+            unhex32(item.run_id),
+            item.gtin,
+            unhex32(item.items_root),
+            (item.serial,),
+            {item.serial: [unhex32(p) for p in item.proof]},
+        )
+        _, tx_hash = transact(state, ledger.transition_run_item, account, run, item.serial, target)
+        materialize = True
+    uri = item_uri(state.settings.resolver_base_url, item.gtin, item.serial)
+    receipt = record(state, account, [ev.lifecycle(ev.Lifecycle(body.action.value), [uri], read_point=body.read_point)])
+    if target is not None:
+        item.state = int(target)
+    if materialize:
+        item.materialized = True
+    item.updated_at = utcnow()
+    session.commit()
+    brand = session.get(Actor, item.brand_id)
+    return LifecycleRecorded(item=item_public(state, item, brand.name if brand else ""), event=receipt, tx_hash=tx_hash)
+
+
+def _proof_hex(proof: object) -> list[str] | None:
+    """The proof as hex strings, whether the outbox keeps it packed (bytes) or as a list."""
+    if proof is None:
+        return None
+    if isinstance(proof, bytes | bytearray | memoryview):
+        return proofs_as_hex(split_proof(bytes(proof)))
+    return [str(p) for p in proof]  # type: ignore[attr-defined]
+
+
+@router.get(
+    "/anchoring/{event_id:path}",
+    response_model=EventStatusPublic,
+    tags=["events"],
+    summary="Where an event is in anchoring: pending, batched, anchored (with its proof)",
+)
+def anchoring(request: Request, state: StateDep, event_id: str = Path(min_length=10)) -> EventStatusPublic:
+    row = state.service.outbox.get(event_id_from(request, event_id))
+    if row is None:
+        raise Problem(404, "Unknown event", f"no event {event_id}")
+    batch = None
+    if row.batch_id is not None:
+        with state.service.sessions() as session:
+            from ledger.outbox import Batch
+
+            found = session.get(Batch, row.batch_id)
+            if found is not None:
+                batch = AnchorPublic(
+                    root=hex32(found.root),
+                    tx_hash=hex32(found.tx_hash) if found.tx_hash else None,
+                    block_number=found.block_number,
+                    status=str(found.status.value),
+                )
+    return EventStatusPublic(
+        event_id=row.event_id,
+        anchoring=AnchoringStatus(str(row.status.value)),
+        signer=row.signer,
+        batch=batch,
+        proof=_proof_hex(row.proof),
+    )

@@ -1,0 +1,161 @@
+"""Material lots: registered by brands (under a GTIN or a material code) and recyclers; approvals to draw from them."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+from sqlalchemy import select
+
+from ledger.epcis import events as ev
+from ledger.ids import gtin_lot_id, material_lot_id
+
+from ..deps import LotOwnerActor, SessionDep, StateDep
+from ..links import JSONLD
+from ..models import Actor, ActorRole, Lot, LotApproval, Product, utcnow
+from ..problems import Problem
+from ..schemas import ApprovalCreate, ApprovalPublic, LotCreate, LotId, LotPublic, LotRegistered
+from ..uris import hex32, lot_uri, unhex32
+from ..writes import (
+    actor_name,
+    check_gtin_owner,
+    check_product,
+    ensure_product,
+    lot_public,
+    material_code,
+    record,
+    transact,
+)
+from .passport import lot_jsonld
+
+router = APIRouter(prefix="/lots", tags=["lots"])
+public = APIRouter(tags=["lots"])
+
+
+@router.post("", status_code=201, response_model=LotRegistered, summary="Register a material lot")
+def register_lot(body: LotCreate, actor: LotOwnerActor, session: SessionDep, state: StateDep) -> LotRegistered:
+    """A brand registers a lot under one of its GTINs (`/01/<gtin>/10/<lot>`) or by material code; a recycler by
+    material code. The contract call and the signed `commissioning` event are both made as the actor."""
+    ledger = state.service.ledger
+    code = material_code(body.material_code)
+    if body.gtin is not None:
+        if actor.role != ActorRole.BRAND:
+            raise Problem(403, "Forbidden", "only brands register lots under a GTIN")
+        check_product(session, body.gtin, actor)
+        check_gtin_owner(state, actor, body.gtin)
+        expected = hex32(gtin_lot_id(body.gtin, body.lot_number))
+    else:
+        expected = hex32(material_lot_id(actor.address, code, body.lot_number))
+    if session.get(Lot, expected) is not None:
+        raise Problem(409, "LotAlreadyRegistered", f"lot {body.lot_number} is registered already", lotId=expected)
+    account = state.keys.account(actor)
+    if body.gtin is not None:
+        lot_id, tx_hash = transact(
+            state,
+            ledger.register_lot,
+            account,
+            body.gtin,
+            body.lot_number,
+            code,
+            body.mass_grams,
+            body.recycled_share_bps,
+        )
+    else:
+        lot_id, tx_hash = transact(
+            state,
+            ledger.register_material_lot,
+            account,
+            code,
+            body.lot_number,
+            body.mass_grams,
+            body.recycled_share_bps,
+        )
+    lot_hex = hex32(lot_id)
+    uri = lot_uri(state.settings.resolver_base_url, lot_hex, body.gtin, body.lot_number if body.gtin else None)
+    event = ev.lot_registered(
+        uri,
+        body.material_code,
+        body.mass_grams,
+        body.recycled_share_bps,
+        certificates=body.certificates,
+        origin=body.origin,
+    )
+    receipt = record(state, account, [event])
+    if body.gtin is not None:
+        ensure_product(session, body.gtin, actor)
+    lot = Lot(
+        lot_id=lot_hex,
+        uri=uri,
+        gtin=body.gtin,
+        lot_number=body.lot_number,
+        owner_id=actor.id,
+        material_code=body.material_code,
+        mass_grams=body.mass_grams,
+        recycled_share_bps=body.recycled_share_bps,
+        recovered=False,
+        source_items=None,
+        origin=body.origin,
+        certificates=list(body.certificates),
+        event_id=receipt.event_id,
+        tx_hash=tx_hash,
+        created_at=utcnow(),
+    )
+    session.add(lot)
+    session.commit()
+    return LotRegistered(lot=lot_public(lot, actor.name), event=receipt, tx_hash=tx_hash)
+
+
+@router.get("/{lot_id}", response_model=LotPublic, summary="A lot")
+def get_lot(lot_id: LotId, session: SessionDep) -> LotPublic:
+    lot = session.get(Lot, lot_id.lower())
+    if lot is None:
+        raise Problem(404, "Unknown lot", f"no lot {lot_id}")
+    return lot_public(lot, actor_name(session, lot.owner_id))
+
+
+@router.post(
+    "/{lot_id}/approvals",
+    status_code=201,
+    response_model=ApprovalPublic,
+    summary="Let another actor draw grams from your lot",
+)
+def approve(
+    lot_id: LotId, body: ApprovalCreate, actor: LotOwnerActor, session: SessionDep, state: StateDep
+) -> ApprovalPublic:
+    lot = session.get(Lot, lot_id.lower())
+    if lot is None:
+        raise Problem(404, "Unknown lot", f"no lot {lot_id}")
+    if lot.owner_id != actor.id:
+        raise Problem(403, "Not your lot", f"lot {lot_id} belongs to another actor")
+    operator = session.get(Actor, body.operator_id)
+    if operator is None or operator.revoked:
+        raise Problem(404, "Unknown actor", f"no actor {body.operator_id}")
+    account = state.keys.account(actor)
+    _, tx_hash = transact(
+        state, state.service.ledger.approve_lot, account, unhex32(lot.lot_id), operator.address, body.grams
+    )
+    approval = session.scalar(
+        select(LotApproval).where(LotApproval.lot_id == lot.lot_id, LotApproval.operator_id == operator.id)
+    )
+    if approval is None:
+        approval = LotApproval(
+            lot_id=lot.lot_id, operator_id=operator.id, grams=body.grams, tx_hash=tx_hash, created_at=utcnow()
+        )
+        session.add(approval)
+    else:
+        approval.grams, approval.tx_hash = body.grams, tx_hash
+    session.commit()
+    return ApprovalPublic(
+        lot_id=lot.lot_id, operator_id=operator.id, operator_address=operator.address, grams=body.grams, tx_hash=tx_hash
+    )
+
+
+@public.get("/lots/{lot_id}", summary="A lot without a GS1 key, as JSON-LD (what its URI in events dereferences to)")
+def lot_document(lot_id: LotId, session: SessionDep, state: StateDep) -> JSONResponse:
+    """Material and recovered lots are named ``<resolver>/lots/<lot id>`` in events; this is that URI's document."""
+    lot = session.get(Lot, lot_id.lower())
+    if lot is None:
+        raise Problem(404, "Unknown lot", f"no lot {lot_id}")
+    product = session.get(Product, lot.gtin) if lot.gtin else None
+    return JSONResponse(
+        lot_jsonld(session, state, product, lot), media_type=JSONLD, headers={"Cache-Control": "no-cache"}
+    )

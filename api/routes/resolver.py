@@ -1,0 +1,343 @@
+"""The GS1-conformant resolver: ``/01/<gtin>[/22/..][/10/<lot>][/21/<serial>]`` and compressed Digital Links.
+
+Resolution is one indexed query (the product joined with the item or lot) and no chain call. A plain request is
+redirected (307) to the default link; ``?linkType=gs1:<type>`` to that type's link, or 404; ``?linkType=linkset``
+(or ``all``) and ``Accept: application/linkset+json`` get the linkset; ``Accept: application/ld+json`` is redirected to
+the JSON-LD passport. Every answer about a registered GTIN carries ``Link: <..?linkType=linkset>; rel="linkset"``;
+answers to compressed URIs also ``rel="owl:sameAs"`` with the uncompressed URI. Key qualifiers unknown under a
+known GTIN walk up to the product's links, and the scan is recorded for the audit.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote, unquote
+
+from fastapi import APIRouter, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+from sqlalchemy import and_, select
+from sqlalchemy.orm import Session
+
+from ..deps import ApiSettingsDep, StateDep
+from ..gs1.digital_link import DigitalLink, MalformedLink, NotADigitalLink, UnsupportedKey, parse_path
+from ..gs1.linktypes import GS1_NS, OWN_NS, expand, gs1
+from ..links import (
+    HTML,
+    JSONLD,
+    LINKSET,
+    Link,
+    gtin_links,
+    item_links,
+    linkset,
+    lot_links,
+    unknown_item_links,
+    unknown_lot_links,
+)
+from ..models import Item, Lot, Product, UnknownScan, utcnow
+from ..problems import problem_response
+from ..state import AppState
+from ..uris import item_uri
+from . import passport as resources
+
+router = APIRouter(tags=["resolver"])
+
+RESOLVER_METHODS = ["GET", "HEAD", "OPTIONS", "POST"]
+
+
+def request_base(request: Request) -> str:
+    """The scheme and host the client used, honouring ``X-Forwarded-Proto`` (a TLS-terminating proxy) and Host."""
+    proto = request.headers.get("x-forwarded-proto", "").split(",")[0].strip().lower()
+    if proto not in ("http", "https"):
+        proto = request.url.scheme
+    host = request.headers.get("host") or request.url.netloc
+    return f"{proto}://{host}"
+
+
+def raw_request_path(request: Request) -> str:
+    raw = request.scope.get("raw_path") or request.url.path.encode()
+    try:
+        path = bytes(raw).decode("ascii")
+    except UnicodeDecodeError:
+        path = bytes(raw).decode("utf-8", errors="strict")
+    root = request.scope.get("root_path") or ""
+    if root and path.startswith(root):
+        path = path[len(root) :]
+    return path
+
+
+def _accept(header: str | None) -> list[tuple[str, float]]:
+    out = []
+    for part in (header or "*/*").split(","):
+        fields = [f.strip() for f in part.split(";")]
+        media = fields[0].lower()
+        if not media:
+            continue
+        q = 1.0
+        for param in fields[1:]:
+            if param.startswith("q="):
+                try:
+                    q = float(param[2:])
+                except ValueError:
+                    q = 0.0
+        out.append((media, q))
+    return out
+
+
+def preferred_type(header: str | None, offered: list[str]) -> tuple[str | None, bool]:
+    """The offered media type the Accept header prefers, and whether the client named it explicitly."""
+    ranges = _accept(header)
+    best: tuple[float, int, int, str] | None = None
+    for order, media in enumerate(offered):
+        major = media.split("/")[0]
+        for candidate, q in ranges:
+            if candidate == media:
+                score = (q, 2)
+            elif candidate == f"{major}/*":
+                score = (q, 1)
+            elif candidate == "*/*":
+                score = (q, 0)
+            else:
+                continue
+            key = (score[0], score[1], -order, media)
+            if score[0] > 0 and (best is None or key > best):
+                best = key
+    if best is None:
+        return None, False
+    return best[3], best[1] == 2
+
+
+def _query_pairs(request: Request) -> list[str]:
+    """The request's raw key=value pairs, to pass on when redirecting (``linkType`` is addressed to us)."""
+    pairs = []
+    for part in request.url.query.split("&"):
+        if not part:
+            continue
+        if unquote(part.split("=", 1)[0]) == "linkType":
+            continue
+        pairs.append(part)
+    return pairs
+
+
+def _with_query(href: str, pairs: list[str]) -> str:
+    if not pairs:
+        return href
+    fragment = ""
+    if "#" in href:
+        href, fragment = href.split("#", 1)
+        fragment = "#" + fragment
+    return href + ("&" if "?" in href else "?") + "&".join(pairs) + fragment
+
+
+def resolver_headers(base: str, link: DigitalLink, cache: str = "public, max-age=300") -> dict[str, str]:
+    links = [f'<{base}{link.path}?linkType=linkset>; rel="linkset"; type="{LINKSET}"']
+    if link.compressed:
+        links.append(f'<{link.uri(base)}>; rel="owl:sameAs"')
+    return {"Link": ", ".join(links), "Vary": "Accept", "Cache-Control": cache}
+
+
+def _record_scan(session: Session, request: Request, gtin14: str, ai: str, value: str) -> None:
+    agent = request.headers.get("user-agent")
+    session.add(
+        UnknownScan(gtin=gtin14, ai=ai, value=value, user_agent=agent[:300] if agent else None, scanned_at=utcnow())
+    )
+    session.commit()
+
+
+def lookup(session: Session, link: DigitalLink) -> tuple[Product | None, Item | Lot | None]:
+    """The one indexed query of a resolution: the product, with the item or lot the link names (or None)."""
+    gtin14 = link.gtin14
+    row: Any
+    if link.serial is not None:
+        row = session.execute(
+            select(Product, Item)
+            .outerjoin(Item, and_(Item.gtin == Product.gtin, Item.serial == link.serial))
+            .where(Product.gtin == gtin14)
+        ).first()
+    elif link.lot is not None:
+        row = session.execute(
+            select(Product, Lot)
+            .outerjoin(Lot, and_(Lot.gtin == Product.gtin, Lot.lot_number == link.lot))
+            .where(Product.gtin == gtin14)
+        ).first()
+    else:
+        product = session.get(Product, gtin14)
+        return product, None
+    if row is None:
+        return None, None
+    return row[0], row[1]
+
+
+def links_for(
+    state: AppState, base: str, link: DigitalLink, product: Product, record: Item | Lot | None
+) -> tuple[list[Link], str, bool]:
+    """The links, the item description, and whether the request walked up to the product."""
+    if link.serial is not None:
+        if isinstance(record, Item):
+            canonical = item_uri(state.settings.resolver_base_url, product.gtin, record.serial)
+            description = f"{product.name} ({product.brand_name}), serial {record.serial}"
+            return item_links(base, product, record, canonical), description, False
+        description = f"{product.name} ({product.brand_name}): serial {link.serial} is not registered"
+        return unknown_item_links(base, product, link.serial), description, True
+    if link.lot is not None:
+        if isinstance(record, Lot):
+            description = f"Material lot {record.lot_number} of {product.name} ({product.brand_name})"
+            return lot_links(base, product, record), description, False
+        description = f"{product.name} ({product.brand_name}): lot {link.lot} is not registered"
+        return unknown_lot_links(base, product, link.lot), description, True
+    return gtin_links(base, product), f"{product.name} ({product.brand_name})", link.qualifiers != ()
+
+
+def resolve(request: Request, session: Session, state: AppState, link: DigitalLink) -> Response:
+    base = request_base(request)
+    product, record = lookup(session, link)
+    if product is None:
+        return problem_response(request, 404, "Unknown GTIN", f"GTIN {link.gtin} is not registered with this resolver")
+    links, description, walked_up = links_for(state, base, link, product, record)
+    headers = resolver_headers(base, link, "no-cache" if walked_up else "public, max-age=300")
+    if request.method == "OPTIONS":
+        return Response(status_code=204, headers={**headers, "Allow": "GET, HEAD, OPTIONS"})
+    if request.method not in ("GET", "HEAD"):
+        return problem_response(request, 405, headers={**headers, "Allow": "GET, HEAD, OPTIONS"})
+    if walked_up and (link.serial is not None or link.lot is not None):
+        ai, value = ("21", link.serial) if link.serial is not None else ("10", link.lot)
+        assert value is not None
+        _record_scan(session, request, product.gtin, ai, value)
+    accept = request.headers.get("accept")
+    requested = request.query_params.get("linkType")
+    if requested in ("linkset", "all") or (
+        requested is None and preferred_type(accept, [HTML, LINKSET, JSONLD]) == (LINKSET, True)
+    ):
+        body = linkset(link.uri(base), description, links)
+        return JSONResponse(body, media_type=LINKSET, headers=headers)
+    if requested is not None:
+        rel = expand(requested)
+        candidates = [candidate for candidate in links if candidate.rel == rel]
+        if not candidates:
+            return problem_response(
+                request,
+                404,
+                "No such link",
+                f"no link of type {requested!r} for {link.uri(base)}",
+                headers=headers,
+                extra={"availableLinkTypes": sorted({_curie(candidate.rel) for candidate in links})},
+            )
+    else:
+        candidates = [candidate for candidate in links if candidate.rel == gs1("defaultLink")]
+        media, explicit = preferred_type(accept, [HTML, JSONLD])
+        if media == JSONLD and explicit:
+            jsonld = [c for c in links if c.rel == gs1("dpp") and c.type == JSONLD]
+            candidates = jsonld or candidates
+    target = _choose(candidates, accept)
+    pairs = _query_pairs(request) + [f"{key}={value}" for key, value in _quoted(link.embedded_query())]
+    return Response(status_code=307, headers={**headers, "Location": _with_query(target.href, pairs)})
+
+
+def _quoted(pairs: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    return [(quote(key, safe=""), quote(value, safe="")) for key, value in pairs]
+
+
+def _curie(uri: str) -> str:
+    if uri.startswith(GS1_NS):
+        return "gs1:" + uri[len(GS1_NS) :]
+    if uri.startswith(OWN_NS):
+        return "circ:" + uri[len(OWN_NS) :]
+    return uri
+
+
+def _choose(candidates: list[Link], accept: str | None) -> Link:
+    """Among links of one type, the one whose media type the client prefers (the first one otherwise)."""
+    types = [c.type for c in candidates if c.type]
+    if len(candidates) > 1 and types:
+        media, explicit = preferred_type(accept, list(dict.fromkeys(types)))
+        if explicit:
+            return next(c for c in candidates if c.type == media)
+    return candidates[0]
+
+
+def dispatch(request: Request, session: Session, state: AppState) -> Response:
+    try:
+        path = raw_request_path(request)
+    except UnicodeDecodeError:
+        return problem_response(request, 400, "Malformed Digital Link", "the path is not valid UTF-8")
+    try:
+        link = parse_path(path)
+    except MalformedLink as exc:
+        return problem_response(request, 400, "Malformed Digital Link", str(exc))
+    except UnsupportedKey as exc:
+        return problem_response(request, 404, "Unsupported GS1 key", str(exc))
+    except NotADigitalLink:
+        return problem_response(request, 404)
+    if link.resource is not None:
+        return resources.handle(request, session, state, link)
+    return resolve(request, session, state, link)
+
+
+@router.get("/.well-known/gs1resolver", summary="The resolver description file")
+def description_file(request: Request, api_settings: ApiSettingsDep) -> JSONResponse:
+    base = request_base(request)
+    body: dict[str, Any] = {
+        "name": api_settings.resolver_name,
+        "resolverRoot": base,
+        "supportedPrimaryKeys": ["01"],
+        "supportedLinkType": [
+            {"namespace": GS1_NS, "prefix": "gs1:"},
+            {"namespace": OWN_NS, "prefix": "circ:"},
+        ],
+        "linkTypeDefaultCanBeLinkset": False,
+        "supportedContextValuesEnumerated": [],
+        "contact": {"fn": api_settings.operator_name},
+    }
+    return JSONResponse(body, headers={"Cache-Control": "public, max-age=3600"})
+
+
+MAX_BODY = 16_384
+
+
+async def _dispatch(request: Request, state: AppState) -> Response:
+    if request.method == "POST":
+        body = await request.body()
+        if len(body) > MAX_BODY:
+            return problem_response(request, 413, "Payload too large", f"at most {MAX_BODY} bytes")
+        request.scope["circular.body"] = body
+
+    def run() -> Response:
+        with state.service.sessions() as session:
+            return dispatch(request, session, state)
+
+    return await run_in_threadpool(run)
+
+
+async def resolve_gtin(path: str, request: Request, state: StateDep) -> Response:
+    return await _dispatch(request, state)
+
+
+_DESCRIPTION = (
+    "`/01/{gtin}[/22/{cpv}][/10/{lot}][/21/{serial}]` resolves (GET, HEAD, OPTIONS). After the key, "
+    "`passport`, `passport.jsonld`, `qr.svg`, `qr.png`, `evidence`, `verification` (GET) and "
+    "`return-requests` (POST) name the item's resources; `/01/{gtin}/product` the product page."
+)
+for _method in RESOLVER_METHODS:
+    router.add_api_route(
+        "/01/{path:path}",
+        resolve_gtin,
+        methods=[_method],
+        operation_id=f"resolve_{_method.lower()}",
+        summary="Resolve a GS1 Digital Link (GTIN), or one of its resources",
+        description=_DESCRIPTION,
+        response_model=None,
+    )
+
+
+def catch_all_router() -> APIRouter:
+    """Compressed Digital Links (``/<base64>``) and every other unknown path: to be included last."""
+    tail = APIRouter(tags=["resolver"])
+
+    @tail.api_route("/{path:path}", methods=RESOLVER_METHODS, include_in_schema=False, response_model=None)
+    async def resolve_compressed(path: str, request: Request, state: StateDep) -> Response:
+        return await _dispatch(request, state)
+
+    return tail
+
+
+__all__ = ["catch_all_router", "lookup", "preferred_type", "request_base", "resolver_headers", "router"]

@@ -1,0 +1,343 @@
+"""Request and response bodies: a Create/Public pair per resource. Inputs forbid unknown fields. JSON is camelCase."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+from ledger.ids import check_serial, normalize_gtin
+
+from .config import CollectionPoint
+from .models import ActorRole
+
+
+def _gtin(value: str) -> str:
+    return normalize_gtin(value)
+
+
+def _serial(value: str) -> str:
+    return check_serial(value)
+
+
+def _lot_number(value: str) -> str:
+    return check_serial(value, "lot number")
+
+
+def _http_uri(value: str) -> str:
+    if not value.startswith(("https://", "http://", "urn:")):
+        raise ValueError("must be an http(s) or urn URI")
+    return value
+
+
+Gtin = Annotated[str, Field(min_length=8, max_length=14, examples=["09506000134352"]), AfterValidator(_gtin)]
+Serial = Annotated[str, Field(min_length=1, max_length=20, examples=["A00001"]), AfterValidator(_serial)]
+LotNumber = Annotated[str, Field(min_length=1, max_length=20, examples=["CO-2026-001"]), AfterValidator(_lot_number)]
+LotId = Annotated[str, Field(pattern=r"^0x[0-9a-fA-F]{64}$", examples=["0x" + "ab" * 32])]
+MaterialCode = Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,32}$", examples=["CO", "rPES"])]
+Uri = Annotated[str, Field(min_length=5, max_length=500), AfterValidator(_http_uri)]
+Grams = Annotated[int, Field(gt=0, lt=2**88)]
+
+
+class Input(BaseModel):
+    model_config = ConfigDict(extra="forbid", alias_generator=to_camel, populate_by_name=True)
+
+
+class Output(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, from_attributes=True)
+
+
+# -- actors ---------------------------------------------------------------------------------------------------------
+class ActorCreate(Input):
+    name: str = Field(min_length=1, max_length=120)
+    role: ActorRole
+    prefixes: list[Annotated[str, Field(pattern=r"^\d{4,12}$")]] = Field(default_factory=list, max_length=20)
+
+
+class ActorPublic(Output):
+    id: int
+    name: str
+    role: str
+    address: str
+    revoked: bool
+    created_at: datetime
+
+
+class ActorCreated(Output):
+    actor: ActorPublic
+    api_key: str = Field(description="Shown once: only its hash is stored.")
+
+
+# -- events ---------------------------------------------------------------------------------------------------------
+class AnchoringStatus(enum.StrEnum):
+    PENDING = "pending"
+    BATCHED = "batched"
+    ANCHORED = "anchored"
+
+
+class EventReceipt(Output):
+    event_id: str
+    anchoring: AnchoringStatus
+    created: bool = Field(description="False when the very same event had been recorded before.")
+
+
+class AnchorPublic(Output):
+    root: str
+    tx_hash: str | None
+    block_number: int | None
+    status: str
+
+
+class EventStatusPublic(Output):
+    event_id: str
+    anchoring: AnchoringStatus
+    signer: str
+    batch: AnchorPublic | None
+    proof: list[str] | None
+
+
+# -- products -------------------------------------------------------------------------------------------------------
+class ProductCreate(Input):
+    name: str = Field(min_length=1, max_length=200)
+    brand_name: str | None = Field(None, max_length=200, description="Defaults to the brand actor's name.")
+    description: str = Field("", max_length=5000)
+    language: str = Field("en", pattern=r"^[a-z]{2}(-[A-Z]{2})?$")
+    image_url: Uri | None = None
+    care: str = Field("", max_length=5000)
+    repair: str = Field("", max_length=5000)
+    end_of_life: str = Field("", max_length=5000)
+    return_info: str = Field("", max_length=5000)
+
+
+class ProductPublic(Output):
+    gtin: str
+    digital_link: str
+    brand_name: str
+    name: str
+    description: str
+    language: str
+    image_url: str | None
+    care: str
+    repair: str
+    end_of_life: str
+    return_info: str
+
+
+# -- lots -----------------------------------------------------------------------------------------------------------
+class LotCreate(Input):
+    gtin: Gtin | None = Field(None, description="A GTIN of the brand's: the lot is then `/01/<gtin>/10/<lotNumber>`.")
+    lot_number: LotNumber
+    material_code: MaterialCode
+    mass_grams: Grams
+    recycled_share_bps: int = Field(0, ge=0, le=10_000)
+    origin: str | None = Field(None, max_length=200)
+    certificates: list[Uri] = Field(default_factory=list, max_length=20)
+
+
+class LotPublic(Output):
+    lot_id: str
+    uri: str
+    gtin: str | None
+    lot_number: str
+    material_code: str
+    mass_grams: int
+    recycled_share_bps: int
+    recovered: bool
+    source_items: list[str] | None
+    origin: str | None
+    certificates: list[str]
+    owner: str
+    created_at: datetime
+
+
+class LotRegistered(Output):
+    lot: LotPublic
+    event: EventReceipt
+    tx_hash: str
+
+
+class ApprovalCreate(Input):
+    operator_id: int = Field(gt=0, description="The actor allowed to draw from the lot.")
+    grams: int = Field(ge=0, lt=2**96)
+
+
+class ApprovalPublic(Output):
+    lot_id: str
+    operator_id: int
+    operator_address: str
+    grams: int
+    tx_hash: str
+
+
+# -- items ----------------------------------------------------------------------------------------------------------
+class Part(Input):
+    lot_id: LotId
+    grams: Grams
+
+
+class ItemCreate(Input):
+    gtin: Gtin
+    serial: Serial
+    composition: list[Part] = Field(min_length=1, max_length=50)
+    read_point: Uri | None = None
+
+
+class RunCreate(Input):
+    gtin: Gtin
+    serials: list[Serial] = Field(min_length=1)
+    composition: list[Part] = Field(min_length=1, max_length=50, description="Grams per item, from each lot.")
+    read_point: Uri | None = None
+
+
+class PartPublic(Output):
+    lot_id: str
+    grams: int
+
+
+class ItemPublic(Output):
+    gtin: str
+    serial: str
+    digital_link: str
+    item_id: str
+    brand: str
+    state: str
+    mass_grams: int
+    composition: list[PartPublic]
+    run_id: str | None
+    materialized: bool
+    recovered_into: str | None
+
+
+class ItemsMade(Output):
+    items: list[ItemPublic]
+    event: EventReceipt
+    tx_hash: str
+
+
+class RunMade(Output):
+    run_id: str
+    items_root: str
+    gtin: str
+    count: int
+    first: str = Field(description="The first item's Digital Link.")
+    event: EventReceipt
+    tx_hash: str
+
+
+class LifecycleAction(enum.StrEnum):
+    SOLD = "sold"
+    IN_USE = "in_use"
+    RETURNED = "returned"
+    COLLECTED = "collected"
+    REPAIRED = "repaired"
+    REFURBISHED = "refurbished"
+    RESOLD = "resold"
+    DISPOSED = "disposed"
+
+
+class LifecycleCreate(Input):
+    gtin: Gtin
+    serial: Serial
+    action: LifecycleAction
+    read_point: Uri | None = None
+
+
+class LifecycleRecorded(Output):
+    item: ItemPublic
+    event: EventReceipt
+    tx_hash: str | None = Field(description="None for a repair, which changes no on-chain state.")
+
+
+class ItemRef(Input):
+    gtin: Gtin
+    serial: Serial
+
+
+class RecyclingCreate(Input):
+    items: list[ItemRef] = Field(min_length=1, max_length=1000)
+    material_code: MaterialCode
+    lot_number: LotNumber
+    mass_grams: Grams
+    read_point: Uri | None = None
+
+
+class Recycled(Output):
+    lot: LotPublic
+    items: list[str]
+    event: EventReceipt
+    tx_hash: str
+
+
+# -- returns --------------------------------------------------------------------------------------------------------
+class ReturnRequestCreate(Input):
+    """Where to look for collection points: a coarse position, used for this answer only and never stored."""
+
+    latitude: float | None = Field(None, ge=-90, le=90)
+    longitude: float | None = Field(None, ge=-180, le=180)
+
+
+class CollectionPointPublic(CollectionPoint):
+    model_config = ConfigDict(extra="forbid", alias_generator=to_camel, populate_by_name=True)
+
+    distance_km: float | None = None
+
+
+class ReturnRequestPublic(Output):
+    drop_off_code: str
+    item: str
+    collection_points: list[CollectionPointPublic]
+    instructions: str
+    created_at: datetime
+
+
+# -- EPCIS ----------------------------------------------------------------------------------------------------------
+class CaptureJobPublic(BaseModel):
+    captureID: str
+    createdAt: datetime
+    finishedAt: datetime | None = None
+    running: bool
+    success: bool
+    captureErrorBehaviour: str
+    errors: list[dict[str, Any]] = Field(default_factory=list)
+    eventIDs: list[str] = Field(default_factory=list)
+    replacedEventIDs: list[dict[str, Any]] = Field(
+        default_factory=list, description="Events whose claimed eventID was not their CBV 2.0 hash, which replaced it."
+    )
+
+
+__all__ = [
+    "ActorCreate",
+    "ActorCreated",
+    "ActorPublic",
+    "AnchorPublic",
+    "AnchoringStatus",
+    "ApprovalCreate",
+    "ApprovalPublic",
+    "CaptureJobPublic",
+    "CollectionPointPublic",
+    "EventReceipt",
+    "EventStatusPublic",
+    "ItemCreate",
+    "ItemPublic",
+    "ItemRef",
+    "ItemsMade",
+    "LifecycleAction",
+    "LifecycleCreate",
+    "LifecycleRecorded",
+    "LotCreate",
+    "LotPublic",
+    "LotRegistered",
+    "Part",
+    "PartPublic",
+    "ProductCreate",
+    "ProductPublic",
+    "Recycled",
+    "RecyclingCreate",
+    "ReturnRequestCreate",
+    "ReturnRequestPublic",
+    "RunCreate",
+    "RunMade",
+]
