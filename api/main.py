@@ -22,7 +22,7 @@ from ledger.settings import Settings
 
 from . import problems
 from .config import ApiSettings
-from .routes import actors, epcis, items, lots, products, recycling, resolver
+from .routes import actors, chain_rpc, epcis, items, lots, products, recycling, resolver
 from .state import AppState
 
 if TYPE_CHECKING:
@@ -47,7 +47,7 @@ def _start_worker(state: AppState) -> tuple[threading.Event, threading.Thread] |
     from ledger.errors import LedgerError
 
     try:
-        anchorer = state.settings.actor_key("anchorer")
+        anchorer = state.service.account("anchorer")
     except LedgerError as exc:
         log.warning("anchoring worker not started: %s", exc)
         return None
@@ -122,6 +122,7 @@ def create_app(
     app.include_router(recycling.router, prefix="/api/v1")
     app.include_router(lots.public)
     app.include_router(epcis.router, prefix="/epcis")
+    app.include_router(chain_rpc.router)
     app.include_router(resolver.router)
     app.include_router(resolver.catch_all_router())  # compressed Digital Links and 404s: last
     return app

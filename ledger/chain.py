@@ -12,6 +12,7 @@ import ast
 import fcntl
 import re
 import sqlite3
+import threading
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -28,6 +29,8 @@ from .artifacts import error_abis
 from .errors import ChainLocked, ConfigurationError, ContractRevert, TransactionFailed
 
 ANVIL_CHAIN_ID = 31337
+# eth-tester's py-evm chain: the embedded chain, also when another process serves it as JSON-RPC.
+EMBEDDED_CHAIN_ID = 131277322940537
 # Anvil's and Hardhat's public development mnemonic: its accounts are funded on every dev node, never elsewhere.
 ANVIL_MNEMONIC = "test test test test test test test test test test test junk"
 Account.enable_unaudited_hdwallet_features()
@@ -113,6 +116,12 @@ class _PersistentStore(dict[bytes, bytes]):
         self._db.close()
 
 
+DEV_ACCOUNTS = 10
+# One more genesis account than the dev accounts: the faucet that `fund` spends from, so that funding never touches an
+# actor's nonce (which a Transactor may have cached).
+_GENESIS_ACCOUNTS = DEV_ACCOUNTS + 1
+
+
 def _persistent_pyevm_backend(store: _PersistentStore | None) -> Any:
     """A PyEVMBackend whose chain lives in `store` (or in memory when None), resuming from its head."""
     from eth.db.atomic import AtomicDB
@@ -128,21 +137,79 @@ def _persistent_pyevm_backend(store: _PersistentStore | None) -> Any:
                 store.commit()
             return hashes
 
+    genesis_state = PyEVMBackend.generate_genesis_state(num_accounts=_GENESIS_ACCOUNTS)
     if store is None:
-        return _Backend()
+        return _Backend(genesis_state=genesis_state)
     timestamp = store.meta("genesis_timestamp")
     genesis = get_default_genesis_params({"timestamp": int(timestamp)} if timestamp else None)
-    backend = _Backend(genesis_parameters=genesis)  # builds an in-memory chain: we take its class and keys
+    # Builds an in-memory chain first: we take its class and keys, then point it at the store.
+    backend = _Backend(genesis_parameters=genesis, genesis_state=genesis_state)
     chain_class = type(backend.chain)
     base_db = AtomicDB(MemoryDB(store))
     if timestamp is None:
-        genesis_state = backend.generate_genesis_state(num_accounts=len(backend.account_keys))
         backend.chain = chain_class.from_genesis(base_db, genesis, genesis_state)
         store.set_meta("genesis_timestamp", str(genesis["timestamp"]))
         store.commit()
     else:
         backend.chain = chain_class(base_db)
     return backend
+
+
+def _keep_revert_data(delegator: Any) -> Any:
+    """Keep a custom error's revert data intact on the gas-estimation path.
+
+    web3's tester provider decodes any revert data as `Error(string)`, which mangles a custom error whose first
+    argument is a string. Re-raise with the raw bytes as a literal, so that `decode_revert` gets them."""
+    from eth_tester.exceptions import TransactionFailed as TesterTransactionFailed
+
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return delegator(*args, **kwargs)
+        except TesterTransactionFailed as exc:
+            first = exc.args[0] if exc.args else None
+            if isinstance(first, Exception) and first.args and isinstance(first.args[0], bytes):
+                raise TesterTransactionFailed(repr(first.args[0])) from None
+            raise
+
+    return wrapper
+
+
+class _LockedTesterProvider(EthereumTesterProvider):
+    """py-evm is not thread-safe: the API's threads take turns on the in-process chain."""
+
+    def __init__(self, tester: Any) -> None:
+        from web3.providers.eth_tester.defaults import API_ENDPOINTS
+
+        endpoints = {module: dict(methods) for module, methods in API_ENDPOINTS.items()}
+        endpoints["eth"] = {name: _keep_revert_data(fn) for name, fn in endpoints["eth"].items()}
+        super().__init__(tester, api_endpoints=endpoints)
+        self.lock = threading.RLock()
+
+    def make_request(self, method: Any, params: Any) -> Any:
+        with self.lock:
+            return super().make_request(method, params)
+
+
+def _tester_keys() -> list[LocalAccount]:
+    """The embedded chain's genesis accounts: DEV_ACCOUNTS dev accounts, then the faucet."""
+    from eth_tester.backends.pyevm.main import get_default_account_keys
+
+    return [Account.from_key(key.to_bytes()) for key in get_default_account_keys(quantity=_GENESIS_ACCOUNTS)]
+
+
+def _send_value(web3: Web3, funder: LocalAccount, address: str, wei: int) -> None:
+    tx = {
+        "to": Web3.to_checksum_address(address),
+        "value": wei,
+        "from": funder.address,
+        "nonce": web3.eth.get_transaction_count(funder.address, "pending"),
+        "gas": 21000,
+        "chainId": web3.eth.chain_id,
+        "maxFeePerGas": web3.eth.gas_price * 2 + 1,
+        "maxPriorityFeePerGas": 1,
+    }
+    signed = funder.sign_transaction(tx)
+    web3.eth.wait_for_transaction_receipt(web3.eth.send_raw_transaction(signed.raw_transaction))
 
 
 class EthTesterBackend:
@@ -166,7 +233,7 @@ class EthTesterBackend:
 
         self._backend = _persistent_pyevm_backend(self._store)
         self._tester = EthereumTester(self._backend)
-        self.provider = EthereumTesterProvider(self._tester)
+        self.provider = _LockedTesterProvider(self._tester)
         self._web3 = Web3(self.provider)
 
     @property
@@ -174,24 +241,11 @@ class EthTesterBackend:
         return self._web3
 
     def dev_accounts(self) -> list[LocalAccount]:
-        return [Account.from_key(key.to_bytes()) for key in self._backend.account_keys]
+        return [Account.from_key(key.to_bytes()) for key in self._backend.account_keys[:DEV_ACCOUNTS]]
 
     def fund(self, address: str, wei: int) -> None:
-        # eth-tester has no setBalance: the first dev account pays.
-        funder = self.dev_accounts()[0]
-        w3 = self._web3
-        tx = {
-            "to": Web3.to_checksum_address(address),
-            "value": wei,
-            "from": funder.address,
-            "nonce": w3.eth.get_transaction_count(funder.address),
-            "gas": 21000,
-            "chainId": w3.eth.chain_id,
-            "maxFeePerGas": w3.eth.gas_price * 2 + 1,
-            "maxPriorityFeePerGas": 1,
-        }
-        signed = funder.sign_transaction(tx)
-        w3.eth.wait_for_transaction_receipt(w3.eth.send_raw_transaction(signed.raw_transaction))
+        # eth-tester has no setBalance: the faucet account, which no actor uses, pays.
+        _send_value(self._web3, Account.from_key(self._backend.account_keys[DEV_ACCOUNTS].to_bytes()), address, wei)
 
     def mine(self, blocks: int = 1) -> None:
         self._tester.mine_blocks(blocks)
@@ -230,13 +284,20 @@ class JsonRpcBackend:
         return self._web3
 
     def dev_accounts(self) -> list[LocalAccount]:
-        if self._web3.eth.chain_id != ANVIL_CHAIN_ID:
+        chain_id = self._web3.eth.chain_id
+        if chain_id == EMBEDDED_CHAIN_ID:  # the embedded chain, served by `circular serve`
+            return _tester_keys()[:DEV_ACCOUNTS]
+        if chain_id != ANVIL_CHAIN_ID:
             return []
         return [Account.from_mnemonic(ANVIL_MNEMONIC, account_path=f"m/44'/60'/0'/0/{i}") for i in range(10)]
 
     def fund(self, address: str, wei: int) -> None:
-        if self._web3.eth.chain_id != ANVIL_CHAIN_ID:
-            raise ConfigurationError("funding accounts is only possible on a development node (Anvil)")
+        chain_id = self._web3.eth.chain_id
+        if chain_id == EMBEDDED_CHAIN_ID:
+            _send_value(self._web3, _tester_keys()[DEV_ACCOUNTS], address, wei)
+            return
+        if chain_id != ANVIL_CHAIN_ID:
+            raise ConfigurationError("funding accounts is only possible on a development chain")
         balance = self._web3.eth.get_balance(Web3.to_checksum_address(address))
         self._web3.provider.make_request("anvil_setBalance", [address, hex(balance + wei)])  # type: ignore[arg-type]
 
@@ -272,7 +333,7 @@ _SELECTORS: dict[bytes, tuple[str, list[str], list[str]]] | None = None
 _HEX_DATA = re.compile(r"0x[0-9a-fA-F]{8,}")
 
 
-def _revert_data(exc: BaseException) -> bytes | None:
+def revert_data(exc: BaseException) -> bytes | None:
     """The raw revert data inside either backend's exception, or None."""
     if isinstance(exc, ContractCustomError | ContractLogicError | ContractPanicError):
         data = exc.data if isinstance(exc.data, str) else None
@@ -298,7 +359,7 @@ def _revert_data(exc: BaseException) -> bytes | None:
 def decode_revert(exc: BaseException) -> ContractRevert | None:
     """Map a revert from either backend to :class:`ContractRevert` with the custom error's name and arguments."""
     global _SELECTORS
-    data = _revert_data(exc)
+    data = revert_data(exc)
     if data is None or len(data) < 4:
         return None
     if _SELECTORS is None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import functools
 import json
+import os
+import signal
 import subprocess
 import sys
 from collections.abc import Callable
@@ -90,27 +92,14 @@ def open_service(rpc: str | None, db: str | None, data_dir: Path | None) -> Any:
     return LedgerService(load_settings(rpc, db, data_dir))
 
 
-def actor_account(service: Any, actor: str, dev_index: int) -> Any:
-    """`actor`'s configured key, or on a development chain its pre-funded account number `dev_index`."""
-    from .errors import KeyNotFound
-
-    try:
-        return service.settings.actor_key(actor)
-    except KeyNotFound:
-        accounts = service.backend.dev_accounts()
-        if not accounts:
-            raise
-        return accounts[dev_index]
-
-
 @app.command()
 @clean_errors
 def deploy(rpc: RpcOption = None, db: DbOption = None, data_dir: DataDirOption = None) -> None:
     """Deploy the contracts and record their addresses for this chain id."""
     service = open_service(rpc, db, data_dir)
     try:
-        admin = actor_account(service, "admin", 0)
-        anchorer = actor_account(service, "anchorer", 9)
+        admin = service.account("admin")
+        anchorer = service.account("anchorer")
         ledger = service.deploy(admin)
         ledger.grant_role(admin, "anchorer", anchorer.address)
         for name, address in ledger.deployment.addresses.items():
@@ -135,7 +124,7 @@ def worker(
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     service = open_service(rpc, db, data_dir)
     try:
-        anchoring = service.worker(actor_account(service, "anchorer", 9))
+        anchoring = service.worker(service.account("anchorer"))
         if once:
             results = anchoring.drain()
             console.print(f"anchored {sum(r.events for r in results)} events in {len(results)} batches")
@@ -255,6 +244,90 @@ def restore(
 
     restore_database(load_settings(None, db, data_dir).database_url, source)
     console.print(f"restored {source}")
+
+
+@app.command()
+@clean_errors
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    worker: Annotated[bool, typer.Option(help="Run the anchoring worker in the same process.")] = True,
+    rpc: RpcOption = None,
+    db: DbOption = None,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Start the API (resolver, passports, writes, EPCIS) with uvicorn, after running the migrations.
+
+    On the embedded chain the server owns the chain file and also serves it as JSON-RPC on /rpc (local clients
+    only), recorded in <data-dir>/server.json, so `circular actors add` in another terminal acts on the same chain.
+    """
+    import uvicorn
+
+    from api.db import upgrade
+    from api.main import create_app
+
+    from .errors import DeploymentNotFound
+    from .service import LedgerService, server_file
+
+    settings = load_settings(rpc, db, data_dir)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    upgrade(settings.database_url)
+    service = LedgerService(settings)
+    info = server_file(settings)
+    try:
+        try:
+            _ = service.ledger
+        except DeploymentNotFound:
+            if settings.rpc_url:
+                raise
+            ledger = service.deploy(service.account("admin"))
+            ledger.grant_role(service.account("admin"), "anchorer", service.account("anchorer").address)
+            console.print(f"deployed the contracts on the embedded chain {service.chain_id}")
+        if not settings.rpc_url:
+            local = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+            info.write_text(json.dumps({"rpc": f"http://{local}:{port}/rpc", "pid": os.getpid()}))
+        app = create_app(settings, service, run_worker=worker)
+        console.print(f"serving on http://{host}:{port} (chain {service.chain_id}, database {settings.database_url})")
+        # uvicorn re-raises SIGTERM once it has shut down; exiting through Python lets the cleanup below run.
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+        uvicorn.run(app, host=host, port=port, log_level="info")
+    finally:
+        if info.exists() and json.loads(info.read_text()).get("pid") == os.getpid():
+            info.unlink()
+        service.close()
+
+
+actors_app = typer.Typer(help="Administer actors: brands, recyclers, retailers, repairers.", no_args_is_help=True)
+app.add_typer(actors_app, name="actors")
+
+
+@actors_app.command("add")
+@clean_errors
+def actors_add(
+    role: Annotated[str, typer.Option(help="brand, recycler, retailer, repairer or admin.")],
+    name: Annotated[str, typer.Option(help="The actor's unique name.")],
+    prefix: Annotated[list[str] | None, typer.Option(help="A GS1 company prefix (brands; repeatable).")] = None,
+    rpc: RpcOption = None,
+    db: DbOption = None,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Create an actor: its account, its on-chain role (and a brand's prefixes) and an API key, printed last."""
+    from api.actors import add_actor
+    from api.db import upgrade
+
+    from .service import LedgerService
+
+    settings = load_settings(rpc, db, data_dir)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    upgrade(settings.database_url)
+    service = LedgerService(settings)
+    try:
+        with service.sessions() as session:
+            actor, api_key = add_actor(service, session, role, name, prefixes=prefix or [])
+        console.print(f"{actor.role} {actor.name}: account {actor.address}")
+        sys.stdout.write(api_key + "\n")
+    finally:
+        service.close()
 
 
 @app.command("hash")

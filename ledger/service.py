@@ -21,13 +21,14 @@ from .chain import ChainBackend, EthTesterBackend, JsonRpcBackend
 from .client import Deployment, Ledger, Role
 from .db import Base, make_engine
 from .epcis.hashing import event_hash_id, hash_digest
-from .errors import ChainIdMismatch, ChainLocked, InvalidSignature
+from .errors import ChainIdMismatch, ChainLocked, InvalidSignature, KeyNotFound
 from .outbox import Outbox, SignedEvent, Stored
 from .settings import Settings
 from .signing import EventDomain, recover_event_signer, sign_event
 
 SIGNATURE_TTL_S = 3600  # how long a freshly signed event may wait before submission
 ACTOR_ROLES = ("brand", "recycler", "retailer", "repairer")
+DEV_ACCOUNT_OF = {"admin": 0, "anchorer": 9}
 
 
 def server_file(settings: Settings) -> Any:
@@ -73,6 +74,17 @@ class LedgerService:
     @cached_property
     def ledger(self) -> Ledger:
         return Ledger(self.backend, Deployment.load(self.settings.deployments_dir, self.chain_id))
+
+    def account(self, actor: str) -> LocalAccount:
+        """`actor`'s configured key (env or keystore), or on a development chain its pre-funded account: the admin is
+        dev account 0 and the anchorer dev account 9, the ones `circular deploy` sets up."""
+        try:
+            return self.settings.actor_key(actor)
+        except KeyNotFound:
+            accounts = self.backend.dev_accounts()
+            if not accounts or actor not in DEV_ACCOUNT_OF:
+                raise
+            return accounts[DEV_ACCOUNT_OF[actor]]
 
     def deploy(self, admin: LocalAccount) -> Ledger:
         ledger = Ledger.deploy(self.backend, admin)
