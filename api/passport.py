@@ -19,23 +19,14 @@ from sqlalchemy.orm import Session
 
 from ledger.client import ItemState
 from ledger.epcis.events import BIZSTEP_IN_USE, BIZSTEP_RECYCLING
+from materials import FULL_SHARE_BPS, Composition, LotRecord, UnknownMaterial, recycled_share_bps
+from materials import material as catalogue_material
 
 from .gs1.linktypes import GS1_NS, OWN_NS
 from .models import Actor, Item, Lot, Product
 from .state import AppState
 
 PALETTE = ("#2f6f4f", "#d08c2c", "#3d6fb4", "#a2475e", "#6b8e23", "#7a5ca8", "#c4572a", "#2a8c8c", "#8c6d2a")
-MATERIAL_NAMES = {
-    "CO": "Cotton",
-    "rCO": "Recycled cotton",
-    "PES": "Polyester",
-    "rPES": "Recycled polyester",
-    "PA": "Polyamide",
-    "EL": "Elastane",
-    "WO": "Wool",
-    "LI": "Linen",
-    "VI": "Viscose",
-}
 STATE_LABELS = {
     ItemState.NONE: "Not registered",
     ItemState.MANUFACTURED: "Made",
@@ -51,7 +42,10 @@ STATE_LABELS = {
 
 
 def material_name(code: str) -> str:
-    return MATERIAL_NAMES.get(code, code)
+    try:
+        return catalogue_material(code).name
+    except UnknownMaterial:
+        return code
 
 
 def state_name(state: int) -> str:
@@ -109,28 +103,36 @@ def composition(session: Session, item: Item) -> tuple[list[MaterialView], float
     """The item's materials by lot, with grams and shares, its recycled content (0..1), and its lots by id."""
     lot_ids = [str(lot_id) for lot_id, _ in item.composition]
     lots = {lot.lot_id: lot for lot in session.scalars(select(Lot).where(Lot.lot_id.in_(lot_ids)))}
-    total = sum(int(grams) for _, grams in item.composition) or 1
+    # The arithmetic is materials/'s (mass balance, proportional allocation, rounding): not repeated here.
+    parts = Composition.of((str(lot_id), int(grams)) for lot_id, grams in item.composition)
+    records = {
+        lot_id: LotRecord(
+            lot_id,
+            lots[lot_id].material_code if lot_id in lots else "?",
+            lots[lot_id].mass_grams if lot_id in lots else 0,
+            lots[lot_id].recycled_share_bps if lot_id in lots else 0,
+        )
+        for lot_id in lot_ids
+    }
+    total = parts.mass_grams
     materials: list[MaterialView] = []
-    recycled = 0.0
-    for index, (lot_id, grams) in enumerate(item.composition):
-        lot = lots.get(str(lot_id))
-        share = int(grams) / total
-        recycled_share = (lot.recycled_share_bps / 10_000) if lot else 0.0
-        recycled += int(grams) * recycled_share
+    for index, part in enumerate(parts.parts):
+        lot = lots.get(part.lot_id)
         materials.append(
             MaterialView(
-                lot_id=str(lot_id),
+                lot_id=part.lot_id,
                 lot_uri=lot.uri if lot else "",
                 lot_number=lot.lot_number if lot else "?",
                 material_code=lot.material_code if lot else "?",
                 material=material_name(lot.material_code) if lot else "Unknown material",
-                grams=int(grams),
-                share=share,
-                recycled_share=recycled_share,
+                grams=part.grams,
+                share=part.grams / total,
+                recycled_share=records[part.lot_id].recycled_share_bps / FULL_SHARE_BPS,
                 recovered=bool(lot and lot.recovered),
                 color=PALETTE[index % len(PALETTE)],
             )
         )
+    recycled = recycled_share_bps(parts, records) / FULL_SHARE_BPS
     # Donut chart: one circle of circumference 100 per material, dashed to its share.
     offset = 25.0  # start at 12 o'clock
     for material in materials:
@@ -138,7 +140,7 @@ def composition(session: Session, item: Item) -> tuple[list[MaterialView], float
         material.dash = f"{length} {round(100 - length, 3)}"
         material.offset = round(offset, 3)
         offset -= length
-    return materials, recycled / total, lots
+    return materials, recycled, lots
 
 
 def _lot_view(lot: Lot, grams: int | None = None, items: int | None = None) -> dict[str, Any]:

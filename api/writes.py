@@ -15,6 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ledger.outbox import Stored
+from materials import material_code_bytes32
 
 from .models import Actor, Item, Lot, LotApproval, Product, utcnow
 from .passport import state_name
@@ -72,7 +73,7 @@ def record(state: AppState, account: LocalAccount, events: Sequence[dict[str, An
 
 
 def material_code(code: str) -> bytes:
-    return code.encode("ascii").ljust(32, b"\x00")
+    return material_code_bytes32(code)
 
 
 def check_product(session: Session, gtin14: str, actor: Actor) -> Product | None:

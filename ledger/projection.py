@@ -18,6 +18,8 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from web3._utils.events import get_event_data
 from web3.types import EventData, LogReceipt
 
+from materials import material_code_from_bytes32
+
 from .client import ItemState, Ledger
 from .db import Base
 
@@ -29,7 +31,7 @@ def _hex(value: bytes) -> str:
 
 
 def decode_material_code(code: bytes) -> str:
-    return bytes(code).rstrip(b"\x00").decode("ascii", errors="replace")
+    return material_code_from_bytes32(code)
 
 
 class ChainLot(Base):
