@@ -49,7 +49,11 @@ def restore_database(url: str, source: Path) -> None:
     if url.startswith("sqlite"):
         snapshot = sqlite3.connect(source)
         try:
-            if snapshot.execute("PRAGMA integrity_check").fetchone()[0] != "ok":
+            try:
+                healthy = snapshot.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+            except sqlite3.DatabaseError as exc:
+                raise ConfigurationError(f"{source} is not a SQLite snapshot: {exc}") from None
+            if not healthy:
                 raise ConfigurationError(f"{source} fails SQLite's integrity check")
             destination = sqlite3.connect(_sqlite_path(url))
             with destination:
