@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 
-.PHONY: setup demo test compile check-artifacts lint bench gas-report clean
+.PHONY: setup demo test compile check-artifacts lint bench slither gas-report clean
 
 setup: .stamp-venv .stamp-npm
 
@@ -39,6 +39,9 @@ lint: setup
 
 bench: setup
 	$(PY) -m scripts.bench
+
+slither: setup
+	$(PY) -m scripts.slither_check
 
 gas-report: setup
 	$(PY) -m scripts.gas_report

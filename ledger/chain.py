@@ -344,11 +344,15 @@ def revert_data(exc: BaseException) -> bytes | None:
             return bytes.fromhex(match.group(0)[2:]) if match else None
         return None
     message = str(exc.args[0]) if exc.args else ""
-    # eth-tester: "execution reverted: b'\\xa3...'" — the revert data is a Python bytes literal.
-    marker = message.find("b'") if "b'" in message else message.find('b"')
-    if marker >= 0:
+    # eth-tester: "execution reverted: b'\\xa3...'", possibly wrapped twice: the revert data is the Python bytes literal
+    # after the prefix. Parse exactly that literal: a quote inside the data makes Python print b"..." and may put a
+    # "b'" sequence inside it, so searching for the first "b'" is not enough.
+    literal = message
+    while literal.startswith("execution reverted: "):
+        literal = literal[len("execution reverted: ") :]
+    if literal.startswith(("b'", 'b"')):
         try:
-            value = ast.literal_eval(message[marker:])
+            value = ast.literal_eval(literal)
         except (ValueError, SyntaxError):
             return None
         return value if isinstance(value, bytes) else None

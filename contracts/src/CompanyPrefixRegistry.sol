@@ -27,12 +27,15 @@ contract CompanyPrefixRegistry is RoleGated, ICompanyPrefixRegistry {
      *
      * Requirements:
      * - the caller holds `DEFAULT_ADMIN_ROLE`;
+     * - `brand` is not the zero address (an assignment to it could never be revoked, yet would block every
+     *   prefix nested with `prefix` for good);
      * - `prefix` is 4 to 12 decimal digits;
      * - neither `prefix`, nor a shorter prefix of it, nor a longer one extending it is assigned.
      *
      * Emits a {CompanyPrefixAssigned} event.
      */
     function assignPrefix(string calldata prefix, address brand) external onlyRole(_DEFAULT_ADMIN_ROLE) {
+        if (brand == address(0)) revert InvalidBrand(brand);
         bytes calldata digits = bytes(prefix);
         if (digits.length < _MIN_PREFIX_LENGTH || digits.length > _MAX_PREFIX_LENGTH || !_allDigits(digits)) {
             revert InvalidCompanyPrefix(prefix);

@@ -71,8 +71,9 @@ contract ItemRegistry is RoleGated, IItemRegistry {
         _checkSerial(serial);
         itemId = keccak256(abi.encode(gtin, serial));
         if (_items[itemId].state != State.None) revert ItemAlreadyRegistered(itemId);
-        uint88 mass = _allocate(lotIds, grams, 1);
-        _items[itemId] = Item({brand: msg.sender, massGrams: mass, state: State.Manufactured});
+        // Checks, effects, then the calls into MaterialLots: no state is written after an external call.
+        _items[itemId] = Item({brand: msg.sender, massGrams: _massOf(lotIds, grams), state: State.Manufactured});
+        _draw(lotIds, grams, 1);
         emit ItemRegistered(itemId, msg.sender, gtin, serial, lotIds, grams, contentHash);
         emit ItemStateChanged(itemId, State.None, State.Manufactured, msg.sender);
     }
@@ -84,7 +85,8 @@ contract ItemRegistry is RoleGated, IItemRegistry {
      *
      * Requirements:
      * - the caller holds `BRAND_ROLE` and `gtin` lies under one of its company prefixes;
-     * - `itemCount` is above zero; the composition is valid and the lots have the grams;
+     * - `itemCount` is above zero; the composition is valid (one item's mass fits 64 bits) and the lots have
+     *   the grams;
      * - the run is new.
      *
      * Emits {RunRegistered} and {RunContents} events and {IMaterialLots-LotAllocated} events.
@@ -94,8 +96,9 @@ contract ItemRegistry is RoleGated, IItemRegistry {
         if (input.itemCount == 0) revert EmptyRun();
         runId = keccak256(abi.encode(input.gtin, input.itemsRoot));
         if (_runs[runId].brand != address(0)) revert RunAlreadyRegistered(runId);
-        uint88 itemMass = _allocate(input.lotIds, input.gramsPerItem, input.itemCount);
-        _runs[runId] = Run({brand: msg.sender, itemMassGrams: itemMass});
+        uint64 itemMass = SafeCast.toUint64(_massOf(input.lotIds, input.gramsPerItem));
+        _runs[runId] = Run({brand: msg.sender, itemMassGrams: itemMass, unmaterialized: input.itemCount});
+        _draw(input.lotIds, input.gramsPerItem, input.itemCount);
         emit RunRegistered(runId, msg.sender, input.gtin, input.itemsRoot, input.itemCount, input.contentHash);
         emit RunContents(runId, input.lotIds, input.gramsPerItem, input.serials);
     }
@@ -108,7 +111,8 @@ contract ItemRegistry is RoleGated, IItemRegistry {
      * Requirements:
      * - a run of `gtin` with root `itemsRoot` exists and `proof` shows the item in it;
      * - `serial` is 1 to 20 characters of GS1 character set 82;
-     * - the item has no state record yet.
+     * - the item has no state record yet, and fewer than the run's `itemCount` items have one (so a root holding
+     *   more items than the run took grams for cannot mint mass).
      *
      * Emits an {ItemMaterialized} event and an {ItemStateChanged} event to `Manufactured`.
      */
@@ -119,15 +123,19 @@ contract ItemRegistry is RoleGated, IItemRegistry {
         bytes32[] calldata proof
     ) public returns (bytes32 itemId) {
         bytes32 runId = keccak256(abi.encode(gtin, itemsRoot));
-        Run memory committed = _runs[runId];
-        if (committed.brand == address(0)) revert RunNotFound(runId);
+        Run storage committed = _runs[runId];
+        address brand = committed.brand;
+        if (brand == address(0)) revert RunNotFound(runId);
         _checkSerial(serial);
         itemId = keccak256(abi.encode(gtin, serial));
         // Same leaf as OpenZeppelin merkle-tree's StandardMerkleTree: double-hashed to rule out second preimages.
         bytes32 leaf = keccak256(bytes.concat(keccak256(abi.encode(itemId))));
         if (!MerkleProof.verifyCalldata(proof, itemsRoot, leaf)) revert InvalidRunProof(runId, itemId);
         if (_items[itemId].state != State.None) revert ItemAlreadyRegistered(itemId);
-        _items[itemId] = Item({brand: committed.brand, massGrams: committed.itemMassGrams, state: State.Manufactured});
+        uint32 unmaterialized = committed.unmaterialized;
+        if (unmaterialized == 0) revert RunItemCountExceeded(runId);
+        committed.unmaterialized = unmaterialized - 1;
+        _items[itemId] = Item({brand: brand, massGrams: committed.itemMassGrams, state: State.Manufactured});
         emit ItemMaterialized(itemId, runId, serial);
         emit ItemStateChanged(itemId, State.None, State.Manufactured, msg.sender);
     }
@@ -277,21 +285,26 @@ contract ItemRegistry is RoleGated, IItemRegistry {
         return 0;
     }
 
-    /// @dev Takes `copies × grams[i]` from each lot for the caller; returns the mass of one copy.
-    function _allocate(
-        bytes32[] calldata lotIds,
-        uint96[] calldata grams,
-        uint256 copies
-    ) private returns (uint88 massGrams) {
+    /// @dev The mass of one item made of `grams[i]` of `lotIds[i]`; reverts on an invalid composition.
+    function _massOf(bytes32[] calldata lotIds, uint96[] calldata grams) private pure returns (uint88) {
         if (lotIds.length == 0 || lotIds.length != grams.length) {
             revert InvalidComposition(lotIds.length, grams.length);
         }
         uint256 total = 0;
-        for (uint256 i = 0; i < lotIds.length; ++i) {
-            lots.allocate(lotIds[i], msg.sender, (grams[i] * copies).toUint96());
+        for (uint256 i = 0; i < grams.length; ++i) {
             total += grams[i];
         }
         return total.toUint88();
+    }
+
+    /// @dev Takes `copies × grams[i]` from each lot `lotIds[i]` for the caller (MaterialLots checks mass balance).
+    function _draw(bytes32[] calldata lotIds, uint96[] calldata grams, uint256 copies) private {
+        for (uint256 i = 0; i < lotIds.length; ++i) {
+            // One call per part of the composition (bounded by the caller's own input, paid by the caller) into the
+            // immutable MaterialLots of this deployment, which makes no calls back.
+            // slither-disable-next-line calls-loop
+            lots.allocate(lotIds[i], msg.sender, SafeCast.toUint96(grams[i] * copies));
+        }
     }
 
     /// @dev GS1 AI (21) serial: 1 to 20 characters of character set 82 (GS1 General Specifications 7.11).

@@ -11,6 +11,8 @@ interface ICompanyPrefixRegistry {
     error CompanyPrefixTaken(string prefix, address owner);
     /// @dev `prefix` is assigned to no one.
     error CompanyPrefixNotAssigned(string prefix);
+    /// @dev A prefix cannot be assigned to the zero address.
+    error InvalidBrand(address brand);
     /// @dev `gtin` is not 14 decimal digits with a valid GS1 check digit.
     error InvalidGtin(string gtin);
     /// @dev `gtin` is not under a company prefix of `account`.

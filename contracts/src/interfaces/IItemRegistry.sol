@@ -26,10 +26,13 @@ interface IItemRegistry {
         State state;
     }
 
-    /// @dev What the chain stores for a committed run of items: one storage slot. Items are materialized lazily.
+    /// @dev What the chain stores for a committed run of items: one storage slot. Items are materialized lazily;
+    /// `unmaterialized` counts down from the run's `itemCount`, so no more items than the run paid grams for can
+    /// ever get a state record, whatever the Merkle root holds.
     struct Run {
         address brand;
-        uint88 itemMassGrams;
+        uint64 itemMassGrams;
+        uint32 unmaterialized;
     }
 
     /// @dev A run of items to commit: `itemCount` items of `gtin`, each made of `gramsPerItem[i]` of `lotIds[i]`.
@@ -59,6 +62,9 @@ interface IItemRegistry {
     error RunAlreadyRegistered(bytes32 runId);
     /// @dev The proof does not place item `itemId` in run `runId`.
     error InvalidRunProof(bytes32 runId, bytes32 itemId);
+    /// @dev Every one of the `itemCount` items run `runId` was committed with is materialized already: its root holds
+    /// more items than the run took grams for.
+    error RunItemCountExceeded(bytes32 runId);
     /// @dev No item has id `itemId`.
     error ItemNotFound(bytes32 itemId);
     /// @dev Item `itemId` may not go from `current` to `requested`.
