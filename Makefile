@@ -7,7 +7,7 @@ PIP := $(VENV)/bin/pip
 
 .PHONY: setup demo test compile check-artifacts lint bench slither gas-report clean
 
-setup: .stamp-venv .stamp-npm
+setup: .stamp-venv .stamp-npm .stamp-apt
 
 # The venv is rebuilt only when pyproject.toml changes.
 .stamp-venv: pyproject.toml
@@ -19,6 +19,11 @@ setup: .stamp-venv .stamp-npm
 # npm ci installs exactly the lockfile's pins (solc-js, OpenZeppelin, Anvil, merkle-tree, digital-link.js).
 .stamp-npm: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+# Debian's Chromium for the browser test (Playwright drives it; it never downloads a browser of its own).
+.stamp-apt:
+	command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
 	touch $@
 
 compile: setup
