@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
+from ledger.epcis.events import Lifecycle
 from ledger.ids import check_serial, normalize_gtin
 
 from .config import CollectionPoint
@@ -227,15 +228,8 @@ class RunMade(Output):
     tx_hash: str
 
 
-class LifecycleAction(enum.StrEnum):
-    SOLD = "sold"
-    IN_USE = "in_use"
-    RETURNED = "returned"
-    COLLECTED = "collected"
-    REPAIRED = "repaired"
-    REFURBISHED = "refurbished"
-    RESOLD = "resold"
-    DISPOSED = "disposed"
+# The ledger's own list of lifecycle actions (each maps to its EPCIS vocabulary there): one list, not two.
+LifecycleAction = Lifecycle
 
 
 class LifecycleCreate(Input):
