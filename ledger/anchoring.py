@@ -20,10 +20,10 @@ import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from eth_account.signers.local import LocalAccount
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.orm import Session, sessionmaker
 from web3.exceptions import TransactionNotFound
 
@@ -164,9 +164,8 @@ class AnchoringWorker:
                 batch = session.get_one(Batch, batch_id)
                 nonce = tx.next_nonce(self.anchorer.address)
                 call = self.ledger.anchor.functions.anchor(batch.root, batch.event_count)
-                unsigned = call.build_transaction(
-                    {"from": self.anchorer.address, "nonce": nonce, "gas": ANCHOR_GAS, "chainId": tx.chain_id}
-                )
+                params: Any = {"from": self.anchorer.address, "nonce": nonce, "gas": ANCHOR_GAS, "chainId": tx.chain_id}
+                unsigned: Any = call.build_transaction(params)
                 signed = self.anchorer.sign_transaction(unsigned)
                 batch.status = BatchStatus.SENT
                 batch.tx_hash = bytes(signed.hash)
@@ -271,7 +270,7 @@ class AnchoringWorker:
                 raise RuntimeError(f"batch {batch_id}: events no longer hash to root 0x{batch.root.hex()}")
             proofs = tree.proofs()
             # One Core executemany by primary key: the ORM's bulk path costs several times more for 10,000 rows.
-            table = OutboxEvent.__table__
+            table = cast(Table, OutboxEvent.__table__)
             session.execute(
                 table.update()
                 .where(table.c.id == bindparam("pk"))

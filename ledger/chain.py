@@ -16,10 +16,10 @@ import threading
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from eth_abi import decode as abi_decode
+from eth_abi.abi import decode as abi_decode
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
-from eth_utils import function_signature_to_4byte_selector
+from eth_utils.abi import function_signature_to_4byte_selector
 from web3 import Web3
 from web3.exceptions import ContractCustomError, ContractLogicError, ContractPanicError
 from web3.middleware import ExtraDataToPOAMiddleware
@@ -198,7 +198,7 @@ def _tester_keys() -> list[LocalAccount]:
 
 
 def _send_value(web3: Web3, funder: LocalAccount, address: str, wei: int) -> None:
-    tx = {
+    tx: dict[str, Any] = {
         "to": Web3.to_checksum_address(address),
         "value": wei,
         "from": funder.address,

@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from eth_account.signers.local import LocalAccount
-from eth_utils import keccak
+from eth_utils.crypto import keccak
 from web3 import Web3
 from web3.contract import Contract
-from web3.contract.contract import ContractFunction
+from web3.contract.contract import ContractConstructor, ContractFunction
 from web3.logs import DISCARD
 from web3.types import TxReceipt
 
@@ -89,7 +89,9 @@ class Transactor:
         self._nonces[address] = nonce + 1
         return nonce
 
-    def send(self, account: LocalAccount, call: ContractFunction, gas: int | None = None) -> TxReceipt:
+    def send(
+        self, account: LocalAccount, call: ContractFunction | ContractConstructor, gas: int | None = None
+    ) -> TxReceipt:
         """Send `call` from `account` and wait for its receipt; raise ContractRevert on a revert."""
         params: dict[str, Any] = {"from": account.address, "chainId": self.chain_id}
         if gas is not None:
@@ -97,7 +99,7 @@ class Transactor:
         with self.lock:  # one lock over nonce allocation and sending: no gaps, no duplicates
             try:
                 params["nonce"] = self.next_nonce(account.address)
-                tx = call.build_transaction(params)  # type: ignore[arg-type]
+                tx: Any = call.build_transaction(params)  # type: ignore[arg-type]
                 signed = account.sign_transaction(tx)
                 tx_hash = self.web3.eth.send_raw_transaction(signed.raw_transaction)
             except Exception as exc:

@@ -59,7 +59,7 @@ def run_demo(out: Path, console: Console, *, rpc_url: str | None = None, db_url:
         batch_size=5000,
         batch_max_wait_s=0,
         run_worker_in_api=False,
-    )  # type: ignore[arg-type]
+    )
     settings.data_dir.mkdir(parents=True)
     upgrade(settings.database_url)
     service = LedgerService(settings)

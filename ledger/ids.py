@@ -7,8 +7,9 @@ from urllib.parse import quote
 
 from biip import ParseError
 from biip.gtin import Gtin
-from eth_abi import encode as abi_encode
-from eth_utils import keccak, to_canonical_address
+from eth_abi.abi import encode as abi_encode
+from eth_utils.address import to_canonical_address
+from eth_utils.crypto import keccak
 
 from .errors import InvalidIdentifier
 

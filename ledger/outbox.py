@@ -152,7 +152,7 @@ class Outbox:
         """Store `events` in one transaction; an event already present (same hash) is left as it is."""
         if not events:
             return []
-        rows = []
+        rows: list[dict[str, Any]] = []
         for signed in events:
             event_id = event_hash_id(signed.event)
             if signed.event.get("eventID") not in (None, event_id):

@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from eth_abi import encode as abi_encode
-from eth_utils import keccak
+from eth_abi.abi import encode as abi_encode
+from eth_utils.crypto import keccak
 from sqlalchemy import JSON, BigInteger, Boolean, Integer, String, Text, UniqueConstraint, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 from web3._utils.events import get_event_data
@@ -143,7 +143,7 @@ class Projector:
 
     def __init__(self, ledger: Ledger) -> None:
         self.ledger = ledger
-        self._by_topic: dict[tuple[str, bytes], tuple[Any, dict[str, Any]]] = {}
+        self._by_topic: dict[tuple[str, bytes], tuple[Any, Any]] = {}
         for contract in ledger.contracts.values():
             for abi in contract.abi:
                 if abi["type"] == "event":
@@ -268,8 +268,8 @@ class Projector:
         run = session.get_one(ChainRun, _hex(a["runId"]))
         composition = [[_hex(lot), int(g)] for lot, g in zip(a["lotIds"], a["gramsPerItem"], strict=True)]
         run.composition = composition
-        serials = bytes(a["serials"]).decode("utf-8", errors="replace").split("\n") if a["serials"] else []
-        mass = sum(g for _, g in composition)
+        serials: list[str] = bytes(a["serials"]).decode("utf-8", errors="replace").split("\n") if a["serials"] else []
+        mass = sum(int(g) for g in a["gramsPerItem"])
         session.add_all(
             ChainItem(
                 item_id=_hex(keccak(abi_encode(["string", "string"], [run.gtin, serial]))),

@@ -58,7 +58,8 @@ class Settings(BaseSettings):
         env_name = f"CIRCULAR_KEY_{actor.upper().replace('-', '_')}"
         if env_name in os.environ:
             try:
-                return Account.from_key(os.environ[env_name])
+                account: LocalAccount = Account.from_key(os.environ[env_name])
+                return account
             except (ValueError, TypeError):
                 raise ConfigurationError(f"{env_name} does not hold a valid private key") from None
         path = self.keys_dir / f"{actor}.json"
@@ -70,7 +71,8 @@ class Settings(BaseSettings):
             key = Account.decrypt(json.loads(path.read_text()), self.keystore_password.get_secret_value())
         except ValueError:
             raise ConfigurationError(f"cannot decrypt {path}: wrong password or corrupt file") from None
-        return Account.from_key(key)
+        decrypted: LocalAccount = Account.from_key(key)
+        return decrypted
 
     def save_actor_key(self, actor: str, account: LocalAccount) -> Path:
         """Write `account` as an encrypted keystore file (mode 0600)."""
