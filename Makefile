@@ -40,7 +40,7 @@ test: setup
 
 lint: setup
 	$(VENV)/bin/ruff check ledger api materials scripts tests
-	$(VENV)/bin/mypy ledger materials
+	$(VENV)/bin/mypy ledger materials api
 
 bench: setup
 	$(PY) -m scripts.bench

@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> None:
     if args[:1] == ["upgrade"]:
         from ledger.settings import Settings
 
-        upgrade(args[1] if len(args) > 1 else Settings().database_url)  # type: ignore[call-arg]
+        upgrade(args[1] if len(args) > 1 else Settings().database_url)
     elif args[:1] == ["revision"] and len(args) == 2:
         autogenerate(args[1])
     else:

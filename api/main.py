@@ -70,8 +70,8 @@ def create_app(
     On start-up the database is migrated. The anchoring worker runs when `run_worker` says so (default: when the
     app opens the service itself and ``settings.run_worker_in_api`` is set), with the ``anchorer`` key.
     """
-    settings = settings or (service.settings if service is not None else Settings())  # type: ignore[call-arg]
-    api_settings = api_settings or ApiSettings()  # type: ignore[call-arg]
+    settings = settings or (service.settings if service is not None else Settings())
+    api_settings = api_settings or ApiSettings()
     own_service = service is None
 
     @asynccontextmanager

@@ -20,7 +20,7 @@ def _url() -> str:
         return url
     from ledger.settings import Settings
 
-    return Settings().database_url  # type: ignore[call-arg]
+    return Settings().database_url
 
 
 def _run(connection: Connection) -> None:
