@@ -158,6 +158,10 @@ def add_actor(
     )
     session.add(actor)
     session.commit()
+    if service.archive is not None:  # the actor's name, signed by its own account, survives a lost database
+        from .recovery import actor_masterdata
+
+        service.archive.publish_masterdata("actor", account.address, actor_masterdata(actor), account)
     if keys is not None:
         keys.remember(key_name, account)
     return actor, api_key

@@ -32,9 +32,16 @@ class ApiSettings(BaseSettings):
     max_run_size: int = Field(10_000, ge=1, le=100_000, description="Most items registered in one run.")
     capture_max_events: int = Field(10_000, ge=1, description="Most events in one EPCIS capture request.")
     capture_max_bytes: int = Field(20_000_000, ge=1_000, description="Largest EPCIS capture body.")
+    max_body_bytes: int = Field(
+        2_000_000, ge=1_000, description="Largest request body outside EPCIS capture (413 before it is read)."
+    )
+    max_json_depth: int = Field(64, ge=8, le=1_000, description="Deepest nesting of a JSON body (deeper: 4xx).")
     max_per_page: int = Field(1_000, ge=1, description="Largest perPage of an EPCIS query.")
     verification_ttl_s: float = Field(300.0, ge=0, description="How long a passport's verification verdict is kept.")
     provenance_max_generations: int = Field(12, ge=1, le=100)
+    response_cache_mb: int = Field(
+        32, ge=0, description="Memory for built passports and QR codes (api/response_cache.py); 0: no cache."
+    )
 
 
 __all__ = ["ApiSettings", "CollectionPoint"]

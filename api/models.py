@@ -19,6 +19,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -153,6 +154,25 @@ class UnknownScan(Base):
     __table_args__ = (Index("ix_api_unknown_scans_key", "gtin", "ai", "value"),)
 
 
+class Scan(Base):
+    """A resolver request for a registered item: when, from which coarse region, by which (pseudonymous) client.
+
+    Kept for the audit's clone rules (impossible travel, scans after recycling, scan bursts). No personal data:
+    `region` is a country code, `client` a truncated hash of the client's address and user agent.
+    """
+
+    __tablename__ = "api_scans"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    gtin: Mapped[str] = mapped_column(String(14))
+    serial: Mapped[str] = mapped_column(String(20))
+    region: Mapped[str | None] = mapped_column(String(2))  # ISO 3166-1 alpha-2, when known
+    client: Mapped[str] = mapped_column(String(16))
+    scanned_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    __table_args__ = (Index("ix_api_scans_item", "gtin", "serial", "scanned_at"),)
+
+
 class ReturnRequest(Base):
     """A drop-off code for returning an item. No personal data."""
 
@@ -211,6 +231,35 @@ class EpcisEpc(Base):
     __table_args__ = (Index("ix_api_epcis_epcs_epc", "epc", "field"),)
 
 
+class WriteIntent(Base):
+    """A write whose transaction is signed but whose database side is not yet done (see ``api/README.md``).
+
+    Recorded, with the signed events and the signed transaction's bytes, before the transaction is sent; completed
+    (events, API rows, status) in one database transaction once its receipt is in. One still ``pending`` after a
+    crash is reconciled by its transaction hash: finished, sent again (same bytes), or failed.
+    """
+
+    __tablename__ = "api_write_intents"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(32))  # which completion applies: "lifecycle", "item"
+    subject: Mapped[str] = mapped_column(String(66), index=True)  # the item id: one write at a time per item
+    actor_id: Mapped[int] = mapped_column(ForeignKey("api_actors.id"))
+    sender: Mapped[str] = mapped_column(String(42))
+    nonce: Mapped[int] = mapped_column(BigInteger)
+    tx_hash: Mapped[str] = mapped_column(String(66), unique=True)
+    raw_tx: Mapped[bytes] = mapped_column(LargeBinary)
+    tx: Mapped[dict[str, Any]] = mapped_column(JSON)  # the unsigned fields, to name a revert
+    events: Mapped[list[dict[str, Any]]] = mapped_column(JSON)  # signed EPCIS events, with signer and signature
+    effect: Mapped[dict[str, Any]] = mapped_column(JSON)  # what the completion writes to the API's rows
+    status: Mapped[str] = mapped_column(String(16), index=True)  # pending, done, failed
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (Index("ix_api_write_intents_sender_nonce", "sender", "nonce"),)
+
+
 API_TABLES = (
     Actor,
     Product,
@@ -218,10 +267,12 @@ API_TABLES = (
     LotApproval,
     Item,
     UnknownScan,
+    Scan,
     ReturnRequest,
     CaptureJob,
     EpcisEvent,
     EpcisEpc,
+    WriteIntent,
 )
 
 __all__ = [
@@ -236,6 +287,8 @@ __all__ = [
     "LotApproval",
     "Product",
     "ReturnRequest",
+    "Scan",
     "UnknownScan",
+    "WriteIntent",
     "utcnow",
 ]

@@ -14,11 +14,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Text, bindparam, cast, select
 from sqlalchemy.orm import Session
 
 from ledger.client import ItemState
 from ledger.epcis.events import BIZSTEP_IN_USE, BIZSTEP_RECYCLING
+from ledger.integrity import ItemClaim, LotClaim
 from materials import FULL_SHARE_BPS, Composition, LotRecord, UnknownMaterial, recycled_share_bps
 from materials import material as catalogue_material
 
@@ -161,6 +162,12 @@ def _lot_view(lot: Lot, grams: int | None = None, items: int | None = None) -> d
     }
 
 
+# The ids as one expanding parameter: built once, not a thousand bound literals coerced at every trace.
+ANCESTORS = select(Item.gtin, Item.serial, cast(Item.composition, Text)).where(
+    Item.item_id.in_(bindparam("ids", expanding=True))
+)
+
+
 def provenance(session: Session, start: Sequence[tuple[Lot, int | None]], max_generations: int) -> list[Generation]:
     """Generation by generation: the lots, then the items recycled into the recovered ones, then their lots...
 
@@ -172,16 +179,24 @@ def provenance(session: Session, start: Sequence[tuple[Lot, int | None]], max_ge
     frontier = [lot for lot, _ in start if lot.recovered and lot.source_items]
     while frontier and len(generations) < max_generations:
         source_ids = sorted({i for lot in frontier for i in (lot.source_items or [])})
-        items = list(session.scalars(select(Item).where(Item.item_id.in_(source_ids))))
+        # Plain rows, not Item entities, and the composition as its stored text: a recovered lot of a third
+        # generation can have a thousand ancestors, and loading each as an entity (its proof, dates, identity map)
+        # and decoding each composition was most of the trace's time. Items of one run share one composition, so
+        # each distinct text is decoded once.
+        items = session.execute(ANCESTORS, {"ids": source_ids}).all()
         if not items:
             break
         generation = Generation(len(generations) + 1)
         uses: dict[str, int] = defaultdict(int)
         grams: dict[str, int] = defaultdict(int)
         groups: dict[str, list[str]] = defaultdict(list)
-        for item in items:
-            groups[item.gtin].append(item.serial)
-            for lot_id, g in item.composition:
+        compositions: dict[str, list[list[Any]]] = {}
+        for gtin, serial, text in items:
+            groups[gtin].append(serial)
+            parts = compositions.get(text)
+            if parts is None:
+                parts = compositions[text] = json.loads(text)
+            for lot_id, g in parts:
                 uses[str(lot_id)] += 1
                 grams[str(lot_id)] += int(g)
         products = {p.gtin: p for p in session.scalars(select(Product).where(Product.gtin.in_(list(groups))))}
@@ -254,19 +269,47 @@ def timeline(state: AppState, session: Session, uri: str) -> list[TimelineEntry]
     return entries
 
 
-def verify(state: AppState, item_uri: str, lot_uris: list[str]) -> tuple[Verdict, dict[str, Any]]:
-    """The verdict on the item's evidence bundle (cached by the bundle's digest), and the bundle itself."""
+def item_claim(session: Session, item: Item) -> ItemClaim:
+    """What the database says the item is made of: checked against the chain by :func:`verify`."""
+    lot_ids = sorted({str(lot_id) for lot_id, _ in item.composition})
+    lots = {lot.lot_id: lot for lot in session.scalars(select(Lot).where(Lot.lot_id.in_(lot_ids)))}
+    return ItemClaim(
+        gtin=item.gtin,
+        serial=item.serial,
+        items_root=item.items_root,
+        composition=tuple((str(lot_id), int(grams)) for lot_id, grams in item.composition),
+        mass_grams=int(item.mass_grams),
+        lots=tuple(
+            LotClaim(
+                lot.lot_id, lot.material_code, int(lot.mass_grams), int(lot.recycled_share_bps), bool(lot.recovered)
+            )
+            for lot in (lots[lot_id] for lot_id in lot_ids if lot_id in lots)
+        ),
+    )
+
+
+def verify(
+    state: AppState, item_uri: str, lot_uris: list[str], claim: ItemClaim | None = None
+) -> tuple[Verdict, dict[str, Any]]:
+    """The verdict on the item's evidence bundle and on the database's `claim` of its composition (cached by the
+    digest of both: an edited event or row changes the key, so tampering is never answered from the cache), and the
+    bundle itself."""
     from ledger.evidence import export_bundle, verify_bundle
 
     service = state.service
     bundle = export_bundle(service.outbox, service.chain_id, service.ledger.anchor.address, item_uri, lot_uris)
-    digest = hashlib.sha256(json.dumps(bundle, sort_keys=True, default=str).encode()).hexdigest()
+    fingerprint = json.dumps(bundle, sort_keys=True, default=str) + (claim.key() if claim is not None else "")
+    digest = hashlib.sha256(fingerprint.encode()).hexdigest()
     cached = state.verdicts.get(digest)
     if isinstance(cached, Verdict):
         return cached, bundle
     result = verify_bundle(bundle, service.backend.web3)
+    # Composition lives on-chain: rows that no longer say what the chain says fail the passport like a bad proof.
+    differences = service.chain_facts.problems(claim) if claim is not None else []
     failing = {check for event in result.events for check, ok in event.checks.items() if not ok}
-    if result.ok:
+    if differences:
+        status = "failed"
+    elif result.ok:
         status = "verified"
     elif not result.events:
         status = "unavailable"
@@ -274,8 +317,16 @@ def verify(state: AppState, item_uri: str, lot_uris: list[str]) -> tuple[Verdict
         status = "pending"
     else:
         status = "failed"
-    problems = list(result.problems) + [p for e in result.events for p in e.problems if status == "failed"]
-    verdict = Verdict(status, len(result.events), datetime.now(UTC).isoformat(timespec="seconds"), problems[:20])
+    problems = (
+        differences + list(result.problems) + [p for e in result.events for p in e.problems if status == "failed"]
+    )
+    # As of the newest anchor the check found, not the clock: the same evidence always renders the same passport.
+    checked_at = (
+        datetime.fromtimestamp(result.anchored_at, UTC).isoformat(timespec="seconds")
+        if result.anchored_at is not None
+        else ""
+    )
+    verdict = Verdict(status, len(result.events), checked_at, problems[:20])
     state.verdicts.put(digest, verdict)
     return verdict, bundle
 
@@ -353,6 +404,7 @@ __all__ = [
     "TimelineEntry",
     "Verdict",
     "composition",
+    "item_claim",
     "jsonld",
     "material_name",
     "provenance",

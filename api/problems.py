@@ -239,4 +239,55 @@ def install(app: FastAPI) -> None:
         return problem_response(request, 500)
 
 
-__all__ = ["PROBLEM_JSON", "PROBLEM_NS", "REVERT_STATUS", "Problem", "install", "problem_response", "revert_problem"]
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "title": "Problem",
+    "description": "RFC 9457 problem details; `errors` lists what failed validation.",
+    "type": "object",
+    "required": ["type", "title", "status"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer", "minimum": 400, "maximum": 599},
+        "detail": {"type": "string"},
+        "instance": {"type": "string"},
+        "errors": {"type": "array", "items": {"type": "object"}},
+    },
+    "additionalProperties": True,
+}
+
+
+def document(app: FastAPI) -> None:
+    """Make the OpenAPI document say what the handlers above answer: FastAPI documents every 422 as its own
+    ``HTTPValidationError`` (``{"detail": [...]}``), which no response of ours ever is."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = generate()
+        schema.setdefault("components", {}).setdefault("schemas", {})["Problem"] = PROBLEM_SCHEMA
+        problem = {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+        for operations in schema.get("paths", {}).values():
+            for operation in operations.values():
+                invalid = operation.get("responses", {}).get("422")
+                if invalid is not None:
+                    invalid.update({"description": "Invalid request (problem details)", "content": problem})
+        schemas = schema["components"]["schemas"]
+        for unused in ("HTTPValidationError", "ValidationError"):
+            schemas.pop(unused, None)
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+__all__ = [
+    "PROBLEM_JSON",
+    "PROBLEM_NS",
+    "REVERT_STATUS",
+    "Problem",
+    "document",
+    "install",
+    "problem_response",
+    "revert_problem",
+]

@@ -1,66 +1,29 @@
-"""What every write shares: the contract call as the acting actor, then the signed EPCIS event in the outbox.
+"""What every write shares: checks of the acting actor's rights, the completions of write intents (the rows a write
+makes once its transaction is mined, see :mod:`api.intents`), and the public views of what was written.
 
-The ledger's methods return ids, not receipts; a listener on the ledger's transactor (called in the sending thread
-with every successful receipt) tells us each write's transaction hash.
+Writes without a transaction (a repair) only :func:`record` their signed event in the outbox.
 """
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from collections.abc import Sequence
+from typing import Any
 
 from eth_account.signers.local import LocalAccount
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from ledger.client import ItemState
 from ledger.outbox import Stored
 from materials import material_code_bytes32
 
-from .models import Actor, Item, Lot, LotApproval, Product, utcnow
+from . import intents
+from .models import Actor, Item, Lot, LotApproval, Product, WriteIntent, utcnow
 from .passport import state_name
 from .problems import Problem
 from .schemas import AnchoringStatus, EventReceipt, ItemPublic, LotPublic, PartPublic
 from .state import AppState
-from .uris import hex32, item_uri
-
-T = TypeVar("T")
-
-
-class _Receipts(threading.local):
-    def __init__(self) -> None:
-        self.items: list[Any] = []
-
-
-_receipts = _Receipts()
-_installed: set[int] = set()
-_install_lock = threading.Lock()
-
-
-def _listen(receipt: Any) -> None:
-    _receipts.items.append(receipt)
-
-
-def _install(state: AppState) -> None:
-    tx = state.service.ledger.tx
-    with _install_lock:
-        if id(tx) not in _installed:
-            tx.listeners.append(_listen)
-            _installed.add(id(tx))
-
-
-def transact(state: AppState, call: Callable[..., T], *args: Any, **kwargs: Any) -> tuple[T, str]:
-    """Run a ledger call that sends one transaction; return its result and the transaction's hash."""
-    _install(state)
-    _receipts.items = []
-    result = call(*args, **kwargs)
-    if not _receipts.items:
-        receipt = getattr(result, "receipt", None)
-        tx_hash = receipt["transactionHash"] if receipt is not None else b""
-    else:
-        tx_hash = _receipts.items[-1]["transactionHash"]
-    _receipts.items = []
-    return result, hex32(bytes(tx_hash))
+from .uris import item_uri
 
 
 def record(state: AppState, account: LocalAccount, events: Sequence[dict[str, Any]]) -> EventReceipt:
@@ -70,6 +33,57 @@ def record(state: AppState, account: LocalAccount, events: Sequence[dict[str, An
     return EventReceipt(
         event_id=first.event_id, anchoring=AnchoringStatus(str(first.status.value)), created=first.created
     )
+
+
+def event_receipt(written: intents.Written) -> EventReceipt:
+    """The receipt of a write's first event."""
+    first = written.events[0]
+    return EventReceipt(
+        event_id=first.event_id, anchoring=AnchoringStatus(str(first.status.value)), created=first.created
+    )
+
+
+@intents.completion("lot")
+def _complete_lot(session: Session, intent: WriteIntent) -> None:
+    """The rows of a registered or recovered lot: the lot, its product on a GTIN's first use, and for a recovered
+    lot the items recycled into it."""
+    effect = intent.effect
+    fields = effect["lot"]
+    if session.get(Lot, fields["lot_id"]) is not None:
+        return
+    actor = session.get(Actor, intent.actor_id)
+    assert actor is not None
+    if fields.get("gtin") is not None:
+        ensure_product(session, fields["gtin"], actor)
+    event_id = intents.signed_events(intent)[0].event_id
+    session.add(Lot(**fields, owner_id=actor.id, event_id=event_id, tx_hash=intent.tx_hash, created_at=utcnow()))
+    recycled = effect.get("recycled_items") or []
+    for item in session.scalars(select(Item).where(Item.item_id.in_(recycled))):
+        item.state = int(ItemState.RECYCLED)
+        item.recovered_into = fields["lot_id"]
+        item.updated_at = utcnow()
+
+
+@intents.completion("approval")
+def _complete_approval(session: Session, intent: WriteIntent) -> None:
+    effect = intent.effect
+    approval = session.scalar(
+        select(LotApproval).where(
+            LotApproval.lot_id == effect["lot_id"], LotApproval.operator_id == effect["operator_id"]
+        )
+    )
+    if approval is None:
+        session.add(
+            LotApproval(
+                lot_id=effect["lot_id"],
+                operator_id=effect["operator_id"],
+                grams=effect["grams"],
+                tx_hash=intent.tx_hash,
+                created_at=utcnow(),
+            )
+        )
+    else:
+        approval.grams, approval.tx_hash = effect["grams"], intent.tx_hash
 
 
 def material_code(code: str) -> bytes:
@@ -186,10 +200,10 @@ __all__ = [
     "check_gtin_owner",
     "check_product",
     "ensure_product",
+    "event_receipt",
     "item_public",
     "lot_public",
     "material_code",
     "record",
-    "transact",
     "usable_lots",
 ]

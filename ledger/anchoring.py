@@ -18,22 +18,69 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 from eth_account.signers.local import LocalAccount
-from sqlalchemy import Table, bindparam, select, update
+from sqlalchemy import Row, Table, bindparam, select
 from sqlalchemy.orm import Session, sessionmaker
 from web3.exceptions import TransactionNotFound
 
+from .archive import Archive, ArchivedEvent
+from .chain import BroadcastRefusal, broadcast_refusal, describe_fault, rpc_fault
 from .client import Ledger
 from .merkle import MerkleTree
-from .outbox import Batch, BatchStatus, EventStatus, OutboxEvent, pack_proof
+from .outbox import Batch, BatchStatus, EventStatus, OutboxEvent
 
 log = logging.getLogger("circular.anchoring")
 
 ANCHOR_GAS = 120_000  # anchor() uses about 50k; a fixed limit saves an estimate round trip per batch
+
+
+class Backoff:
+    """Bounded exponential delay between retries: `first`, twice that, … up to `cap`; back to `first` on success."""
+
+    def __init__(self, first: float = 0.5, cap: float = 30.0) -> None:
+        self.first = first
+        self.cap = max(cap, first)
+        self.current = first
+
+    def next(self) -> float:
+        delay = self.current
+        self.current = min(self.current * 2, self.cap)
+        return delay
+
+    def reset(self) -> None:
+        self.current = self.first
+
+
+class RetryLog:
+    """One log line per failed attempt, named by its fault class; a traceback only the first time an unexpected
+    error is seen, so an outage of minutes reads as a few lines rather than pages of stack."""
+
+    def __init__(self, logger: logging.Logger) -> None:
+        self.logger = logger
+        self.failing = False
+        self._traced: set[str] = set()
+
+    def failed(self, exc: BaseException, delay: float, what: str = "anchoring pass failed") -> None:
+        self.failing = True
+        fault = rpc_fault(exc)
+        if fault is not None:
+            self.logger.warning("%s, retrying in %.1f s (%s)", fault.value, delay, describe_fault(exc))
+            return
+        key = describe_fault(exc, limit=80)
+        self.logger.warning(
+            "%s, retrying in %.1f s (%s)", what, delay, describe_fault(exc), exc_info=key not in self._traced
+        )
+        self._traced.add(key)
+
+    def succeeded(self) -> None:
+        if self.failing:
+            self.logger.info("rpc reachable again; anchoring resumed")
+            self.failing = False
 
 
 @dataclass(frozen=True)
@@ -43,6 +90,11 @@ class AnchorResult:
     events: int
     tx_hash: bytes
     block_number: int
+
+
+def _utc_iso(moment: datetime) -> str:
+    """ISO 8601 in UTC; SQLite hands timezone-aware columns back naive (they were stored in UTC)."""
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC).isoformat()
 
 
 class AnchoringWorker:
@@ -58,8 +110,10 @@ class AnchoringWorker:
         max_wait_s: float = 2.0,
         confirmations: int = 0,
         receipt_timeout_s: float = 60.0,
+        archive: Archive | None = None,
     ) -> None:
         self.ledger = ledger
+        self.archive = archive  # where each batch's signed events are published before its root is anchored
         self.web3 = ledger.web3
         self.sessions = sessions
         self.anchorer = anchorer
@@ -100,24 +154,30 @@ class AnchoringWorker:
             if self.confirmations:
                 time.sleep(0.2)
 
-    def run_forever(self, stop: threading.Event, poll_s: float = 0.5) -> None:
+    def run_forever(self, stop: threading.Event, poll_s: float = 0.5, max_backoff_s: float = 30.0) -> None:
+        """Anchor until `stop` is set. Never exits on an error: a node outage is waited out with a bounded
+        exponential backoff (one log line per attempt), and the next pass re-checks every open batch by hash."""
         log.info("anchoring worker started (batch %d, max wait %s)", self.batch_size, self.max_wait)
-        backoff = poll_s
+        backoff = Backoff(poll_s, max_backoff_s)
+        retries = RetryLog(log)
         while not stop.is_set():
             try:
                 done = self.run_once()
-                backoff = poll_s
-                for result in done:
-                    log.info(
-                        "anchored %d events under root 0x%s in block %d",
-                        result.events,
-                        result.root.hex(),
-                        result.block_number,
-                    )
             except Exception as exc:  # keep the loop alive; the next pass re-checks by hash
-                log.warning("anchoring pass failed, retrying in %.1fs: %s", backoff, exc)
-                backoff = min(backoff * 2, 30.0)
-            stop.wait(backoff)
+                delay = backoff.next()
+                retries.failed(exc, delay)
+                stop.wait(delay)
+                continue
+            backoff.reset()
+            retries.succeeded()
+            for result in done:
+                log.info(
+                    "anchored %d events under root 0x%s in block %d",
+                    result.events,
+                    result.root.hex(),
+                    result.block_number,
+                )
+            stop.wait(poll_s)
 
     # -- steps ------------------------------------------------------------------------------------------------
     def _has_work(self) -> bool:
@@ -127,19 +187,27 @@ class AnchoringWorker:
 
     def _prepare(self, *, force: bool) -> int | None:
         with self.sessions.begin() as session:
-            # Core rows, not ORM objects: a batch can hold 10,000 events and this is the hot path.
+            # Core rows through the session's connection, not ORM rows: a batch can hold 10,000 events and this is the
+            # hot path (the ORM's per-row loading cost a tenth of the pass). When the batch is archived, what the
+            # archive needs is read in the same query rather than again by 10,000 ids.
+            table = cast(Table, OutboxEvent.__table__)
+            columns = [table.c.id, table.c.digest]
+            if self.archive is not None:
+                columns += [table.c.event, table.c.signer, table.c.signature, table.c.deadline, table.c.created_at]
             query = (
-                select(OutboxEvent.id, OutboxEvent.digest, OutboxEvent.created_at)
-                .where(OutboxEvent.status == EventStatus.PENDING)
-                .order_by(OutboxEvent.id)
+                select(*columns)
+                .where(table.c.status == EventStatus.PENDING.value)
+                .order_by(table.c.id)
                 .limit(self.batch_size)
             )
             if session.get_bind().dialect.name == "postgresql":
                 query = query.with_for_update(skip_locked=True)
-            rows = session.execute(query).all()
+            rows = session.connection().execute(query).all()
             if not rows:
                 return None
-            oldest = rows[0].created_at
+            # Only the oldest event's time decides whether a part batch is due.
+            oldest = session.scalar(select(OutboxEvent.created_at).where(OutboxEvent.id == rows[0].id))
+            assert oldest is not None
             if oldest.tzinfo is None:
                 oldest = oldest.replace(tzinfo=UTC)
             if not force and len(rows) < self.batch_size and datetime.now(UTC) - oldest < self.max_wait:
@@ -149,41 +217,76 @@ class AnchoringWorker:
             session.add(batch)
             session.flush()
             self._trees[batch.id] = tree  # reused at confirmation; rebuilt from the outbox after a restart
-            session.execute(
-                update(OutboxEvent)
-                .where(OutboxEvent.id.in_([r.id for r in rows]))
-                .values(status=EventStatus.BATCHED, batch_id=batch.id)
+            session.connection().execute(
+                table.update()
+                .where(table.c.id.in_([r.id for r in rows]))
+                .values(status=EventStatus.BATCHED.value, batch_id=batch.id)
             )
+            if self.archive is not None:
+                # Inside the transaction: a batch that could not be archived is never prepared, so never anchored.
+                self._publish(tree.root, rows)
             return batch.id
+
+    def _publish(self, root: bytes, rows: Sequence[Row[Any]]) -> None:
+        """Archive the batch's signed events (`rows` in id order, with the archive's columns)."""
+        assert self.archive is not None
+        self.archive.publish_batch(
+            root,
+            [
+                ArchivedEvent(r.event, r.signer, bytes(r.signature), int(r.deadline), _utc_iso(r.created_at))
+                for r in rows
+            ],
+        )
 
     def _send(self, batch_id: int) -> None:
         """Sign, record, then broadcast the anchor transaction of a prepared (or lost) batch."""
         tx = self.ledger.tx
-        with tx.lock:  # one lock over nonce allocation and sending
-            with self.sessions.begin() as session:
-                batch = session.get_one(Batch, batch_id)
-                nonce = tx.next_nonce(self.anchorer.address)
+        with self.sessions() as session:
+            batch = session.get_one(Batch, batch_id)
+            if self.archive is not None:  # the anchor says where its batch is archived
+                uri = self.archive.batch_uri(batch.root)
+                call = self.ledger.anchor.functions.anchorWithUri(batch.root, batch.event_count, uri)
+            else:
                 call = self.ledger.anchor.functions.anchor(batch.root, batch.event_count)
-                params: Any = {"from": self.anchorer.address, "nonce": nonce, "gas": ANCHOR_GAS, "chainId": tx.chain_id}
-                unsigned: Any = call.build_transaction(params)
+        # Fees come from the node: ask before a nonce is allocated, so that an RPC fault here cannot leave a nonce
+        # allocated to nothing (every later anchor would wait behind that gap). The placeholder nonce is replaced.
+        params: Any = {"from": self.anchorer.address, "nonce": 0, "gas": ANCHOR_GAS, "chainId": tx.chain_id}
+        unsigned: Any = call.build_transaction(params)
+        with tx.lock:  # one lock over nonce allocation and sending
+            unsigned["nonce"] = nonce = tx.next_nonce(self.anchorer.address)
+            try:
                 signed = self.anchorer.sign_transaction(unsigned)
-                batch.status = BatchStatus.SENT
-                batch.tx_hash = bytes(signed.hash)
-                batch.raw_tx = bytes(signed.raw_transaction)
-                batch.nonce = nonce
-                batch.attempts += 1
+                with self.sessions.begin() as session:
+                    batch = session.get_one(Batch, batch_id)
+                    batch.status = BatchStatus.SENT
+                    batch.tx_hash = bytes(signed.hash)
+                    batch.raw_tx = bytes(signed.raw_transaction)
+                    batch.nonce = nonce
+                    batch.attempts += 1
+            except BaseException:
+                self.ledger.tx.forget_nonce(self.anchorer.address)  # nothing recorded: the nonce is not ours to keep
+                raise
             # Committed: from here a crash leaves a hash to check. Now broadcast.
             self._broadcast(bytes(signed.raw_transaction))
 
     def _broadcast(self, raw: bytes) -> None:
+        """Send recorded bytes. A transient fault (node down, timeout, 5xx, 429) propagates: the pass backs off and
+        the next settle() sends the same bytes again. Their nonce stays allocated to them meanwhile, so that no
+        later batch takes it; forgetting it here would hand it to the next batch and strand this one."""
         try:
             self.web3.eth.send_raw_transaction(raw)
         except Exception as exc:
-            text = str(exc).lower()
-            if "already known" in text or "already imported" in text:
+            if rpc_fault(exc) is not None:
+                raise
+            refusal = broadcast_refusal(exc)
+            if refusal is BroadcastRefusal.KNOWN:  # e.g. web3 retried a send whose first answer was lost
                 return
+            # The node holds another count for us than our cache: re-read it; _check settles this tx by hash.
             self.ledger.tx.forget_nonce(self.anchorer.address)
-            log.warning("broadcast failed (will check by hash): %s", exc)
+            if refusal is BroadcastRefusal.NONCE_USED:  # usually our own send, mined before its answer came back
+                log.info("broadcast answered %r; checking the anchor by hash", refusal.value)
+            else:
+                log.warning("broadcast refused, checking the anchor by hash (%s)", describe_fault(exc))
 
     def _await(self, batch_id: int) -> AnchorResult | None:
         deadline = time.monotonic() + self.receipt_timeout_s
@@ -227,14 +330,32 @@ class AnchoringWorker:
             log.warning("anchor tx 0x%s of batch %d failed; re-anchoring", tx_hash.hex(), batch_id)
             self._send(batch_id)
             return None
-        # Not mined (lost, dropped or reorged out): re-broadcast the same bytes while their nonce is free.
+        # Not mined (pending, lost with a restarted node's pool, dropped or reorged out): while the nonce is free,
+        # the node gets the same bytes again if it does not hold them.
         used = self.web3.eth.get_transaction_count(self.anchorer.address, "latest")
         if nonce is not None and nonce >= used:
-            self._broadcast(raw_tx)
-        else:
-            log.warning("anchor tx 0x%s of batch %d lost and its nonce reused; re-anchoring", tx_hash.hex(), batch_id)
-            self._send(batch_id)
+            if not self._known_to_node(tx_hash):
+                log.info("anchor tx 0x%s of batch %d unknown to the node; re-broadcasting it", tx_hash.hex(), batch_id)
+                self._broadcast(raw_tx)
+            return None
+        # The nonce is used. Look again before re-anchoring: our transaction may have been mined between the receipt
+        # lookup above and the count, and a second transaction for the root would only fail on chain.
+        receipt = self._canonical_receipt(tx_hash)
+        if receipt is not None and receipt["status"] == 1:
+            return self._confirm_if_deep(batch_id, receipt["transactionHash"], receipt["blockNumber"])
+        on_chain = self._anchor_log(root)
+        if on_chain is not None:
+            return self._confirm_if_deep(batch_id, on_chain[0], on_chain[1])
+        log.warning("anchor tx 0x%s of batch %d lost and its nonce reused; re-anchoring", tx_hash.hex(), batch_id)
+        self._send(batch_id)
         return None
+
+    def _known_to_node(self, tx_hash: bytes) -> bool:
+        try:
+            self.web3.eth.get_transaction(tx_hash)  # type: ignore[arg-type]
+        except TransactionNotFound:
+            return False
+        return True
 
     def _canonical_receipt(self, tx_hash: bytes) -> Any:
         try:
@@ -260,22 +381,22 @@ class AnchoringWorker:
             return None
         with self.sessions.begin() as session:
             batch = session.get_one(Batch, batch_id)
-            rows = session.execute(
-                select(OutboxEvent.id, OutboxEvent.digest).where(OutboxEvent.batch_id == batch_id)
-            ).all()
+            table = cast(Table, OutboxEvent.__table__)
+            query = select(table.c.id, table.c.digest).where(table.c.batch_id == batch_id)
+            rows = session.connection().execute(query).all()
             tree = self._trees.pop(batch_id, None)
             if tree is None or len(tree) != len(rows):
                 tree = MerkleTree.of([r.digest for r in rows])
             if tree.root != batch.root:  # would mean the outbox was edited under us
                 raise RuntimeError(f"batch {batch_id}: events no longer hash to root 0x{batch.root.hex()}")
-            proofs = tree.proofs()
+            proofs = tree.packed_proofs()  # stored as pack_proof() packs them
             # One Core executemany by primary key: the ORM's bulk path costs several times more for 10,000 rows.
-            table = cast(Table, OutboxEvent.__table__)
+            anchored = EventStatus.ANCHORED.value  # an enum member's .value is a descriptor call: once, not per row
             session.execute(
                 table.update()
                 .where(table.c.id == bindparam("pk"))
                 .values(status=bindparam("st"), proof=bindparam("pf")),
-                [{"pk": r.id, "st": EventStatus.ANCHORED.value, "pf": pack_proof(proofs[r.digest])} for r in rows],
+                [{"pk": r.id, "st": anchored, "pf": proofs[r.digest]} for r in rows],
             )
             batch.status = BatchStatus.CONFIRMED
             batch.tx_hash = tx_hash
@@ -285,4 +406,4 @@ class AnchoringWorker:
             return AnchorResult(batch_id, batch.root, len(events), tx_hash, block_number)
 
 
-__all__ = ["AnchorResult", "AnchoringWorker"]
+__all__ = ["AnchorResult", "AnchoringWorker", "Backoff", "RetryLog"]

@@ -9,21 +9,26 @@
 from __future__ import annotations
 
 import ast
+import enum
 import fcntl
 import re
 import sqlite3
 import threading
+import time
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+import requests
 from eth_abi.abi import decode as abi_decode
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from eth_utils.abi import function_signature_to_4byte_selector
-from web3 import Web3
-from web3.exceptions import ContractCustomError, ContractLogicError, ContractPanicError
+from web3 import HTTPProvider, Web3
+from web3.exceptions import ContractCustomError, ContractLogicError, ContractPanicError, Web3RPCError
 from web3.middleware import ExtraDataToPOAMiddleware
 from web3.providers.eth_tester import EthereumTesterProvider
+from web3.providers.rpc.utils import ExceptionRetryConfiguration, check_if_retry_on_failure
+from web3.types import RPCEndpoint, RPCResponse
 
 from .artifacts import error_abis
 from .errors import ChainLocked, ConfigurationError, ContractRevert, TransactionFailed
@@ -275,7 +280,16 @@ class JsonRpcBackend:
 
     def __init__(self, url: str, timeout: float = 30.0) -> None:
         self.url = url
-        self._web3 = Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": timeout}))
+        # web3 retries idempotent calls (eth_sendRawTransaction included: same bytes) on connection errors, HTTP errors
+        # and timeouts. Its default of 5 tries multiplies a slow node's timeout by five before the caller hears of it;
+        # 3 quick tries absorb a blip, and anything longer is the caller's to back off from (see the worker).
+        retries = ExceptionRetryConfiguration(
+            errors=(requests.ConnectionError, requests.HTTPError, requests.Timeout), retries=3, backoff_factor=0.1
+        )
+        provider = _RetryingHTTPProvider(
+            url, request_kwargs={"timeout": timeout}, exception_retry_configuration=retries
+        )
+        self._web3 = Web3(provider)
         # Besu/QBFT and other PoA chains put more than 32 bytes in extraData.
         self._web3.middleware_onion.inject(ExtraDataToPOAMiddleware, layer=0)
 
@@ -389,6 +403,111 @@ def is_revert(exc: BaseException) -> bool:
     return isinstance(exc, TesterTransactionFailed | ContractLogicError | ContractCustomError | ContractPanicError)
 
 
+class RpcFault(enum.Enum):
+    """Why a call to the node failed, when it is worth retrying: the worker logs one line per class and backs off."""
+
+    UNAVAILABLE = "rpc unavailable"  # refused, reset, dropped, timed out, HTTP 5xx: the node or its proxy is down
+    RATE_LIMITED = "rpc rate-limited"  # HTTP 429 or a JSON-RPC "limit exceeded"
+    NODE_ERROR = "rpc node error"  # JSON-RPC -32000/-32603 "internal error", "header not found": a node mid-sync
+
+
+# JSON-RPC messages nodes send for load or lag rather than for a bad request (geth, Besu, Anvil, public gateways).
+_TRANSIENT_MESSAGES = ("internal error", "header not found", "unknown block", "timeout", "temporarily unavailable")
+_RATE_LIMIT_MESSAGES = ("rate limit", "limit exceeded", "too many requests")
+_RATE_LIMIT_CODES = (-32005, 429)
+
+
+def _rpc_error(exc: BaseException) -> tuple[int | None, str]:
+    """(code, lower-case message) of a JSON-RPC error response, else (None, lower-case str(exc))."""
+    if isinstance(exc, Web3RPCError) and isinstance(exc.rpc_response, dict):
+        error = exc.rpc_response.get("error")
+        if isinstance(error, dict):
+            code = error.get("code")
+            return (code if isinstance(code, int) else None), str(error.get("message", "")).lower()
+    return None, str(exc).lower()
+
+
+def rpc_fault(exc: BaseException) -> RpcFault | None:
+    """The transient class of `exc`, or None when retrying cannot help (a revert, a rejected transaction, a bug)."""
+    if isinstance(exc, requests.HTTPError):
+        status = exc.response.status_code if exc.response is not None else None
+        if status == 429:
+            return RpcFault.RATE_LIMITED
+        return RpcFault.UNAVAILABLE if status is None or status >= 500 else None
+    if isinstance(exc, requests.ConnectionError | requests.Timeout | ConnectionError | TimeoutError):
+        return RpcFault.UNAVAILABLE
+    if isinstance(exc, Web3RPCError) and not is_revert(exc):
+        return _error_fault(*_rpc_error(exc))
+    return None
+
+
+def _error_fault(code: int | None, message: str) -> RpcFault | None:
+    """The transient class of a JSON-RPC error object's code and (lower-case) message."""
+    if "revert" in message:  # some nodes answer a revert with -32603: retrying cannot change it
+        return None
+    if code in _RATE_LIMIT_CODES or any(m in message for m in _RATE_LIMIT_MESSAGES):
+        return RpcFault.RATE_LIMITED
+    if any(m in message for m in _TRANSIENT_MESSAGES) or code == -32603:
+        return RpcFault.NODE_ERROR
+    return None
+
+
+class _RetryingHTTPProvider(HTTPProvider):
+    """web3 retries HTTP-level failures only. A node's transient JSON-RPC errors (``header not found`` from a node a
+    block behind its peers, -32000 ``internal error``, a rate limit) arrive as answers and would fail the call at the
+    first one; retried here a few times, quickly, for the methods web3 deems safe to repeat (reads, and sending the
+    same raw bytes). What still fails after that is the caller's to back off from."""
+
+    json_rpc_retries = 3
+
+    def make_request(self, method: RPCEndpoint, params: Any) -> RPCResponse:
+        attempt = 0
+        while True:
+            response: RPCResponse = super().make_request(method, params)
+            error = response.get("error")
+            if (
+                not isinstance(error, dict)
+                or attempt + 1 >= self.json_rpc_retries
+                or not check_if_retry_on_failure(method)
+                or _error_fault(error.get("code"), str(error.get("message", "")).lower()) is None
+            ):
+                return response
+            time.sleep(0.1 * 2**attempt)
+            attempt += 1
+
+
+class BroadcastRefusal(enum.Enum):
+    """What a node's refusal of ``eth_sendRawTransaction`` says about the transaction (by message: codes differ)."""
+
+    KNOWN = "already known"  # the same bytes are in the pool (or mined): the send happened
+    NONCE_USED = "nonce too low"  # a transaction with this nonce is mined: ours (check by hash) or another
+    NONCE_CONTESTED = "replacement transaction underpriced"  # another transaction holds the nonce in the pool
+
+
+_REFUSALS = (
+    (("already known", "already imported", "known transaction", "already in the pool"), BroadcastRefusal.KNOWN),
+    (("nonce too low", "nonce has already been used", "invalid nonce"), BroadcastRefusal.NONCE_USED),
+    (("replacement transaction underpriced", "replacement fee too low"), BroadcastRefusal.NONCE_CONTESTED),
+)
+
+
+def broadcast_refusal(exc: BaseException) -> BroadcastRefusal | None:
+    """How to read a failed ``eth_sendRawTransaction``; None when it says nothing about the transaction."""
+    _, message = _rpc_error(exc)
+    for needles, refusal in _REFUSALS:
+        if any(n in message for n in needles):
+            return refusal
+    return None
+
+
+def describe_fault(exc: BaseException, limit: int = 160) -> str:
+    """A one-line ``Type: message`` for logs: requests' messages nest the whole urllib3 chain."""
+    text = " ".join(str(exc).split())
+    if len(text) > limit:
+        text = text[: limit - 1] + "…"
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
 def open_backend(rpc_url: str | None, chain_path: Path | None) -> ChainBackend:
     """The backend the settings name: JSON-RPC when `rpc_url` is set, else the embedded chain at `chain_path`."""
     if rpc_url:
@@ -398,11 +517,16 @@ def open_backend(rpc_url: str | None, chain_path: Path | None) -> ChainBackend:
 
 __all__ = [
     "ANVIL_CHAIN_ID",
+    "BroadcastRefusal",
     "ChainBackend",
     "EthTesterBackend",
     "JsonRpcBackend",
+    "RpcFault",
     "TransactionFailed",
+    "broadcast_refusal",
     "decode_revert",
+    "describe_fault",
     "is_revert",
     "open_backend",
+    "rpc_fault",
 ]

@@ -120,21 +120,41 @@ def worker(
     db: DbOption = None,
     data_dir: DataDirOption = None,
 ) -> None:
-    """Run the anchoring worker: pending events → Merkle batches → anchored roots → stored proofs."""
+    """Run the anchoring worker: pending events → Merkle batches → anchored roots → stored proofs.
+
+    It stays up through node outages (bounded exponential backoff, one log line per retry) and stops cleanly on
+    SIGTERM or Ctrl-C; with --once it fails fast instead."""
     import logging
     import threading
+
+    from .anchoring import Backoff, RetryLog
+    from .chain import rpc_fault
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     service = open_service(rpc, db, data_dir)
     try:
-        anchoring = service.worker(service.account("anchorer"))
         if once:
-            results = anchoring.drain()
+            results = service.worker(service.account("anchorer")).drain()
             console.print(f"anchored {sum(r.events for r in results)} events in {len(results)} batches")
             return
         stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        log = logging.getLogger("circular.worker")
+        backoff = Backoff(0.5, service.settings.worker_max_backoff_s)
+        retries = RetryLog(log)
+        anchoring = None
+        while anchoring is None and not stop.is_set():  # a node that is down at start is waited for, not a crash
+            try:
+                anchoring = service.worker(service.account("anchorer"))
+            except Exception as exc:
+                if rpc_fault(exc) is None:
+                    raise
+                delay = backoff.next()
+                retries.failed(exc, delay, "worker start failed")
+                stop.wait(delay)
         try:
-            anchoring.run_forever(stop)
+            if anchoring is not None:
+                anchoring.run_forever(stop, max_backoff_s=service.settings.worker_max_backoff_s)
         except KeyboardInterrupt:
             stop.set()
     finally:
@@ -176,10 +196,13 @@ def verify(
     db: DbOption = None,
     data_dir: DataDirOption = None,
 ) -> None:
-    """Check every event of a bundle: its hash, signature, Merkle proof and root on-chain. Exit 1 if any fails."""
+    """Check every event of a bundle: its hash, signature, Merkle proof and root on-chain. For an item's Digital Link,
+    also check that the database's composition of the item (lots, grams, their material and recycled share) is the
+    chain's. Exit 1 if anything fails."""
     from .evidence import export_bundle, verify_bundle
 
     service = open_service(rpc, db, data_dir)
+    differences: list[str] = []
     try:
         path = Path(target)
         if path.exists():
@@ -189,15 +212,23 @@ def verify(
                 raise ValueError(f"{path} is not JSON: {exc}") from None
         else:
             bundle = export_bundle(service.outbox, service.chain_id, service.ledger.anchor.address, target)
+            from api.integrity import claim_for_link
+
+            with service.sessions() as session:
+                claim = claim_for_link(session, target)
+            if claim is not None:
+                differences = service.chain_facts.problems(claim)
         verdict = verify_bundle(bundle, service.backend.web3)
     finally:
         service.close()
     for event in verdict.events:
         mark = "[green]ok[/green]  " if event.ok else "[red]FAIL[/red]"
         console.print(f"{mark} {event.event_id}  " + ("; ".join(event.problems) or "hash, signature, proof, root"))
-    for problem in verdict.problems:
+    for problem in verdict.problems + differences:
         console.print(f"[red]FAIL[/red] {problem}")
-    if not verdict.ok:
+    if not verdict.ok or differences:
+        failed = [p for e in verdict.events for p in e.problems] + verdict.problems + differences
+        err_console.print(f"[red]error:[/red] verification failed: {failed[0] if failed else 'no events'}")
         raise typer.Exit(1)
     console.print(f"[green]verified[/green]: {len(verdict.events)} events of {verdict.item}")
 
@@ -205,20 +236,54 @@ def verify(
 @app.command()
 @clean_errors
 def rebuild(rpc: RpcOption = None, db: DbOption = None, data_dir: DataDirOption = None) -> None:
-    """Rebuild lots, items and lifecycle states from contract logs alone into an empty database."""
+    """Rebuild an empty database from the chain and the batch archive: lots, items and states from contract logs,
+    events from the archived batches (each checked against its anchored root and its signature), then the API's
+    tables. Exit 1 if any anchored event could not be recovered."""
     from sqlalchemy import func, select
 
-    from .projection import ChainLot, Projector
+    from api.db import upgrade
+    from api.recovery import restore_api_tables
 
-    service = open_service(rpc, db, data_dir)
+    from .projection import ChainLot, Projector
+    from .recovery import EventRecovery, recover_events
+    from .service import LedgerService
+
+    settings = load_settings(rpc, db, data_dir)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    upgrade(settings.database_url)
+    service = LedgerService(settings)
     try:
-        with service.sessions.begin() as session:
+        with service.sessions() as session:
             if session.scalar(select(func.count()).select_from(ChainLot)):
                 raise ValueError("the database already holds lots: rebuild needs an empty database (--db URL)")
             applied = Projector(service.ledger).rebuild(session)
-        console.print(f"rebuilt from {applied} logs of chain {service.chain_id}")
+            session.commit()
+            events = EventRecovery()
+            if service.archive is None:
+                events.problems.append("archiving is off (CIRCULAR_ARCHIVE_ENABLED): no event can be recovered")
+            else:
+                events = recover_events(session, service.archive, service.domain)
+                session.commit()
+
+            def gtin_owner(gtin: str) -> str | None:
+                try:
+                    owner = service.ledger.gtin_owner(gtin)
+                except Exception:  # an unassigned prefix reverts on some nodes
+                    return None
+                return None if int(owner, 16) == 0 else owner
+
+            api = restore_api_tables(session, settings.resolver_base_url, service.archive, gtin_owner)
     finally:
         service.close()
+    for problem in events.problems + api.problems:
+        err_console.print(f"[yellow]warning:[/yellow] {problem}", highlight=False)
+    console.print(
+        f"rebuilt from {applied} logs of chain {service.chain_id}: {events.events} events recovered from "
+        f"{events.batches} batches, {api.lots} lots, {api.items} items, {api.products} products, {api.actors} actors"
+    )
+    if events.lost_events:
+        err_console.print(f"[red]error:[/red] {events.lost_events} anchored events could not be recovered")
+        raise typer.Exit(1)
 
 
 @app.command()
@@ -331,6 +396,62 @@ def actors_add(
         sys.stdout.write(api_key + "\n")
     finally:
         service.close()
+
+
+@app.command()
+def audit(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON instead of a table.")] = False,
+    max_travel_kmh: Annotated[
+        float, typer.Option(help="Scans of one serial in two countries faster than this are a clone.")
+    ] = 900.0,
+    burst_scans: Annotated[int, typer.Option(help="A burst: at least this many scans of one serial...")] = 10,
+    burst_clients: Annotated[int, typer.Option(help="...from at least this many clients...")] = 5,
+    burst_minutes: Annotated[float, typer.Option(help="...within this many minutes.")] = 10.0,
+    rpc: RpcOption = None,
+    db: DbOption = None,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Report anomalies: likely clones (impossible travel, scans after recycling, returns never sold, bursts),
+    unknown serials and EPCs, recovered mass above the collected mass, events signed outside the signer's role.
+    Exit 0 when clean, 1 when anomalies are found (to gate a cron job), 2 on an error."""
+    from datetime import timedelta
+
+    from sqlalchemy.exc import SQLAlchemyError
+
+    try:
+        from api.audit import RULES, Thresholds, run_audit
+
+        from .audit import RoleHistory, role_changes
+
+        limits = Thresholds(max_travel_kmh, burst_scans, burst_clients, timedelta(minutes=burst_minutes))
+        service = open_service(rpc, db, data_dir)
+        try:
+            roles = RoleHistory(role_changes(service.ledger))
+            with service.sessions() as session:
+                report = run_audit(session, roles, limits)
+        finally:
+            service.close()
+    except (LedgerError, ValueError, LookupError, OSError, SQLAlchemyError) as exc:
+        err_console.print(f"[red]error:[/red] {exc}", highlight=False)
+        raise typer.Exit(2) from None
+    if as_json:
+        sys.stdout.write(json.dumps(report.as_json(), indent=2) + "\n")
+    else:
+        from rich.table import Table
+
+        table = Table(title=f"circular audit: {len(report.anomalies)} anomalies", title_justify="left")
+        for column in ("#", "rule", "subject", "actor", "detail"):
+            table.add_column(column, overflow="fold")
+        for anomaly in report.anomalies:
+            table.add_row(
+                str(RULES[anomaly.rule][0]), anomaly.rule, anomaly.subject, anomaly.actor or "", anomaly.detail
+            )
+        checked = ", ".join(f"{n} {what}" for what, n in report.checked.items())
+        if report.anomalies:
+            console.print(table)
+        verdict = "[green]clean[/green]" if report.clean else "[red]anomalies found[/red]"
+        console.print(f"{verdict}: checked {checked}")
+    raise typer.Exit(0 if report.clean else 1)
 
 
 @app.command("hash")

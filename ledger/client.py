@@ -9,22 +9,27 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from enum import IntEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
+from eth_abi.abi import encode as abi_encode
 from eth_account.signers.local import LocalAccount
 from eth_utils.crypto import keccak
+from hexbytes import HexBytes
 from web3 import Web3
 from web3.contract import Contract
 from web3.contract.contract import ContractConstructor, ContractFunction
+from web3.exceptions import TransactionNotFound
 from web3.logs import DISCARD
-from web3.types import TxReceipt
+from web3.providers.base import JSONBaseProvider
+from web3.types import RPCEndpoint, TxReceipt
 
 from .artifacts import load_artifact
 from .chain import ChainBackend, decode_revert, is_revert
-from .errors import ContractRevert, DeploymentNotFound, TransactionFailed
+from .errors import ContractRevert, DeploymentNotFound, PipelineFailed, TransactionFailed
 from .ids import check_serial, item_id, normalize_gtin
 from .merkle import MerkleTree
 
@@ -62,6 +67,30 @@ class ItemState(IntEnum):
     RESOLD = 7
     RECYCLED = 8
     DISPOSED = 9
+
+
+PIPELINE_BATCH = 100  # transactions per JSON-RPC batch: a few tens of KB per request, well under nodes' limits
+
+
+# Fixed gas limits of pipelined lifecycle moves (a pipeline cannot estimate each transaction against the state its
+# predecessors leave). Gas *used* does not depend on the limit, and Anvil fills a block by gas used (823 transitions
+# per 30M block), but a node that reserves the limit would fit fewer: kept a margin above what the moves use. A later
+# `transition` uses 36,406 gas when one role is looked up and about 3,000 more per further role the edge admits.
+TRANSITION_GAS = 50_000
+# A first move of a run item uses about 71,200 gas plus about 760 per Merkle proof step (calldata and one hash).
+RUN_TRANSITION_GAS = 90_000
+PROOF_STEP_GAS = 1_000
+
+
+@dataclass(frozen=True)
+class PreparedTx:
+    """A signed transaction not yet sent: what a caller records before sending, to send the same bytes again."""
+
+    sender: str
+    nonce: int
+    tx_hash: bytes
+    raw: bytes
+    tx: dict[str, Any] = field(repr=False)  # the unsigned fields, to replay a failure and name its revert
 
 
 class Transactor:
@@ -112,6 +141,231 @@ class Transactor:
             listener(receipt)
         return receipt
 
+    # -- a transaction in steps, for callers that record it durably between signing and sending -----------------
+    def prepare(
+        self, account: LocalAccount, call: ContractFunction, *, gas: int | None = None, nonce: int | None = None
+    ) -> PreparedTx:
+        """Sign `call` from `account` without sending it, with `nonce` or else this process's next one."""
+        return self.sign_with_nonce(account, self.build(account, call, gas=gas), nonce)
+
+    def build(self, account: LocalAccount, call: ContractFunction, *, gas: int | None = None) -> dict[str, Any]:
+        """The unsigned transaction of `call`, without its nonce. Gas is estimated here, against the current state:
+        a call that would revert raises :class:`ContractRevert` before anything is recorded or sent. Needs no lock,
+        so that callers can hold theirs only while choosing the nonce."""
+        params: dict[str, Any] = {"from": account.address, "chainId": self.chain_id}
+        if gas is not None:
+            params["gas"] = gas
+        try:
+            return dict(call.build_transaction(params))  # type: ignore[arg-type]
+        except Exception as exc:
+            raise _mapped(exc) from exc
+
+    def sign_with_nonce(self, account: LocalAccount, tx: dict[str, Any], nonce: int | None = None) -> PreparedTx:
+        """Sign a :meth:`build` transaction with `nonce`, or else this process's next one. A caller that coordinates
+        nonces across processes (a database lock) passes the one it chose; the process's own count then moves past
+        it, so that :meth:`send` does not reuse it."""
+        with self.lock:
+            if nonce is None:
+                nonce = self.next_nonce(account.address)
+            else:
+                cached = self._nonces.get(account.address)
+                if cached is not None and nonce >= cached:
+                    self._nonces[account.address] = nonce + 1
+        tx = {**tx, "nonce": nonce}
+        signed = account.sign_transaction(tx)
+        return PreparedTx(account.address, nonce, bytes(signed.hash), bytes(signed.raw_transaction), tx)
+
+    def broadcast(self, raw: bytes) -> None:
+        """Hand signed bytes to the node. Sending the same bytes again is harmless: the node already knows them."""
+        try:
+            self.web3.eth.send_raw_transaction(raw)
+        except Exception as exc:
+            if "already known" in str(exc).lower():
+                return
+            raise _mapped(exc) from exc
+
+    def receipt_of(self, tx_hash: bytes) -> TxReceipt | None:
+        try:
+            return self.web3.eth.get_transaction_receipt(HexBytes(tx_hash))
+        except TransactionNotFound:
+            return None
+
+    def is_known(self, tx_hash: bytes) -> bool:
+        """Whether the node has the transaction (mined or in its pool)."""
+        try:
+            self.web3.eth.get_transaction(HexBytes(tx_hash))
+        except TransactionNotFound:
+            return False
+        return True
+
+    def mined_count(self, address: str) -> int:
+        """How many of `address`'s nonces are used by mined transactions."""
+        return int(self.web3.eth.get_transaction_count(address, "latest"))  # type: ignore[arg-type]
+
+    def pending_count(self, address: str) -> int:
+        """`address`'s nonces used by mined transactions and those in the node's pool."""
+        return int(self.web3.eth.get_transaction_count(address, "pending"))  # type: ignore[arg-type]
+
+    def await_receipt(self, tx_hash: bytes) -> TxReceipt:
+        return self.web3.eth.wait_for_transaction_receipt(HexBytes(tx_hash), timeout=self.receipt_timeout)
+
+    def settle(self, prepared_tx: dict[str, Any], receipt: TxReceipt) -> TxReceipt:
+        """Check a receipt of a prepared transaction as :meth:`send` does: a revert raises, a success is told to the
+        listeners."""
+        if receipt["status"] != 1:
+            raise self._failure(prepared_tx, receipt)
+        for listener in self.listeners:
+            listener(receipt)
+        return receipt
+
+    def send_many(
+        self, account: LocalAccount, calls: Sequence[ContractFunction], *, gas: int, batch_size: int = PIPELINE_BATCH
+    ) -> list[TxReceipt]:
+        """Send `calls` from `account` as one pipeline and return their receipts, in order.
+
+        Every transaction is signed locally with consecutive nonces under :attr:`lock`, and sent in JSON-RPC batches
+        of `batch_size` (one ``eth_sendRawTransaction`` after another where the provider cannot batch, as on the
+        in-process chain); only then are the receipts awaited. Fees are asked once per pipeline, and `gas` is a fixed
+        limit per transaction: a transaction cannot be estimated against the state its predecessors will leave, and
+        gas *used* does not depend on the limit (the limit only bounds how many fit in a block).
+
+        Failures are defined per transaction, because the nonces are taken before any is mined:
+
+        - a call that reverts is mined with status 0 and its nonce is used; the later calls are mined too, on the
+          state it left unchanged;
+        - a transaction the node refuses (funds, nonce) stops the pipeline: nothing after its JSON-RPC batch is sent,
+          and the nonce cache is dropped so the next send re-reads the node's count.
+
+        Either way :class:`PipelineFailed` is raised once every sent transaction is settled, with every failing index
+        (reverts decoded to :class:`ContractRevert`) and every receipt, so the caller knows exactly what took effect.
+        """
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        if not calls:
+            return []
+        failures: dict[int, TransactionFailed] = {}
+        unsigned: list[dict[str, Any]] = []
+        hashes: list[bytes] = []
+        refused = threading.Event()
+
+        def broadcast(start: int, raws: list[bytes]) -> tuple[int, TransactionFailed] | None:
+            if refused.is_set():  # an earlier batch was refused: nothing after it may be sent
+                return None
+            refusal = self._broadcast_all(raws)
+            if refusal is not None:
+                refused.set()
+                return start + refusal[0], refusal[1]
+            return None
+
+        with self.lock:  # one lock over nonce allocation and sending: no gaps, no duplicates
+            # One sender thread, fed in nonce order: the node takes batch k while batch k + 1 is being signed.
+            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="send-many") as sender:
+                sends: list[Future[tuple[int, TransactionFailed] | None]] = []
+                try:
+                    fees = self._pipeline_fees(account, calls[0], gas)
+                    for start in range(0, len(calls), batch_size):
+                        if refused.is_set():
+                            break
+                        raws = []
+                        for call in calls[start : start + batch_size]:
+                            params: Any = {"from": account.address, "chainId": self.chain_id, "gas": gas, **fees}
+                            params["nonce"] = self.next_nonce(account.address)
+                            tx: Any = call.build_transaction(params)
+                            signed = account.sign_transaction(tx)
+                            unsigned.append(tx)
+                            hashes.append(bytes(signed.hash))
+                            raws.append(bytes(signed.raw_transaction))
+                        sends.append(sender.submit(broadcast, start, raws))
+                    refusals = [refusal for refusal in (send.result() for send in sends) if refusal is not None]
+                except Exception as exc:
+                    refused.set()
+                    self.forget_nonce(account.address)
+                    raise _mapped(exc) from exc
+            if refusals:
+                index, error = refusals[0]
+                failures[index] = error
+                # Only what went before the refusal counts as sent: a later transaction of the same JSON-RPC batch
+                # may sit in the node's pool behind the gap, and the node's count decides from here.
+                del unsigned[index:], hashes[index:]
+                self.forget_nonce(account.address)
+        receipts: list[Any] = self._await_all(hashes) + [None] * (len(calls) - len(hashes))
+        for index, (tx, receipt) in enumerate(zip(unsigned, receipts, strict=False)):
+            if receipt["status"] != 1:
+                failures[index] = self._failure(tx, receipt)
+            else:
+                for listener in self.listeners:
+                    listener(receipt)
+        if failures:
+            raise PipelineFailed(failures, receipts)
+        return receipts
+
+    def _pipeline_fees(self, account: LocalAccount, first: ContractFunction, gas: int) -> dict[str, Any]:
+        """The fee fields web3 picks for the first call (the node's base fee and tip), reused for the whole
+        pipeline so that building each transaction asks the node nothing. ``maxFeePerGas`` leaves room for the base
+        fee to double while the pipeline is mined (web3's own default)."""
+        params: Any = {"from": account.address, "chainId": self.chain_id, "gas": gas, "nonce": 0}
+        probe: Any = first.build_transaction(params)
+        return {key: probe[key] for key in ("maxFeePerGas", "maxPriorityFeePerGas", "gasPrice") if key in probe}
+
+    def _broadcast_all(self, raws: list[bytes]) -> tuple[int, TransactionFailed] | None:
+        """Send raw transactions in one JSON-RPC batch (one by one where the provider cannot batch); return the
+        index and error of the first the node refused, if any."""
+        requests = [(RPCEndpoint("eth_sendRawTransaction"), ["0x" + raw.hex()]) for raw in raws]
+        try:
+            responses = self._batch_request(requests)
+        except NotImplementedError:  # e.g. the in-process chain: no transport, so nothing to batch
+            for index, raw in enumerate(raws):
+                try:
+                    self.web3.eth.send_raw_transaction(raw)
+                except Exception as exc:
+                    mapped = _mapped(exc)
+                    if isinstance(mapped, TransactionFailed):
+                        return index, mapped
+                    return index, TransactionFailed(f"node refused the transaction: {exc}")
+            return None
+        if not isinstance(responses, list):  # the node answered the whole batch with one error
+            return 0, TransactionFailed(f"node refused the batch: {_rpc_message(responses)}")
+        for index, response in enumerate(responses):
+            if response.get("error") is not None:
+                return index, TransactionFailed(f"node refused the transaction: {_rpc_message(response)}")
+        return None
+
+    def _batch_request(self, requests: list[tuple[RPCEndpoint, Any]]) -> Any:
+        """Raw JSON-RPC responses of one batch (web3 refuses ``eth_sendRawTransaction`` in ``batch_requests()``)."""
+        if not self._can_batch():
+            raise NotImplementedError("the provider cannot batch requests")
+        return cast(JSONBaseProvider, self.web3.provider).make_batch_request(requests)
+
+    def _can_batch(self) -> bool:
+        """Whether the provider speaks JSON-RPC batches (what web3's own ``batch_requests()`` checks)."""
+        return isinstance(self.web3.provider, JSONBaseProvider)
+
+    def _await_all(self, hashes: list[bytes]) -> list[TxReceipt]:
+        """Every receipt, in order, fetched in JSON-RPC batches. One sender's transactions are mined in nonce order:
+        when a batch finds a receipt missing, waiting for the batch's last transaction waits for all of it. The early
+        batches are usually mined by the time the last one is sent, so they are read while the last block is due."""
+        receipts: list[TxReceipt] = []
+        for start in range(0, len(hashes), PIPELINE_BATCH):
+            part = [HexBytes(h) for h in hashes[start : start + PIPELINE_BATCH]]
+            if not self._can_batch():
+                receipts += [
+                    self.web3.eth.wait_for_transaction_receipt(tx_hash, timeout=self.receipt_timeout)
+                    for tx_hash in part
+                ]
+                continue
+            try:
+                receipts += self._receipts_batch(part)
+            except TransactionNotFound:
+                self.web3.eth.wait_for_transaction_receipt(part[-1], timeout=self.receipt_timeout)
+                receipts += self._receipts_batch(part)
+        return receipts
+
+    def _receipts_batch(self, hashes: list[HexBytes]) -> list[TxReceipt]:
+        with self.web3.batch_requests() as batch:
+            for tx_hash in hashes:
+                batch.add(self.web3.eth.get_transaction_receipt(tx_hash))
+            return cast(list[TxReceipt], batch.execute())
+
     def deploy(self, account: LocalAccount, name: str, *args: Any) -> str:
         artifact = load_artifact(name)
         factory = self.web3.eth.contract(abi=artifact.abi, bytecode=artifact.bytecode)
@@ -130,6 +384,11 @@ class Transactor:
             if isinstance(mapped, ContractRevert):
                 return mapped
         return TransactionFailed(f"transaction {receipt['transactionHash'].hex()} failed (status 0)")
+
+
+def _rpc_message(response: Any) -> str:
+    error = response.get("error") if isinstance(response, dict) else None
+    return str(error.get("message", error)) if isinstance(error, dict) else str(error or response)
 
 
 def _mapped(exc: Exception) -> Exception:
@@ -342,8 +601,78 @@ class Ledger:
         proofs = {serial: by_id[ident] for serial, ident in ids.items()}
         return RunCommitment(run_id, gtin14, tree.root, tuple(serials), proofs, receipt)
 
+    # Unsent calls, for writers that sign, record and send in steps (Transactor.prepare).
+    def register_item_call(
+        self, gtin: str, serial: str, parts: Sequence[tuple[bytes, int]], content_hash: bytes = b"\x00" * 32
+    ) -> ContractFunction:
+        lot_ids, grams = _split(parts)
+        return self.items.functions.registerItem(
+            normalize_gtin(gtin), check_serial(serial), lot_ids, grams, content_hash
+        )
+
+    def register_lot_call(
+        self, gtin: str, lot_number: str, material_code: bytes, mass_grams: int, recycled_share_bps: int = 0
+    ) -> ContractFunction:
+        return self.lots.functions.registerLot(
+            normalize_gtin(gtin),
+            check_serial(lot_number, "lot"),
+            material_code,
+            mass_grams,
+            recycled_share_bps,
+            b"\x00" * 32,
+        )
+
+    def register_material_lot_call(
+        self, material_code: bytes, lot_number: str, mass_grams: int, recycled_share_bps: int = 0
+    ) -> ContractFunction:
+        return self.lots.functions.registerMaterialLot(
+            material_code, check_serial(lot_number, "lot"), mass_grams, recycled_share_bps, b"\x00" * 32
+        )
+
+    def approve_lot_call(self, lot_id: bytes, operator: str, grams: int) -> ContractFunction:
+        return self.lots.functions.approve(lot_id, operator, grams)
+
+    def recycle_call(
+        self, item_ids: Sequence[bytes], material_code: bytes, lot_number: str, mass_grams: int
+    ) -> ContractFunction:
+        return self.items.functions.recycle(
+            list(item_ids), material_code, check_serial(lot_number, "lot"), mass_grams, b"\x00" * 32
+        )
+
+    def register_run_call(
+        self, gtin: str, serials: Sequence[str], parts: Sequence[tuple[bytes, int]]
+    ) -> tuple[ContractFunction, RunCommitment]:
+        """:meth:`register_run`'s call, and the commitment it makes (the run id as the contract derives it)."""
+        gtin14 = normalize_gtin(gtin)
+        run = run_commitment(gtin14, serials)
+        lot_ids, grams = _split(parts)
+        run_input = (gtin14, run.items_root, len(serials), lot_ids, grams, b"\x00" * 32, "\n".join(serials).encode())
+        return self.items.functions.registerRun(run_input), run
+
+    def transition_call(self, ident: bytes, to: ItemState) -> ContractFunction:
+        return self.items.functions.transition(ident, int(to))
+
+    def transition_run_item_call(self, run: RunCommitment, serial: str, to: ItemState) -> ContractFunction:
+        return self.items.functions.transitionRunItem(run.gtin, serial, run.items_root, run.proofs[serial], int(to))
+
     def transition(self, actor: LocalAccount, ident: bytes, to: ItemState) -> TxReceipt:
         return self.tx.send(actor, self.items.functions.transition(ident, int(to)))
+
+    def transition_many(self, actor: LocalAccount, moves: Sequence[tuple[bytes, ItemState]]) -> list[TxReceipt]:
+        """Move many items at once (a till closing its day, a recycler's intake): one transaction per item, sent as
+        one pipeline (see :meth:`Transactor.send_many`, which defines what a failing move means for the others)."""
+        calls = [self.items.functions.transition(ident, int(to)) for ident, to in moves]
+        return self.tx.send_many(actor, calls, gas=TRANSITION_GAS)
+
+    def transition_run_items(
+        self, actor: LocalAccount, run: RunCommitment, moves: Sequence[tuple[str, ItemState]]
+    ) -> list[TxReceipt]:
+        """The first move of many items of `run` (each presents its Merkle proof), as one pipeline."""
+        calls = [
+            self.items.functions.transitionRunItem(run.gtin, serial, run.items_root, run.proofs[serial], int(to))
+            for serial, to in moves
+        ]
+        return self.tx.send_many(actor, calls, gas=RUN_TRANSITION_GAS + PROOF_STEP_GAS * _longest_proof(run, moves))
 
     def materialize(self, actor: LocalAccount, run: RunCommitment, serial: str) -> TxReceipt:
         return self.tx.send(
@@ -399,8 +728,36 @@ class Ledger:
         return value
 
 
+def run_commitment(gtin: str, serials: Sequence[str]) -> RunCommitment:
+    """The Merkle commitment of a run, with every item's proof and the run id ItemRegistry derives
+    (``keccak256(abi.encode(gtin, itemsRoot))``)."""
+    gtin14 = normalize_gtin(gtin)
+    ids = {serial: item_id(gtin14, serial) for serial in serials}
+    if len(ids) != len(serials):
+        raise ValueError("a run's serials must be distinct")
+    tree = MerkleTree.of(list(ids.values()))
+    by_id = tree.proofs()
+    run_id = keccak(abi_encode(["string", "bytes32"], [gtin14, tree.root]))
+    return RunCommitment(run_id, gtin14, tree.root, tuple(serials), {s: by_id[i] for s, i in ids.items()})
+
+
+def _longest_proof(run: RunCommitment, moves: Sequence[tuple[str, ItemState]]) -> int:
+    return max((len(run.proofs[serial]) for serial, _ in moves), default=0)
+
+
 def _split(parts: Sequence[tuple[bytes, int]]) -> tuple[list[bytes], list[int]]:
     return [lot for lot, _ in parts], [grams for _, grams in parts]
 
 
-__all__ = ["Deployment", "ItemState", "Ledger", "Role", "RunCommitment", "Transactor"]
+__all__ = [
+    "PIPELINE_BATCH",
+    "TRANSITION_GAS",
+    "Deployment",
+    "ItemState",
+    "Ledger",
+    "PreparedTx",
+    "Role",
+    "RunCommitment",
+    "Transactor",
+    "run_commitment",
+]

@@ -64,6 +64,25 @@ class ContractRevert(TransactionFailed):
         super().__init__(f"{name}({rendered})")
 
 
+class PipelineFailed(TransactionFailed):
+    """Some transactions of a pipeline (:meth:`ledger.client.Transactor.send_many`) failed.
+
+    ``failures`` maps each failing index to its error (a :class:`ContractRevert` when the revert could be decoded);
+    ``index`` is the first of them. ``receipts`` holds, per index, the receipt of every transaction that was mined
+    (failed ones included, with status 0) and None for those never sent or not mined.
+    """
+
+    def __init__(self, failures: dict[int, TransactionFailed], receipts: list[Any]) -> None:
+        self.failures = failures
+        self.receipts = receipts
+        self.index = min(failures)
+        self.error = failures[self.index]
+        super().__init__(
+            f"{len(failures)} of {len(receipts)} pipelined transactions failed; the first, at index {self.index}: "
+            f"{self.error}"
+        )
+
+
 def _render(value: Any) -> str:
     if isinstance(value, bytes):
         return "0x" + value.hex()
@@ -81,5 +100,6 @@ __all__ = [
     "KeyNotFound",
     "LedgerError",
     "MerkleProofError",
+    "PipelineFailed",
     "TransactionFailed",
 ]

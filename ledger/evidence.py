@@ -87,6 +87,9 @@ class BundleVerdict:
     item: str
     events: list[EventVerdict]
     problems: list[str] = field(default_factory=list)
+    # The timestamp of the newest block holding one of the bundle's verified roots: "verified as of" from the chain,
+    # the same on every check (a clock reading would make two renderings of the same evidence differ).
+    anchored_at: int | None = None
 
     @property
     def ok(self) -> bool:
@@ -118,8 +121,10 @@ def verify_bundle(bundle: dict[str, Any], web3: Web3 | None) -> BundleVerdict:
         verdict.problems.append("on-chain checks skipped: no node to ask")
     domain = EventDomain(chain_id, contract)
     roots_checked: dict[tuple[str, str], str | None] = {}
+    block_times: dict[int, int] = {}
     for entry in entries:
-        verdict.events.append(_verify_entry(entry, domain, web3, anchor_contract, roots_checked))
+        verdict.events.append(_verify_entry(entry, domain, web3, anchor_contract, roots_checked, block_times))
+    verdict.anchored_at = max(block_times.values(), default=None)
     return verdict
 
 
@@ -129,6 +134,7 @@ def _verify_entry(
     web3: Web3 | None,
     anchor_contract: Any,
     roots_checked: dict[tuple[str, str], str | None],
+    block_times: dict[int, int],
 ) -> EventVerdict:
     claimed = str(entry.get("eventID", ""))
     result = EventVerdict(claimed, True)
@@ -167,7 +173,7 @@ def _verify_entry(
     if web3 is not None:
         key = (anchor["root"], anchor["txHash"])
         if key not in roots_checked:
-            roots_checked[key] = _root_problem(web3, anchor_contract, root, anchor)
+            roots_checked[key] = _root_problem(web3, anchor_contract, root, anchor, block_times)
         problem = roots_checked[key]
         result.checks["onChain"] = problem is None
         if problem is not None:
@@ -175,15 +181,19 @@ def _verify_entry(
     return result
 
 
-def _root_problem(web3: Web3, anchor_contract: Any, root: bytes, anchor: dict[str, Any]) -> str | None:
-    """None when `root` is in a RootAnchored log of the contract in `txHash`, on the canonical chain."""
+def _root_problem(
+    web3: Web3, anchor_contract: Any, root: bytes, anchor: dict[str, Any], block_times: dict[int, int]
+) -> str | None:
+    """None when `root` is in a RootAnchored log of the contract in `txHash`, on the canonical chain (and then the
+    block's timestamp is in `block_times`)."""
     try:
         receipt = web3.eth.get_transaction_receipt(anchor["txHash"])
     except TransactionNotFound:
         return f"transaction {anchor['txHash']} is not on the chain"
     if receipt["status"] != 1:
         return f"transaction {anchor['txHash']} failed"
-    if web3.eth.get_block(receipt["blockNumber"])["hash"] != receipt["blockHash"]:
+    block = web3.eth.get_block(receipt["blockNumber"])
+    if block["hash"] != receipt["blockHash"]:
         return f"transaction {anchor['txHash']} is not on the canonical chain"
     logs = [
         log
@@ -194,6 +204,7 @@ def _root_problem(web3: Web3, anchor_contract: Any, root: bytes, anchor: dict[st
         return f"no RootAnchored log of the root by {anchor_contract.address} in {anchor['txHash']}"
     if int(anchor.get("blockNumber", -1)) != receipt["blockNumber"]:
         return f"anchor block {anchor.get('blockNumber')} is not the transaction's block {receipt['blockNumber']}"
+    block_times[int(receipt["blockNumber"])] = int(block["timestamp"])
     return None
 
 

@@ -19,7 +19,8 @@ _CSET82 = re.compile(r"^[!\"%&'()*+,\-./0-9:;<=>?A-Z_a-z]{1,20}$")
 
 def normalize_gtin(gtin: str) -> str:
     """The GTIN-14 form of `gtin` (GTIN-8/12/13/14), with its check digit verified."""
-    if not gtin.isdigit() or len(gtin) not in (8, 12, 13, 14):
+    # isascii: str.isdigit() also accepts Arabic-Indic, fullwidth and other Unicode digits (look-alike GTINs).
+    if not (gtin.isascii() and gtin.isdigit()) or len(gtin) not in (8, 12, 13, 14):
         raise InvalidIdentifier(f"GTIN must be 8, 12, 13 or 14 digits: {gtin!r}")
     try:
         return Gtin.parse(gtin).as_gtin_14()
@@ -29,7 +30,7 @@ def normalize_gtin(gtin: str) -> str:
 
 def check_serial(value: str, what: str = "serial") -> str:
     """A GS1 serial (AI 21) or batch/lot (AI 10): 1 to 20 characters of character set 82."""
-    if not _CSET82.match(value):
+    if not _CSET82.fullmatch(value):  # not match(): its "$" also matches before a trailing newline
         raise InvalidIdentifier(f"{what} must be 1 to 20 characters of GS1 character set 82: {value!r}")
     return value
 

@@ -148,8 +148,11 @@ class Outbox:
     def __init__(self, session_factory: sessionmaker[Session]) -> None:
         self.sessions = session_factory
 
-    def add_many(self, events: Sequence[SignedEvent]) -> list[Stored]:
-        """Store `events` in one transaction; an event already present (same hash) is left as it is."""
+    def add_many(self, events: Sequence[SignedEvent], session: Session | None = None) -> list[Stored]:
+        """Store `events` in one transaction; an event already present (same hash) is left as it is.
+
+        With `session`, the rows are written in that session's transaction and not committed: the caller's other
+        writes and these events then commit, or roll back, together."""
         if not events:
             return []
         rows: list[dict[str, Any]] = []
@@ -170,31 +173,11 @@ class Outbox:
                     "created_at": _now(),
                 }
             )
-        with self.sessions.begin() as session:
-            dialect = session.get_bind().dialect.name
-            insert = pg_insert if dialect == "postgresql" else sqlite_insert
-            ids = [r["event_id"] for r in rows]
-            existing = {
-                e: s
-                for e, s in session.execute(
-                    select(OutboxEvent.event_id, OutboxEvent.status).where(OutboxEvent.event_id.in_(ids))
-                )
-            }
-            fresh = list({r["event_id"]: r for r in rows if r["event_id"] not in existing}.values())
-            if fresh:  # an empty executemany would insert one row of defaults
-                stmt = insert(OutboxEvent).on_conflict_do_nothing(index_elements=["event_id"])
-                session.execute(stmt, fresh)
-            new_pks = dict(
-                session.execute(select(OutboxEvent.event_id, OutboxEvent.id).where(OutboxEvent.event_id.in_(ids))).all()
-            )
-            epc_rows = [
-                {"event_pk": new_pks[r["event_id"]], "epc": epc}
-                for r in rows
-                if r["event_id"] not in existing
-                for epc in event_epcs(r["event"])
-            ]
-            if epc_rows:
-                session.execute(insert(EventEpc).on_conflict_do_nothing(), epc_rows)
+        if session is not None:
+            existing = self._insert(session, rows)
+        else:
+            with self.sessions.begin() as own:
+                existing = self._insert(own, rows)
         seen: set[str] = set()
         result = []
         for r in rows:
@@ -202,6 +185,35 @@ class Outbox:
             seen.add(r["event_id"])
             result.append(Stored(r["event_id"], created, existing.get(r["event_id"], EventStatus.PENDING)))
         return result
+
+    @staticmethod
+    def _insert(session: Session, rows: list[dict[str, Any]]) -> dict[str, EventStatus]:
+        """Insert the rows not yet present, with their EPC index; the statuses of those already present."""
+        dialect = session.get_bind().dialect.name
+        insert = pg_insert if dialect == "postgresql" else sqlite_insert
+        ids = [r["event_id"] for r in rows]
+        existing = {
+            e: s
+            for e, s in session.execute(
+                select(OutboxEvent.event_id, OutboxEvent.status).where(OutboxEvent.event_id.in_(ids))
+            )
+        }
+        fresh = list({r["event_id"]: r for r in rows if r["event_id"] not in existing}.values())
+        if fresh:  # an empty executemany would insert one row of defaults
+            stmt = insert(OutboxEvent).on_conflict_do_nothing(index_elements=["event_id"])
+            session.execute(stmt, fresh)
+        new_pks = dict(
+            session.execute(select(OutboxEvent.event_id, OutboxEvent.id).where(OutboxEvent.event_id.in_(ids))).all()
+        )
+        epc_rows = [
+            {"event_pk": new_pks[r["event_id"]], "epc": epc}
+            for r in rows
+            if r["event_id"] not in existing
+            for epc in event_epcs(r["event"])
+        ]
+        if epc_rows:
+            session.execute(insert(EventEpc).on_conflict_do_nothing(), epc_rows)
+        return existing
 
     def add(self, event: SignedEvent) -> Stored:
         return self.add_many([event])[0]

@@ -33,6 +33,24 @@ class Settings(BaseSettings):
     batch_max_wait_s: float = Field(2.0, ge=0, description="Longest a pending event waits for a fuller batch.")
     keystore_password: SecretStr | None = Field(None, description="Password of the encrypted keystore files.")
     run_worker_in_api: bool = Field(True, description="`circular serve` also runs the anchoring worker.")
+    rpc_timeout_s: float = Field(30.0, gt=0, description="How long one JSON-RPC call may take before it is retried.")
+    worker_max_backoff_s: float = Field(
+        30.0, gt=0, description="Longest pause of the anchoring worker between retries while the node is unreachable."
+    )
+
+    archive_dir: Path | None = Field(
+        None,
+        description="The batch archive (signed events of every anchored batch, signed master data) that "
+        "`circular rebuild` restores the database from; keep it apart from the database. Unset: data_dir/archive.",
+    )
+    archive_base_uri: str | None = Field(
+        None, description="Public base URI of the archive, recorded in each anchor; unset: its file:// URI."
+    )
+    archive_enabled: bool = Field(True, description="Publish batches and master data to the archive.")
+
+    @property
+    def archive_path(self) -> Path:
+        return self.archive_dir or self.data_dir / "archive"
 
     @property
     def chain_path(self) -> Path:

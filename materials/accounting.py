@@ -176,6 +176,15 @@ class MassBalance:
         return {lot_id: state.record for lot_id, state in self.lots.items()}
 
 
+def recovery_excess(recovered_grams: int, input_grams: Iterable[int]) -> int:
+    """The grams a recovered lot claims beyond the mass of the items recycled into it; 0 when it balances.
+
+    Recycling loses mass (sorting, washing, yield) and never gains any: the rule :meth:`MassBalance.recycle` and the
+    contracts enforce, here as a measure for the audit of records the contracts never saw (captured EPCIS events).
+    """
+    return max(recovered_grams - sum(input_grams), 0)
+
+
 class MaterialGraph(Protocol):
     """What a provenance walk needs; the API implements it over its database."""
 
@@ -228,6 +237,7 @@ __all__ = [
     "Part",
     "by_material",
     "provenance",
+    "recovery_excess",
     "recycled_grams",
     "recycled_share_bps",
 ]

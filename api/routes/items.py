@@ -8,14 +8,16 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Path, Request
 from sqlalchemy import insert, select
+from sqlalchemy.orm import Session
 
-from ledger.client import ItemState, RunCommitment
+from ledger.client import ItemState, RunCommitment, run_commitment
 from ledger.epcis import events as ev
 from ledger.ids import item_id, normalize_gtin
 from ledger.outbox import proofs_as_hex, split_proof
 
+from .. import intents
 from ..deps import ApiSettingsDep, BrandActor, SessionDep, StateDep, SupplyChainActor
-from ..models import Actor, ActorRole, Item, utcnow
+from ..models import Actor, ActorRole, Item, WriteIntent, utcnow
 from ..problems import Problem
 from ..schemas import (
     AnchoringStatus,
@@ -36,9 +38,9 @@ from ..writes import (
     check_gtin_owner,
     check_product,
     ensure_product,
+    event_receipt,
     item_public,
     record,
-    transact,
     usable_lots,
 )
 
@@ -70,6 +72,8 @@ def _parts(composition: list[tuple[str, int]]) -> list[tuple[bytes, int]]:
 
 @router.post("/items", status_code=201, response_model=ItemsMade, summary="Make one item from lots (a brand)")
 def make_item(body: ItemCreate, actor: BrandActor, session: SessionDep, state: StateDep) -> ItemsMade:
+    ident = hex32(item_id(body.gtin, body.serial))
+    intents.reconcile(state, subject=ident)  # a retry after a crash: the first attempt may have been mined
     check_product(session, body.gtin, actor)
     check_gtin_owner(state, actor, body.gtin)
     if session.scalar(select(Item.id).where(Item.gtin == body.gtin, Item.serial == body.serial)) is not None:
@@ -77,37 +81,61 @@ def make_item(body: ItemCreate, actor: BrandActor, session: SessionDep, state: S
     composition = [(part.lot_id.lower(), part.grams) for part in body.composition]
     lots = usable_lots(session, actor, [lot_id for lot_id, _ in composition])
     account = state.keys.account(actor)
-    ident, tx_hash = transact(
-        state, state.service.ledger.register_item, account, body.gtin, body.serial, _parts(composition)
+    uri = item_uri(state.settings.resolver_base_url, body.gtin, body.serial)
+    manufactured = ev.items_manufactured(
+        [uri], [(lots[lot_id].uri, grams) for lot_id, grams in composition], read_point=body.read_point
     )
-    base = state.settings.resolver_base_url
-    uri = item_uri(base, body.gtin, body.serial)
-    receipt = record(
+    written = intents.write(
         state,
+        actor,
         account,
-        [
-            ev.items_manufactured(
-                [uri], [(lots[lot_id].uri, grams) for lot_id, grams in composition], read_point=body.read_point
-            )
-        ],
+        kind="item",
+        subject=ident,
+        call=state.service.ledger.register_item_call(body.gtin, body.serial, _parts(composition)),
+        events=[manufactured],
+        effect={
+            "gtin": body.gtin,
+            "serial": body.serial,
+            "item_id": ident,
+            "composition": [[lot_id, grams] for lot_id, grams in composition],
+            "mass_grams": sum(grams for _, grams in composition),
+            "certificates": sorted({c for lot in lots.values() for c in (lot.certificates or [])}),
+        },
     )
-    ensure_product(session, body.gtin, actor)
-    item = Item(
-        gtin=body.gtin,
-        serial=body.serial,
-        item_id=hex32(ident),
-        brand_id=actor.id,
-        composition=[[lot_id, grams] for lot_id, grams in composition],
-        mass_grams=sum(grams for _, grams in composition),
-        certificates=sorted({c for lot in lots.values() for c in (lot.certificates or [])}),
-        state=int(ItemState.MANUFACTURED),
-        materialized=True,
-        created_at=utcnow(),
-        updated_at=utcnow(),
+    session.expire_all()
+    item = session.scalar(select(Item).where(Item.item_id == ident))
+    if item is None:  # pragma: no cover - the completion wrote it in the same transaction as the intent's status
+        raise Problem(500, "Write incomplete", f"item {ident} was written on-chain but not recorded")
+    return ItemsMade(
+        items=[item_public(state, item, actor.name)], event=event_receipt(written), tx_hash=written.tx_hash
     )
-    session.add(item)
-    session.commit()
-    return ItemsMade(items=[item_public(state, item, actor.name)], event=receipt, tx_hash=tx_hash)
+
+
+@intents.completion("item")
+def _complete_item(session: Session, intent: WriteIntent) -> None:
+    """The API rows of a made item: its product (on the GTIN's first use) and the item."""
+    effect = intent.effect
+    if session.scalar(select(Item.id).where(Item.item_id == effect["item_id"])) is not None:
+        return
+    actor = session.get(Actor, intent.actor_id)
+    assert actor is not None
+    ensure_product(session, effect["gtin"], actor)
+    now = utcnow()
+    session.add(
+        Item(
+            gtin=effect["gtin"],
+            serial=effect["serial"],
+            item_id=effect["item_id"],
+            brand_id=actor.id,
+            composition=effect["composition"],
+            mass_grams=effect["mass_grams"],
+            certificates=effect["certificates"],
+            state=int(ItemState.MANUFACTURED),
+            materialized=True,
+            created_at=now,
+            updated_at=now,
+        )
+    )
 
 
 @router.post(
@@ -135,55 +163,77 @@ def make_run(
     composition = [(part.lot_id.lower(), part.grams) for part in body.composition]
     lots = usable_lots(session, actor, [lot_id for lot_id, _ in composition])
     account = state.keys.account(actor)
-    run, tx_hash = transact(state, state.service.ledger.register_run, account, body.gtin, serials, _parts(composition))
+    call, run = state.service.ledger.register_run_call(body.gtin, serials, _parts(composition))
+    run_hex = hex32(run.run_id)
+    intents.reconcile(state, subject=run_hex)  # a retry after a crash: the first attempt may have been mined
     base = state.settings.resolver_base_url
     uris = [item_uri(base, body.gtin, serial) for serial in serials]
     count = len(serials)
-    receipt = record(
-        state,
-        account,
-        [
-            ev.items_manufactured(
-                uris, [(lots[lot_id].uri, grams * count) for lot_id, grams in composition], read_point=body.read_point
-            )
-        ],
+    manufactured = ev.items_manufactured(
+        uris, [(lots[lot_id].uri, grams * count) for lot_id, grams in composition], read_point=body.read_point
     )
-    ensure_product(session, body.gtin, actor)
+    written = intents.write(
+        state,
+        actor,
+        account,
+        kind="run",
+        subject=run_hex,
+        call=call,
+        events=[manufactured],
+        effect={
+            "gtin": body.gtin,
+            "serials": serials,
+            "composition": [[lot_id, grams] for lot_id, grams in composition],
+            "certificates": sorted({c for lot in lots.values() for c in (lot.certificates or [])}),
+        },
+    )
+    return RunMade(
+        run_id=run_hex,
+        items_root=hex32(run.items_root),
+        gtin=body.gtin,
+        count=count,
+        first=uris[0],
+        event=event_receipt(written),
+        tx_hash=written.tx_hash,
+    )
+
+
+@intents.completion("run")
+def _complete_run(session: Session, intent: WriteIntent) -> None:
+    """A run's item rows, each with its Merkle proof (recomputed from the serials: the intent keeps them only)."""
+    effect = intent.effect
+    run = run_commitment(effect["gtin"], effect["serials"])
+    run_hex = hex32(run.run_id)
+    if session.scalar(select(Item.id).where(Item.run_id == run_hex).limit(1)) is not None:
+        return
+    actor = session.get(Actor, intent.actor_id)
+    assert actor is not None
+    ensure_product(session, effect["gtin"], actor)
     session.flush()
     now = utcnow()
-    certificates = sorted({c for lot in lots.values() for c in (lot.certificates or [])})
-    mass = sum(grams for _, grams in composition)
+    composition = effect["composition"]
+    mass = sum(int(grams) for _, grams in composition)
     rows = [
         {
-            "gtin": body.gtin,
+            "gtin": run.gtin,
             "serial": serial,
-            "item_id": hex32(item_id(body.gtin, serial)),
+            "item_id": hex32(item_id(run.gtin, serial)),
             "brand_id": actor.id,
-            "composition": [[lot_id, grams] for lot_id, grams in composition],
+            "composition": composition,
             "mass_grams": mass,
-            "certificates": certificates,
+            "certificates": effect["certificates"],
             "state": int(ItemState.MANUFACTURED),
-            "run_id": hex32(run.run_id),
+            "run_id": run_hex,
             "items_root": hex32(run.items_root),
             "proof": [hex32(p) for p in run.proofs[serial]],
             "materialized": False,
             "created_at": now,
             "updated_at": now,
         }
-        for serial in serials
+        for serial in run.serials
     ]
     for start in range(0, len(rows), CHUNK):
         session.execute(insert(Item), rows[start : start + CHUNK])
-    session.commit()
-    return RunMade(
-        run_id=hex32(run.run_id),
-        items_root=hex32(run.items_root),
-        gtin=body.gtin,
-        count=count,
-        first=uris[0],
-        event=receipt,
-        tx_hash=tx_hash,
-    )
 
 
 def _find(session: SessionDep, gtin: str, serial: str) -> Item:
@@ -216,13 +266,16 @@ def lifecycle(
             f"a {actor.role} may not record {body.action.value}",
             allowedRoles=sorted(r.value for r in roles),
         )
+    # A write on this item left pending (a crash, a request still waiting for its receipt) is settled first: the
+    # item's row below must be what the chain says, or the call chosen from it (materialize or not) would be wrong.
+    intents.reconcile(state, subject=hex32(item_id(body.gtin, body.serial)))
     item = _find(session, body.gtin, body.serial)
     if actor.role == ActorRole.BRAND and item.brand_id != actor.id:
         raise Problem(403, "Not your item", "a brand acts only on its own items")
     account = state.keys.account(actor)
     ledger = state.service.ledger
-    tx_hash: str | None = None
-    materialize = False
+    uri = item_uri(state.settings.resolver_base_url, item.gtin, item.serial)
+    event = ev.lifecycle(ev.Lifecycle(body.action.value), [uri], read_point=body.read_point)
     if target is None:
         if ItemState(item.state) not in REPAIRABLE:
             raise Problem(
@@ -232,8 +285,16 @@ def lifecycle(
                 error="IllegalTransition",
                 args={"current": ItemState(item.state).name.lower(), "requested": body.action.value},
             )
-    elif item.materialized:
-        _, tx_hash = transact(state, ledger.transition, account, unhex32(item.item_id), target)
+        # No chain effect: the event alone is the write.
+        receipt = record(state, account, [event])
+        item.updated_at = utcnow()
+        session.commit()
+        brand = session.get(Actor, item.brand_id)
+        return LifecycleRecorded(
+            item=item_public(state, item, brand.name if brand else ""), event=receipt, tx_hash=None
+        )
+    if item.materialized:
+        call = ledger.transition_call(unhex32(item.item_id), target)
     else:
         assert item.run_id and item.items_root and item.proof is not None
         run = RunCommitment(
@@ -243,18 +304,35 @@ def lifecycle(
             (item.serial,),
             {item.serial: [unhex32(p) for p in item.proof]},
         )
-        _, tx_hash = transact(state, ledger.transition_run_item, account, run, item.serial, target)
-        materialize = True
-    uri = item_uri(state.settings.resolver_base_url, item.gtin, item.serial)
-    receipt = record(state, account, [ev.lifecycle(ev.Lifecycle(body.action.value), [uri], read_point=body.read_point)])
-    if target is not None:
-        item.state = int(target)
-    if materialize:
-        item.materialized = True
-    item.updated_at = utcnow()
-    session.commit()
+        call = ledger.transition_run_item_call(run, item.serial, target)
+    written = intents.write(
+        state,
+        actor,
+        account,
+        kind="lifecycle",
+        subject=item.item_id,
+        call=call,
+        events=[event],
+        effect={"item_id": item.item_id, "state": int(target)},
+    )
+    session.expire_all()
+    item = _find(session, body.gtin, body.serial)
     brand = session.get(Actor, item.brand_id)
-    return LifecycleRecorded(item=item_public(state, item, brand.name if brand else ""), event=receipt, tx_hash=tx_hash)
+    return LifecycleRecorded(
+        item=item_public(state, item, brand.name if brand else ""),
+        event=event_receipt(written),
+        tx_hash=written.tx_hash,
+    )
+
+
+@intents.completion("lifecycle")
+def _complete_lifecycle(session: Session, intent: WriteIntent) -> None:
+    """The item's new state; an item of a run is on-chain in its own right from its first move."""
+    item = session.scalar(select(Item).where(Item.item_id == intent.effect["item_id"]))
+    assert item is not None
+    item.state = int(intent.effect["state"])
+    item.materialized = True
+    item.updated_at = utcnow()
 
 
 def _proof_hex(proof: object) -> list[str] | None:

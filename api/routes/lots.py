@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
-from sqlalchemy import select
 
 from ledger.epcis import events as ev
 from ledger.ids import gtin_lot_id, material_lot_id
 
+from .. import intents
 from ..deps import LotOwnerActor, SessionDep, StateDep
 from ..links import JSONLD
-from ..models import Actor, ActorRole, Lot, LotApproval, Product, utcnow
+from ..models import Actor, ActorRole, Lot, Product
 from ..problems import Problem
 from ..schemas import ApprovalCreate, ApprovalPublic, LotCreate, LotId, LotPublic, LotRegistered
 from ..uris import hex32, lot_uri, unhex32
@@ -19,11 +19,9 @@ from ..writes import (
     actor_name,
     check_gtin_owner,
     check_product,
-    ensure_product,
+    event_receipt,
     lot_public,
     material_code,
-    record,
-    transact,
 )
 from .passport import lot_jsonld
 
@@ -49,28 +47,10 @@ def register_lot(body: LotCreate, actor: LotOwnerActor, session: SessionDep, sta
         raise Problem(409, "LotAlreadyRegistered", f"lot {body.lot_number} is registered already", lotId=expected)
     account = state.keys.account(actor)
     if body.gtin is not None:
-        lot_id, tx_hash = transact(
-            state,
-            ledger.register_lot,
-            account,
-            body.gtin,
-            body.lot_number,
-            code,
-            body.mass_grams,
-            body.recycled_share_bps,
-        )
+        call = ledger.register_lot_call(body.gtin, body.lot_number, code, body.mass_grams, body.recycled_share_bps)
     else:
-        lot_id, tx_hash = transact(
-            state,
-            ledger.register_material_lot,
-            account,
-            code,
-            body.lot_number,
-            body.mass_grams,
-            body.recycled_share_bps,
-        )
-    lot_hex = hex32(lot_id)
-    uri = lot_uri(state.settings.resolver_base_url, lot_hex, body.gtin, body.lot_number if body.gtin else None)
+        call = ledger.register_material_lot_call(code, body.lot_number, body.mass_grams, body.recycled_share_bps)
+    uri = lot_uri(state.settings.resolver_base_url, expected, body.gtin, body.lot_number if body.gtin else None)
     event = ev.lot_registered(
         uri,
         body.material_code,
@@ -79,29 +59,26 @@ def register_lot(body: LotCreate, actor: LotOwnerActor, session: SessionDep, sta
         certificates=body.certificates,
         origin=body.origin,
     )
-    receipt = record(state, account, [event])
-    if body.gtin is not None:
-        ensure_product(session, body.gtin, actor)
-    lot = Lot(
-        lot_id=lot_hex,
-        uri=uri,
-        gtin=body.gtin,
-        lot_number=body.lot_number,
-        owner_id=actor.id,
-        material_code=body.material_code,
-        mass_grams=body.mass_grams,
-        recycled_share_bps=body.recycled_share_bps,
-        recovered=False,
-        source_items=None,
-        origin=body.origin,
-        certificates=list(body.certificates),
-        event_id=receipt.event_id,
-        tx_hash=tx_hash,
-        created_at=utcnow(),
+    fields = {
+        "lot_id": expected,
+        "uri": uri,
+        "gtin": body.gtin,
+        "lot_number": body.lot_number,
+        "material_code": body.material_code,
+        "mass_grams": body.mass_grams,
+        "recycled_share_bps": body.recycled_share_bps,
+        "recovered": False,
+        "source_items": None,
+        "origin": body.origin,
+        "certificates": list(body.certificates),
+    }
+    written = intents.write(
+        state, actor, account, kind="lot", subject=expected, call=call, events=[event], effect={"lot": fields}
     )
-    session.add(lot)
-    session.commit()
-    return LotRegistered(lot=lot_public(lot, actor.name), event=receipt, tx_hash=tx_hash)
+    session.expire_all()
+    lot = session.get(Lot, expected)
+    assert lot is not None  # written with the intent's completion
+    return LotRegistered(lot=lot_public(lot, actor.name), event=event_receipt(written), tx_hash=written.tx_hash)
 
 
 @router.get("/{lot_id}", response_model=LotPublic, summary="A lot")
@@ -130,22 +107,22 @@ def approve(
     if operator is None or operator.revoked:
         raise Problem(404, "Unknown actor", f"no actor {body.operator_id}")
     account = state.keys.account(actor)
-    _, tx_hash = transact(
-        state, state.service.ledger.approve_lot, account, unhex32(lot.lot_id), operator.address, body.grams
+    written = intents.write(
+        state,
+        actor,
+        account,
+        kind="approval",
+        subject=lot.lot_id,
+        call=state.service.ledger.approve_lot_call(unhex32(lot.lot_id), operator.address, body.grams),
+        events=[],
+        effect={"lot_id": lot.lot_id, "operator_id": operator.id, "grams": body.grams},
     )
-    approval = session.scalar(
-        select(LotApproval).where(LotApproval.lot_id == lot.lot_id, LotApproval.operator_id == operator.id)
-    )
-    if approval is None:
-        approval = LotApproval(
-            lot_id=lot.lot_id, operator_id=operator.id, grams=body.grams, tx_hash=tx_hash, created_at=utcnow()
-        )
-        session.add(approval)
-    else:
-        approval.grams, approval.tx_hash = body.grams, tx_hash
-    session.commit()
     return ApprovalPublic(
-        lot_id=lot.lot_id, operator_id=operator.id, operator_address=operator.address, grams=body.grams, tx_hash=tx_hash
+        lot_id=lot.lot_id,
+        operator_id=operator.id,
+        operator_address=operator.address,
+        grams=body.grams,
+        tx_hash=written.tx_hash,
     )
 
 

@@ -126,7 +126,7 @@ def _item_context(request: Request, session: Session, state: AppState, product: 
     start = [(lots[str(lot_id)], int(grams)) for lot_id, grams in item.composition if str(lot_id) in lots]
     generations = pp.provenance(session, start, state.api_settings.provenance_max_generations)
     entries = pp.timeline(state, session, uri)
-    verdict, _ = pp.verify(state, uri, [m.lot_uri for m in materials if m.lot_uri])
+    verdict, _ = pp.verify(state, uri, [m.lot_uri for m in materials if m.lot_uri], pp.item_claim(session, item))
     links = {
         "passport": f"{base}{path}/passport",
         "jsonld": f"{base}{path}/passport.jsonld",
@@ -235,7 +235,7 @@ def _lot_uris(session: Session, item: Item) -> list[str]:
 
 def evidence(request: Request, session: Session, state: AppState, product: Product, item: Item) -> JSONResponse:
     uri = item_uri(state.settings.resolver_base_url, product.gtin, item.serial)
-    _, bundle = pp.verify(state, uri, _lot_uris(session, item))
+    _, bundle = pp.verify(state, uri, _lot_uris(session, item), pp.item_claim(session, item))
     filename = f"evidence-{product.gtin}-{hashlib.sha256(item.serial.encode()).hexdigest()[:8]}.json"
     return JSONResponse(
         bundle, headers={"Content-Disposition": f'inline; filename="{filename}"', "Cache-Control": "no-cache"}
@@ -244,7 +244,7 @@ def evidence(request: Request, session: Session, state: AppState, product: Produ
 
 def verification(request: Request, session: Session, state: AppState, product: Product, item: Item) -> JSONResponse:
     uri = item_uri(state.settings.resolver_base_url, product.gtin, item.serial)
-    verdict, _ = pp.verify(state, uri, _lot_uris(session, item))
+    verdict, _ = pp.verify(state, uri, _lot_uris(session, item), pp.item_claim(session, item))
     base = _base(request)
     body = {
         "item": uri,

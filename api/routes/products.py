@@ -9,6 +9,7 @@ from ledger.ids import normalize_gtin
 from ..deps import BrandActor, SessionDep, SettingsDep, StateDep
 from ..models import Product, utcnow
 from ..problems import Problem
+from ..recovery import product_masterdata
 from ..schemas import ProductCreate, ProductPublic
 from ..writes import check_gtin_owner, ensure_product
 
@@ -45,6 +46,9 @@ def put_product(
         setattr(product, field, value)
     product.updated_at = utcnow()
     session.commit()
+    archive = state.service.archive
+    if archive is not None:  # signed by the brand, so that `circular rebuild` can bring it back and trust it
+        archive.publish_masterdata("product", gtin14, product_masterdata(product), state.keys.account(actor))
     return _public(product, settings.resolver_base_url)
 
 

@@ -5,16 +5,16 @@ from __future__ import annotations
 from fastapi import APIRouter
 from sqlalchemy import select
 
-from ledger.client import ItemState
 from ledger.epcis import events as ev
 from ledger.ids import material_lot_id
 
+from .. import intents
 from ..deps import RecyclerActor, SessionDep, StateDep
-from ..models import Item, Lot, utcnow
+from ..models import Item, Lot
 from ..problems import Problem
 from ..schemas import Recycled, RecyclingCreate
 from ..uris import hex32, item_uri, lot_uri, unhex32
-from ..writes import lot_public, material_code, record, transact
+from ..writes import event_receipt, lot_public, material_code
 
 router = APIRouter(tags=["recycling"])
 
@@ -35,45 +35,37 @@ def recycle(body: RecyclingCreate, actor: RecyclerActor, session: SessionDep, st
     if session.get(Lot, expected) is not None:
         raise Problem(409, "LotAlreadyRegistered", f"lot {body.lot_number} is registered already", lotId=expected)
     account = state.keys.account(actor)
-    lot_id, tx_hash = transact(
-        state,
-        state.service.ledger.recycle,
-        account,
-        [unhex32(i.item_id) for i in items],
-        code,
-        body.lot_number,
-        body.mass_grams,
-    )
     base = state.settings.resolver_base_url
-    lot_hex = hex32(lot_id)
-    uri = lot_uri(base, lot_hex)
+    uri = lot_uri(base, expected)
     item_uris = [item_uri(base, i.gtin, i.serial) for i in items]
-    receipt = record(
+    fields = {
+        "lot_id": expected,
+        "uri": uri,
+        "gtin": None,
+        "lot_number": body.lot_number,
+        "material_code": body.material_code,
+        "mass_grams": body.mass_grams,
+        "recycled_share_bps": 10_000,
+        "recovered": True,
+        "source_items": [i.item_id for i in items],
+        "origin": None,
+        "certificates": [],
+    }
+    written = intents.write(
         state,
+        actor,
         account,
-        [ev.items_recycled(item_uris, uri, body.mass_grams, body.material_code, read_point=body.read_point)],
+        kind="lot",
+        subject=expected,
+        call=state.service.ledger.recycle_call(
+            [unhex32(i.item_id) for i in items], code, body.lot_number, body.mass_grams
+        ),
+        events=[ev.items_recycled(item_uris, uri, body.mass_grams, body.material_code, read_point=body.read_point)],
+        effect={"lot": fields, "recycled_items": [i.item_id for i in items]},
     )
-    lot = Lot(
-        lot_id=lot_hex,
-        uri=uri,
-        gtin=None,
-        lot_number=body.lot_number,
-        owner_id=actor.id,
-        material_code=body.material_code,
-        mass_grams=body.mass_grams,
-        recycled_share_bps=10_000,
-        recovered=True,
-        source_items=[i.item_id for i in items],
-        origin=None,
-        certificates=[],
-        event_id=receipt.event_id,
-        tx_hash=tx_hash,
-        created_at=utcnow(),
+    session.expire_all()
+    lot = session.get(Lot, expected)
+    assert lot is not None  # written with the intent's completion
+    return Recycled(
+        lot=lot_public(lot, actor.name), items=item_uris, event=event_receipt(written), tx_hash=written.tx_hash
     )
-    session.add(lot)
-    for item in items:
-        item.state = int(ItemState.RECYCLED)
-        item.recovered_into = lot_hex
-        item.updated_at = utcnow()
-    session.commit()
-    return Recycled(lot=lot_public(lot, actor.name), items=item_uris, event=receipt, tx_hash=tx_hash)

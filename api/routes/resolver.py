@@ -5,11 +5,12 @@ redirected (307) to the default link; ``?linkType=gs1:<type>`` to that type's li
 (or ``all``) and ``Accept: application/linkset+json`` get the linkset; ``Accept: application/ld+json`` is redirected to
 the JSON-LD passport. Every answer about a registered GTIN carries ``Link: <..?linkType=linkset>; rel="linkset"``;
 answers to compressed URIs also ``rel="owl:sameAs"`` with the uncompressed URI. Key qualifiers unknown under a
-known GTIN walk up to the product's links, and the scan is recorded for the audit.
+known GTIN walk up to the product's links; scans of unknown and of registered serials are recorded for the audit.
 """
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 from urllib.parse import quote, unquote
 
@@ -18,6 +19,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from sqlalchemy import and_, select
 from sqlalchemy.orm import Session
+from sqlalchemy.pool import QueuePool
 
 from ..deps import ApiSettingsDep, StateDep
 from ..gs1.digital_link import DigitalLink, MalformedLink, NotADigitalLink, UnsupportedKey, parse_path
@@ -36,6 +38,8 @@ from ..links import (
 )
 from ..models import Item, Lot, Product, UnknownScan, utcnow
 from ..problems import problem_response
+from ..response_cache import ChangeMarker, ResponseCache
+from ..scans import record_item_scan
 from ..state import AppState
 from ..uris import item_uri
 from . import passport as resources
@@ -203,6 +207,8 @@ def resolve(request: Request, session: Session, state: AppState, link: DigitalLi
         ai, value = ("21", link.serial) if link.serial is not None else ("10", link.lot)
         assert value is not None
         _record_scan(session, request, product.gtin, ai, value)
+    elif isinstance(record, Item):
+        record_item_scan(session, request, record.gtin, record.serial)
     accept = request.headers.get("accept")
     requested = request.query_params.get("linkType")
     if requested in ("linkset", "all") or (
@@ -300,12 +306,73 @@ async def _dispatch(request: Request, state: AppState) -> Response:
         if len(body) > MAX_BODY:
             return problem_response(request, 413, "Payload too large", f"at most {MAX_BODY} bytes")
         request.scope["circular.body"] = body
+    cache, key = _cached_resource(request, state)
+    marker = cache.marker.read() if key is not None else None
+    if key is not None:
+        entry = cache.get(key, marker)
+        if entry is not None:  # no thread, no session: the answer as it was built, the database unchanged since
+            response = Response(entry.body, status_code=entry.status)
+            response.raw_headers = list(entry.raw_headers)
+            return response
+    limiter = _db_requests(state)
 
     def run() -> Response:
-        with state.service.sessions() as session:
+        with limiter, state.service.sessions() as session:
             return dispatch(request, session, state)
 
-    return await run_in_threadpool(run)
+    response = await run_in_threadpool(run)
+    built = getattr(response, "body", None)
+    if key is not None and response.status_code == 200 and isinstance(built, bytes):
+        cache.put(key, marker, response.status_code, built, response.raw_headers)
+    return response
+
+
+CACHED_RESOURCES = ("/passport", "/passport.jsonld", "/qr.png", "/qr.svg")
+
+
+def _cached_resource(request: Request, state: AppState) -> tuple[ResponseCache, tuple[str, ...] | None]:
+    """The app's response cache, and the key of this request in it (None: not a cached resource).
+
+    The answer of these resources depends on the path, the query, the scheme and host (its links), and the database
+    (an entry is used only while the database is unchanged: ``api/response_cache.py``); not on any other header."""
+    cache = state.extra.get("response_cache")
+    if cache is None:
+        with _SETUP_LOCK:
+            cache = state.extra.get("response_cache")
+            if cache is None:
+                settings = state.api_settings
+                marker = ChangeMarker(state.service.engine)
+                cache = ResponseCache(marker, settings.response_cache_mb * 1_000_000, settings.verification_ttl_s)
+                state.extra["response_cache"] = cache
+    if request.method != "GET" or state.api_settings.response_cache_mb == 0:
+        return cache, None
+    try:
+        path = raw_request_path(request)
+    except UnicodeDecodeError:  # the dispatcher answers it (400)
+        return cache, None
+    if not path.endswith(CACHED_RESOURCES):
+        return cache, None
+    return cache, (path, request.url.query, request_base(request))
+
+
+_SETUP_LOCK = threading.Lock()
+
+
+def _db_requests(state: AppState) -> threading.BoundedSemaphore:
+    """How many resolver requests may use the database at once. A passport's request holds its session while the
+    outbox and the evidence export open one more each, in turn: with every thread of the pool (40) in there at once,
+    the connection pool (15 by default) ran dry and requests failed after 30 s. Half the pool never does."""
+    limiter = state.extra.get("db_requests")
+    if limiter is None:
+        with _SETUP_LOCK:
+            limiter = state.extra.get("db_requests")
+            if limiter is None:
+                pool = state.service.engine.pool
+                size = pool.size() + int(getattr(pool, "_max_overflow", 0)) if isinstance(pool, QueuePool) else 16
+                limiter = threading.BoundedSemaphore(max(1, size // 2))
+                state.extra["db_requests"] = limiter
+    assert isinstance(limiter, threading.BoundedSemaphore)
+    return limiter
 
 
 async def resolve_gtin(path: str, request: Request, state: StateDep) -> Response:

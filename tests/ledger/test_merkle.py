@@ -360,3 +360,12 @@ def test_a_tree_with_duplicates_verifies_on_chain(chain: Chain) -> None:
     _anchor(chain, tree)
     for value in (a, b, c):
         assert chain.anchor.functions.verifyEvent(tree.root, value, tree.proof(value)).call() is True
+
+
+@given(st.lists(st.binary(min_size=32, max_size=32), min_size=1, max_size=40))
+def test_packed_proofs_are_the_proofs_concatenated(values: list[bytes]) -> None:
+    tree = MerkleTree.of(values)
+    packed = tree.packed_proofs()
+    assert packed.keys() == tree.proofs().keys()
+    for value in values:
+        assert packed[value] == b"".join(tree.proof(value))

@@ -1,0 +1,520 @@
+"""`circular audit`: the crisis view. Reads the database (scans, items, lots, the outbox's signed events) and the
+chain's role history, and reports what should not have happened.
+
+Four rules, each with its checks (``RULES``):
+
+1. clones and counterfeits: scans of one serial from countries further apart than travel allows in the time
+   between them; scans after the item was recycled or disposed of; a return of an item never sold; a second
+   return with no sale (or use) in between; bursts of scans of one serial from many clients within minutes;
+2. unknown identifiers: resolver lookups of serials never registered; events naming items or lots never
+   registered;
+3. recovered mass above the collected mass: a recycling event, or a recovered lot, whose grams exceed the
+   grams of the items (and quantities) recycled into it (the arithmetic is ``materials.recovery_excess``);
+4. signers outside their role: events whose EIP-712 signer did not hold a role allowed to take that step when
+   the event was recorded, from the chain's ``RoleGranted``/``RoleRevoked`` logs (``ledger.audit``), or signed
+   after the signer's API key was revoked.
+
+Events are ordered by their outbox record (its id, and its record time): ``eventTime`` is whatever the signer wrote.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from functools import cache
+from typing import Any
+from urllib.parse import urlsplit
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ledger.audit import RoleHistory
+from ledger.client import Role
+from ledger.epcis.events import BIZSTEP_IN_USE, BIZSTEP_RECYCLING, EXT_NS
+from ledger.outbox import OutboxEvent
+from materials.accounting import recovery_excess
+
+from .epcis_store import normalize_vocab
+from .gs1.digital_link import DigitalLink, parse_path
+from .models import Actor, ActorRole, Item, Lot, Scan, UnknownScan
+
+# rule id → (rule number of the issue, what it means)
+RULES: dict[str, tuple[int, str]] = {
+    "impossible-travel": (1, "scanned in two countries further apart than travel allows in the time between"),
+    "scan-after-end-of-life": (1, "scanned after it was recycled or disposed of"),
+    "return-without-sale": (1, "returned, never sold"),
+    "double-return": (1, "returned twice with no sale or use in between"),
+    "scan-burst": (1, "many scans from many clients within minutes"),
+    "unknown-serial": (2, "a serial never registered was looked up"),
+    "unknown-epc": (2, "an event names an item or lot never registered"),
+    "recovery-excess": (3, "recovered grams above the grams recycled into it"),
+    "signer-role": (4, "signed by an account without a role allowed for the step"),
+    "revoked-signer": (4, "signed after the signer's role or key was revoked"),
+}
+ACTOR_ROLES = (ActorRole.BRAND, ActorRole.RECYCLER, ActorRole.RETAILER, ActorRole.REPAIRER)
+ITEM_FIELDS = ("epcList", "inputEPCList", "outputEPCList", "childEPCs")
+QUANTITY_FIELDS = ("quantityList", "inputQuantityList", "outputQuantityList", "childQuantityList")
+GRAMS_PER_UNIT = {"GRM": 1, "KGM": 1_000, "TNE": 1_000_000}
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Where the clone rules draw the line."""
+
+    # Door to door, no journey between two countries' centres beats a long-haul flight's ground speed.
+    max_travel_kmh: float = 900.0
+    burst_scans: int = 10
+    burst_clients: int = 5
+    burst_window: timedelta = timedelta(minutes=10)
+
+    def __post_init__(self) -> None:
+        if self.max_travel_kmh <= 0 or self.burst_scans < 2 or self.burst_clients < 2:
+            raise ValueError("travel speed must be positive; a burst needs at least 2 scans from 2 clients")
+        if self.burst_window <= timedelta(0):
+            raise ValueError("the burst window must be positive")
+
+
+@dataclass(frozen=True)
+class Anomaly:
+    rule: str
+    subject: str  # the item (gtin/serial), the lot or the event the anomaly is about
+    actor: str | None  # who signed or holds it, when someone does
+    detail: str
+    event_id: str | None = None
+
+    @property
+    def rule_number(self) -> int:
+        return RULES[self.rule][0]
+
+
+@dataclass
+class AuditReport:
+    anomalies: list[Anomaly] = field(default_factory=list)
+    checked: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def clean(self) -> bool:
+        return not self.anomalies
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "clean": self.clean,
+            "anomalies": [{**asdict(a), "ruleNumber": a.rule_number} for a in self.anomalies],
+            "checked": self.checked,
+            "rules": {rule: {"number": n, "meaning": meaning} for rule, (n, meaning) in RULES.items()},
+            "roleHistory": "RoleGranted/RoleRevoked logs of the chain, by block timestamp",
+        }
+
+
+def _utc(moment: datetime) -> datetime:
+    """SQLite hands back naive datetimes; everything here is stored in UTC."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _when(moment: datetime) -> str:
+    return _utc(moment).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@cache
+def _centre(country: str) -> tuple[float, float] | None:
+    from countryinfo import CountryInfo
+    from countryinfo.exceptions import CountryNotFoundError
+
+    try:
+        lat, lng = CountryInfo(country).latlng()
+    except (CountryNotFoundError, ValueError, TypeError):
+        return None
+    return float(lat), float(lng)
+
+
+def country_distance_km(a: str, b: str) -> float | None:
+    """Great-circle distance between two countries' centres, or None when either is unknown."""
+    from haversine import haversine
+
+    first, second = _centre(a), _centre(b)
+    if first is None or second is None:
+        return None
+    return float(haversine(first, second))
+
+
+# -- what an event says -----------------------------------------------------------------------------------------
+def _step(event: dict[str, Any]) -> str | None:
+    value = event.get("bizStep")
+    if not isinstance(value, str):
+        return None
+    if value.startswith("circ:"):
+        return EXT_NS + value.removeprefix("circ:")
+    return normalize_vocab("bizStep", value)
+
+
+# bizStep → the lifecycle action it records, for events that do not name one in circ:lifecycle
+_ACTION_OF_STEP = {
+    "retail_selling": "sold",
+    BIZSTEP_IN_USE: "in_use",
+    "receiving": "returned",
+    "collecting": "collected",
+    "repairing": "repaired",
+    "destroying": "disposed",
+}
+
+
+def event_kind(event: dict[str, Any]) -> str | None:
+    """What an event records: a lifecycle action, ``recycled``, ``manufactured``, ``lot`` or None."""
+    step = _step(event)
+    if step == BIZSTEP_RECYCLING:
+        return "recycled"
+    if step == "commissioning":
+        return "manufactured" if event.get("type") == "TransformationEvent" else "lot"
+    action = event.get("circ:lifecycle")
+    if isinstance(action, str):
+        return action
+    return _ACTION_OF_STEP.get(step or "")
+
+
+def required_roles(kind: str | None) -> frozenset[ActorRole]:
+    """The roles that may record an event of `kind`: the API's own rules (the contracts' lifecycle graph)."""
+    from .routes.items import ACTIONS
+
+    if kind == "recycled":
+        return frozenset({ActorRole.RECYCLER})
+    if kind == "manufactured":
+        return frozenset({ActorRole.BRAND})
+    if kind == "lot":
+        return frozenset({ActorRole.BRAND, ActorRole.RECYCLER})
+    for action, (_, roles) in ACTIONS.items():
+        if action.value == kind:
+            return roles
+    return frozenset(ACTOR_ROLES)
+
+
+def _digital_link(uri: str) -> DigitalLink | None:
+    try:
+        return parse_path(urlsplit(uri).path)
+    except Exception:  # not a Digital Link (an SSCC, a URN, another scheme): not ours to judge
+        return None
+
+
+def _item_epcs(event: dict[str, Any]) -> Iterator[tuple[str, str]]:
+    for key in ITEM_FIELDS:
+        for value in event.get(key) or ():
+            yield key, str(value)
+    if event.get("parentID"):
+        yield "parentID", str(event["parentID"])
+
+
+def _quantities(event: dict[str, Any], key: str) -> Iterator[tuple[str, int | None]]:
+    """(class, grams or None when not a mass) of each entry of one quantity list."""
+    for entry in event.get(key) or ():
+        if not isinstance(entry, dict) or "epcClass" not in entry:
+            continue
+        factor = GRAMS_PER_UNIT.get(str(entry.get("uom", "")))
+        quantity = entry.get("quantity")
+        grams = int(quantity * factor) if factor is not None and isinstance(quantity, int | float) else None
+        yield str(entry["epcClass"]), grams
+
+
+@dataclass
+class _Step:
+    kind: str
+    at: datetime
+    event_id: str
+    signer: str
+
+
+@dataclass
+class _World:
+    """What the rules look things up in, loaded once."""
+
+    items: dict[tuple[str, str], Item]
+    items_by_id: dict[str, Item]
+    lot_uris: set[str]
+    lot_keys: set[tuple[str, str]]
+    actors: dict[str, Actor]
+
+    @classmethod
+    def load(cls, session: Session) -> _World:
+        items = {(i.gtin, i.serial): i for i in session.scalars(select(Item))}
+        lots = list(session.scalars(select(Lot)))
+        return cls(
+            items=items,
+            items_by_id={i.item_id.lower(): i for i in items.values()},
+            lot_uris={lot.uri for lot in lots},
+            lot_keys={(lot.gtin, lot.lot_number) for lot in lots if lot.gtin},
+            actors={a.address.lower(): a for a in session.scalars(select(Actor))},
+        )
+
+    def who(self, address: str) -> str:
+        actor = self.actors.get(address.lower())
+        return f"{actor.name} ({address})" if actor is not None else address
+
+    def item_of(self, uri: str) -> tuple[str, str] | None:
+        """(gtin, serial) of an item Digital Link, or None when `uri` names no serialised item."""
+        link = _digital_link(uri)
+        if link is None or link.serial is None:
+            return None
+        return link.gtin14, link.serial
+
+    def lot_known(self, uri: str) -> bool | None:
+        """Whether a quantity class names a registered lot; None when it is not a lot identifier of ours."""
+        if uri in self.lot_uris:
+            return True
+        if "/lots/0x" in uri:
+            return False
+        link = _digital_link(uri)
+        if link is None or link.lot is None or link.serial is not None:
+            return None
+        return (link.gtin14, link.lot) in self.lot_keys
+
+
+def _subject(key: tuple[str, str]) -> str:
+    return f"{key[0]}/{key[1]}"
+
+
+# -- the rules --------------------------------------------------------------------------------------------------
+def audit_events(session: Session, world: _World, roles: RoleHistory) -> tuple[list[Anomaly], dict[Any, Any], int]:
+    """Rules 2 (unknown EPCs), 3 (recycling events) and 4 (signers), and each item's lifecycle steps."""
+    anomalies: list[Anomaly] = []
+    steps: dict[tuple[str, str], list[_Step]] = defaultdict(list)
+    count = 0
+    rows = session.execute(
+        select(OutboxEvent.event_id, OutboxEvent.event, OutboxEvent.signer, OutboxEvent.created_at).order_by(
+            OutboxEvent.id
+        )
+    )
+    for event_id, event, signer, created in rows:
+        count += 1
+        at = _utc(created)
+        kind = event_kind(event)
+        who = world.who(signer)
+        # rule 2: identifiers never registered
+        inputs: list[tuple[str, str]] = []
+        for key, uri in _item_epcs(event):
+            item = world.item_of(uri)
+            if item is None:
+                continue
+            if item not in world.items:
+                anomalies.append(Anomaly("unknown-epc", _subject(item), who, f"{key} of event {event_id}", event_id))
+                continue
+            if kind is not None:
+                steps[item].append(_Step(kind, at, event_id, signer))
+            if key == "inputEPCList":
+                inputs.append(item)
+        for key in QUANTITY_FIELDS:
+            for uri, _ in _quantities(event, key):
+                if world.lot_known(uri) is False:
+                    anomalies.append(Anomaly("unknown-epc", uri, who, f"{key} of event {event_id}", event_id))
+        # rule 3: a recycling event recovers no more grams than it was given
+        if kind == "recycled":
+            recovered = sum(g or 0 for _, g in _quantities(event, "outputQuantityList"))
+            given = [world.items[i].mass_grams for i in inputs]
+            given += [g for _, g in _quantities(event, "inputQuantityList") if g is not None]
+            excess = recovery_excess(recovered, given)
+            if excess:
+                outputs = [uri for uri, _ in _quantities(event, "outputQuantityList")]
+                anomalies.append(
+                    Anomaly(
+                        "recovery-excess",
+                        outputs[0] if outputs else event_id,
+                        who,
+                        f"event {event_id} recovers {recovered} g from {sum(given)} g: {excess} g too many",
+                        event_id,
+                    )
+                )
+        # rule 4: the signer held a role allowed for this step when the event was recorded
+        anomalies.extend(_signer_anomalies(world, roles, kind, event_id, signer, at))
+    return anomalies, steps, count
+
+
+def _signer_anomalies(
+    world: _World, roles: RoleHistory, kind: str | None, event_id: str, signer: str, at: datetime
+) -> list[Anomaly]:
+    allowed = required_roles(kind)
+    role_ids = [Role.by_name(role.value) for role in sorted(allowed)]
+    who = world.who(signer)
+    step = f"a {kind} event" if kind else "an event"
+    found: list[Anomaly] = []
+    if not any(roles.held(signer, role, at) for role in role_ids):
+        revoked = roles.revoked_at(signer, role_ids, at)
+        if revoked is not None:
+            detail = f"{step} recorded {_when(at)}, after the signer's role was revoked ({_when(revoked)})"
+            found.append(Anomaly("revoked-signer", event_id, who, detail, event_id))
+        else:
+            names = "/".join(sorted(r.value for r in allowed))
+            found.append(Anomaly("signer-role", event_id, who, f"{step} needs {names}; the signer held none", event_id))
+    actor = world.actors.get(signer.lower())
+    if actor is not None and actor.revoked_at is not None and _utc(actor.revoked_at) < at:
+        detail = f"{step} recorded {_when(at)}, after {actor.name}'s API key was revoked ({_when(actor.revoked_at)})"
+        found.append(Anomaly("revoked-signer", event_id, who, detail, event_id))
+    return found
+
+
+def audit_lifecycles(world: _World, steps: dict[tuple[str, str], list[_Step]]) -> list[Anomaly]:
+    """Rule 1's return checks: a return needs a sale before it, and a sale or a use since the last return."""
+    anomalies: list[Anomaly] = []
+    for key, history in steps.items():
+        sold = False
+        held_since_return = True
+        for step in history:
+            if step.kind in ("sold", "resold"):
+                sold, held_since_return = True, True
+            elif step.kind == "in_use":
+                held_since_return = True
+            elif step.kind == "returned":
+                who = world.who(step.signer)
+                if not sold:
+                    anomalies.append(
+                        Anomaly("return-without-sale", _subject(key), who, f"event {step.event_id}", step.event_id)
+                    )
+                elif not held_since_return:
+                    anomalies.append(
+                        Anomaly(
+                            "double-return",
+                            _subject(key),
+                            who,
+                            f"event {step.event_id}: no sale or use since the last return",
+                            step.event_id,
+                        )
+                    )
+                held_since_return = False
+    return anomalies
+
+
+def _end_of_life(steps: Sequence[_Step]) -> _Step | None:
+    return next((s for s in steps if s.kind in ("recycled", "disposed")), None)
+
+
+def audit_scans(
+    session: Session, world: _World, steps: dict[tuple[str, str], list[_Step]], limits: Thresholds
+) -> tuple[list[Anomaly], int]:
+    """Rule 1's scan checks, one anomaly per item and check."""
+    anomalies: list[Anomaly] = []
+    by_item: dict[tuple[str, str], list[Scan]] = defaultdict(list)
+    count = 0
+    for scan in session.scalars(select(Scan).order_by(Scan.gtin, Scan.serial, Scan.scanned_at, Scan.id)):
+        by_item[(scan.gtin, scan.serial)].append(scan)
+        count += 1
+    for key, scans in by_item.items():
+        subject = _subject(key)
+        eol = _end_of_life(steps.get(key, ()))
+        if eol is not None:
+            late = [s for s in scans if _utc(s.scanned_at) > eol.at]
+            if late:
+                anomalies.append(
+                    Anomaly(
+                        "scan-after-end-of-life",
+                        subject,
+                        None,
+                        f"{len(late)} scan(s) after it was {eol.kind} ({_when(eol.at)}), "
+                        f"first {_when(late[0].scanned_at)}",
+                        eol.event_id,
+                    )
+                )
+        travel = _impossible_travel(scans, limits)
+        if travel is not None:
+            anomalies.append(Anomaly("impossible-travel", subject, None, travel))
+        burst = _burst(scans, limits)
+        if burst is not None:
+            anomalies.append(Anomaly("scan-burst", subject, None, burst))
+    return anomalies, count
+
+
+def _impossible_travel(scans: Sequence[Scan], limits: Thresholds) -> str | None:
+    previous: Scan | None = None
+    for scan in scans:
+        if scan.region is None:
+            continue
+        if previous is not None and previous.region != scan.region:
+            assert previous.region is not None
+            km = country_distance_km(previous.region, scan.region)
+            hours = (_utc(scan.scanned_at) - _utc(previous.scanned_at)).total_seconds() / 3600
+            if km is not None and (hours <= 0 or km / hours > limits.max_travel_kmh):
+                speed = "at once" if hours * 60 < 1 else f"{km / hours:,.0f} km/h"
+                return (
+                    f"{previous.region} at {_when(previous.scanned_at)}, {scan.region} at {_when(scan.scanned_at)}: "
+                    f"{km:,.0f} km in {hours * 60:.1f} min ({speed})"
+                )
+        previous = scan
+    return None
+
+
+def _burst(scans: Sequence[Scan], limits: Thresholds) -> str | None:
+    start = 0
+    for end, scan in enumerate(scans):
+        while _utc(scan.scanned_at) - _utc(scans[start].scanned_at) > limits.burst_window:
+            start += 1
+        window = scans[start : end + 1]
+        clients = {s.client for s in window}
+        if len(window) >= limits.burst_scans and len(clients) >= limits.burst_clients:
+            minutes = (_utc(scan.scanned_at) - _utc(scans[start].scanned_at)).total_seconds() / 60
+            first = _when(window[0].scanned_at)
+            return f"{len(window)} scans from {len(clients)} clients within {minutes:.1f} min, from {first}"
+    return None
+
+
+def audit_unknown_serials(session: Session) -> list[Anomaly]:
+    """Rule 2: resolver lookups of serials never registered (under a registered GTIN), one anomaly per serial."""
+    seen: dict[tuple[str, str], list[datetime]] = defaultdict(list)
+    for gtin, value, at in session.execute(
+        select(UnknownScan.gtin, UnknownScan.value, UnknownScan.scanned_at)
+        .where(UnknownScan.ai == "21")
+        .order_by(UnknownScan.id)
+    ):
+        seen[(gtin, value)].append(at)
+    return [
+        Anomaly("unknown-serial", _subject(key), None, f"{len(times)} lookup(s), first {_when(times[0])}")
+        for key, times in seen.items()
+    ]
+
+
+def audit_recovered_lots(session: Session, world: _World) -> list[Anomaly]:
+    """Rule 3 on the off-chain records: each recovered lot against the items recorded as its sources."""
+    anomalies: list[Anomaly] = []
+    for lot in session.scalars(select(Lot).where(Lot.recovered.is_(True))):
+        sources = [world.items_by_id.get(str(i).lower()) for i in lot.source_items or ()]
+        given = [item.mass_grams for item in sources if item is not None]
+        excess = recovery_excess(lot.mass_grams, given)
+        if excess:
+            owner = next((a for a in world.actors.values() if a.id == lot.owner_id), None)
+            anomalies.append(
+                Anomaly(
+                    "recovery-excess",
+                    lot.uri,
+                    owner.name if owner is not None else None,
+                    f"lot {lot.lot_number} holds {lot.mass_grams} g, its {len(given)} items {sum(given)} g: "
+                    f"{excess} g too many",
+                    lot.event_id,
+                )
+            )
+    return anomalies
+
+
+def run_audit(session: Session, roles: RoleHistory, limits: Thresholds | None = None) -> AuditReport:
+    """Every rule over the whole database; anomalies sorted by rule, then subject."""
+    limits = limits or Thresholds()
+    world = _World.load(session)
+    anomalies, steps, events = audit_events(session, world, roles)
+    anomalies += audit_lifecycles(world, steps)
+    scan_anomalies, scans = audit_scans(session, world, steps, limits)
+    anomalies += scan_anomalies
+    anomalies += audit_unknown_serials(session)
+    anomalies += audit_recovered_lots(session, world)
+    order = list(RULES)
+    anomalies.sort(key=lambda a: (order.index(a.rule), a.subject, a.event_id or ""))
+    return AuditReport(
+        anomalies=anomalies,
+        checked={"events": events, "scans": scans, "items": len(world.items), "actors": len(world.actors)},
+    )
+
+
+__all__ = [
+    "RULES",
+    "Anomaly",
+    "AuditReport",
+    "Thresholds",
+    "country_distance_km",
+    "event_kind",
+    "required_roles",
+    "run_audit",
+]

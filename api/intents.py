@@ -1,0 +1,308 @@
+"""Writes that change the chain, made atomic with the database by an intent recorded before sending.
+
+One write, in three steps (see "Writes: chain and database together" in ``api/README.md``):
+
+1. *record*: the EPCIS events are signed, the transaction is signed with a nonce chosen under a per-sender lock
+   (a PostgreSQL advisory lock across processes, a thread lock within one), and both are committed as one
+   ``pending`` intent. Nothing has been sent yet: a crash here leaves an intent whose transaction nobody knows.
+2. *send* the signed bytes and wait for the receipt.
+3. *complete*, in one database transaction: the events into the outbox, the API's rows (per kind of write), and the
+   intent ``done``. A crash before this commit leaves the intent ``pending``; the chain and the rows never disagree
+   for longer than that.
+
+:func:`reconcile` settles a pending intent by its transaction hash: receipt present → complete it (or mark it
+failed on a revert); transaction unknown and its nonce still free → send the same bytes again; nonce used by another
+transaction → failed (nothing happened on-chain). It runs at start-up, before each write on the same item, and for
+a sender's intents left pending too long (a crashed process's nonce would otherwise hold up the sender's later ones).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, cast
+
+from eth_account.signers.local import LocalAccount
+from sqlalchemy import CursorResult, select, text, update
+from sqlalchemy.orm import Session
+
+from ledger.errors import TransactionFailed
+from ledger.outbox import SignedEvent, Stored
+
+from .models import Actor, WriteIntent, utcnow
+from .problems import Problem
+from .state import AppState
+from .uris import hex32
+
+if TYPE_CHECKING:
+    from web3.contract.contract import ContractFunction
+    from web3.types import TxReceipt
+
+log = logging.getLogger("circular.api.intents")
+
+PENDING, DONE, FAILED = "pending", "done", "failed"
+# A pending intent older than this, of the sender about to write, is reconciled first: its process probably died
+# between recording and sending, and its nonce would hold up every later transaction of the sender.
+STALE_AFTER = timedelta(seconds=30)
+
+Completion = Callable[[Session, WriteIntent], None]
+_completions: dict[str, Completion] = {}
+_sender_locks: dict[str, threading.Lock] = {}
+_sender_locks_guard = threading.Lock()
+
+
+def completion(kind: str) -> Callable[[Completion], Completion]:
+    """Register what completing an intent of `kind` writes to the API's rows (run inside the completing
+    transaction; it must be idempotent on its own rows only through the intent's status, which guards it)."""
+
+    def register(function: Completion) -> Completion:
+        _completions[kind] = function
+        return function
+
+    return register
+
+
+@dataclass(frozen=True)
+class Written:
+    tx_hash: str
+    events: list[Stored]
+
+
+def _sender_lock(sender: str) -> threading.Lock:
+    with _sender_locks_guard:
+        return _sender_locks.setdefault(sender.lower(), threading.Lock())
+
+
+def _advisory_key(sender: str) -> int:
+    """A signed 64-bit key for ``pg_advisory_xact_lock``: one lock per sending account."""
+    return int.from_bytes(hashlib.sha256(b"circular-nonce:" + sender.lower().encode()).digest()[:8], "big", signed=True)
+
+
+def _json_safe(tx: dict[str, Any]) -> dict[str, Any]:
+    return {k: ("0x" + bytes(v).hex() if isinstance(v, bytes | bytearray) else v) for k, v in tx.items()}
+
+
+def _signed_json(signed: SignedEvent) -> dict[str, Any]:
+    return {
+        "event": signed.event,
+        "signer": signed.signer,
+        "signature": signed.signature.hex(),
+        "deadline": signed.deadline,
+    }
+
+
+def _signed_from(data: dict[str, Any]) -> SignedEvent:
+    return SignedEvent(data["event"], data["signer"], bytes.fromhex(data["signature"]), int(data["deadline"]))
+
+
+# -- one write ----------------------------------------------------------------------------------------------------
+def write(
+    state: AppState,
+    actor: Actor,
+    account: LocalAccount,
+    *,
+    kind: str,
+    subject: str,
+    call: ContractFunction,
+    events: Sequence[dict[str, Any]],
+    effect: dict[str, Any],
+    gas: int | None = None,
+) -> Written:
+    """Make one write: record the intent, send its transaction, complete it. A revert raises as the contract named
+    it (no intent is left behind when gas estimation already sees it); a node that cannot be reached leaves the intent
+    pending and answers 503, and the same request can be retried."""
+    if kind not in _completions:
+        raise ValueError(f"no completion registered for {kind!r}")
+    signed = [state.service.sign(account, event) for event in events]
+    reconcile(state, sender=account.address, older_than=STALE_AFTER)
+    intent_id, raw, tx_hash = _record(state, actor, account, kind, subject, call, signed, effect, gas)
+    tx = state.service.ledger.tx
+    try:
+        tx.broadcast(raw)
+    except TransactionFailed as exc:  # the node refused it: nothing happened on-chain, and the nonce is free again
+        _fail(state, intent_id, f"refused by the node: {exc}")
+        tx.forget_nonce(account.address)
+        raise
+    except Exception as exc:  # the node may or may not have it: leave the intent for reconciliation
+        log.warning("sending intent %s failed, left pending: %s", intent_id, exc)
+        raise _in_doubt(tx_hash) from exc
+    try:
+        receipt = tx.await_receipt(bytes.fromhex(tx_hash[2:]))
+    except Exception as exc:
+        log.warning("no receipt for intent %s yet, left pending: %s", intent_id, exc)
+        raise _in_doubt(tx_hash) from exc
+    return _complete(state, intent_id, receipt)
+
+
+def _in_doubt(tx_hash: str) -> Problem:
+    return Problem(
+        503,
+        "Write pending",
+        f"transaction {tx_hash} is sent but not confirmed yet; the write completes on its own, and retrying the "
+        "request is safe",
+        headers={"Retry-After": "5"},
+        txHash=tx_hash,
+    )
+
+
+def _record(
+    state: AppState,
+    actor: Actor,
+    account: LocalAccount,
+    kind: str,
+    subject: str,
+    call: ContractFunction,
+    signed: list[SignedEvent],
+    effect: dict[str, Any],
+    gas: int | None,
+) -> tuple[int, bytes, str]:
+    """Choose a nonce, sign, and commit the intent, all under the sender's lock; return its id, bytes and hash."""
+    tx = state.service.ledger.tx
+    sender = account.address
+    unsigned = tx.build(account, call, gas=gas)  # the gas estimate, outside the lock: only the nonce needs it
+    with _sender_lock(sender), state.service.sessions.begin() as session:
+        if session.get_bind().dialect.name == "postgresql":
+            session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _advisory_key(sender)})
+        # Read the reserved nonces before the node's count: an intent that turns done in between is then counted by
+        # the node, since it is marked done only after its transaction is mined.
+        reserved = set(
+            session.scalars(
+                select(WriteIntent.nonce).where(WriteIntent.sender == sender, WriteIntent.status == PENDING)
+            )
+        )
+        nonce = tx.pending_count(sender)
+        while nonce in reserved:  # the lowest free nonce: one freed by a refused send is reused, leaving no gap
+            nonce += 1
+        prepared = tx.sign_with_nonce(account, unsigned, nonce)
+        intent = WriteIntent(
+            kind=kind,
+            subject=subject,
+            actor_id=actor.id,
+            sender=sender,
+            nonce=prepared.nonce,
+            tx_hash=hex32(prepared.tx_hash),
+            raw_tx=prepared.raw,
+            tx=_json_safe(prepared.tx),
+            events=[_signed_json(s) for s in signed],
+            effect=effect,
+            status=PENDING,
+            created_at=utcnow(),
+        )
+        session.add(intent)
+        session.flush()
+        return intent.id, prepared.raw, intent.tx_hash
+
+
+def _fail(state: AppState, intent_id: int, reason: str) -> None:
+    with state.service.sessions.begin() as session:
+        session.execute(
+            update(WriteIntent)
+            .where(WriteIntent.id == intent_id, WriteIntent.status == PENDING)
+            .values(status=FAILED, error=reason[:2000], finished_at=utcnow())
+        )
+
+
+def _complete(state: AppState, intent_id: int, receipt: TxReceipt) -> Written:
+    """The database side of a mined intent, in one transaction; a reverted one is marked failed and its revert
+    raised."""
+    service = state.service
+    with service.sessions() as session:
+        intent = session.get(WriteIntent, intent_id)
+        assert intent is not None
+        tx_fields, tx_hash = dict(intent.tx), intent.tx_hash
+    try:
+        service.ledger.tx.settle(tx_fields, receipt)
+    except TransactionFailed as exc:
+        _fail(state, intent_id, str(exc))
+        raise
+    with service.sessions.begin() as session:
+        # The status flip comes first and is conditional: of two completers (a request and a reconciler), exactly
+        # one sees a row change; on SQLite it also takes the write lock before anything is read.
+        result = session.execute(
+            update(WriteIntent)
+            .where(WriteIntent.id == intent_id, WriteIntent.status == PENDING)
+            .values(status=DONE, finished_at=utcnow())
+        )
+        claimed = cast(CursorResult[Any], result).rowcount == 1
+        intent = session.get(WriteIntent, intent_id)
+        assert intent is not None
+        signed = [_signed_from(data) for data in intent.events]
+        stored = service.outbox.add_many(signed, session=session)
+        if claimed:
+            _completions[intent.kind](session, intent)
+    return Written(tx_hash, stored)
+
+
+# -- reconciliation -----------------------------------------------------------------------------------------------
+def reconcile(
+    state: AppState, *, subject: str | None = None, sender: str | None = None, older_than: timedelta | None = None
+) -> int:
+    """Settle pending intents (of `subject`, of `sender`, older than `older_than`); how many were settled. An intent
+    whose transaction is still on its way stays pending; one whose node is unreachable is left for next time."""
+    query = select(WriteIntent.id).where(WriteIntent.status == PENDING).order_by(WriteIntent.nonce)
+    if subject is not None:
+        query = query.where(WriteIntent.subject == subject)
+    if sender is not None:
+        query = query.where(WriteIntent.sender == sender)
+    if older_than is not None:
+        query = query.where(WriteIntent.created_at < utcnow() - older_than)
+    with state.service.sessions() as session:
+        ids = list(session.scalars(query))
+    settled = 0
+    for intent_id in ids:
+        try:
+            settled += _reconcile_one(state, intent_id)
+        except TransactionFailed:
+            settled += 1  # reverted on-chain: marked failed
+        except Exception as exc:
+            log.warning("intent %s not reconciled yet: %s", intent_id, exc)
+    return settled
+
+
+def _reconcile_one(state: AppState, intent_id: int) -> bool:
+    tx = state.service.ledger.tx
+    with state.service.sessions() as session:
+        intent = session.get(WriteIntent, intent_id)
+        if intent is None or intent.status != PENDING:
+            return False
+        tx_hash, raw, sender, nonce = bytes.fromhex(intent.tx_hash[2:]), intent.raw_tx, intent.sender, intent.nonce
+    receipt = tx.receipt_of(tx_hash)
+    if receipt is None:
+        if not tx.is_known(tx_hash):
+            if tx.mined_count(sender) > nonce:
+                _fail(state, intent_id, f"nonce {nonce} was used by another transaction; nothing was written")
+                return True
+            try:
+                tx.broadcast(raw)  # the same bytes: the same hash, so it can take effect at most once
+            except TransactionFailed as exc:
+                _fail(state, intent_id, f"refused by the node: {exc}")
+                tx.forget_nonce(sender)
+                return True
+        receipt = tx.await_receipt(tx_hash)
+    _complete(state, intent_id, receipt)
+    return True
+
+
+def signed_events(intent: WriteIntent) -> list[SignedEvent]:
+    return [_signed_from(data) for data in intent.events]
+
+
+def pending_count(session: Session) -> int:
+    return len(list(session.scalars(select(WriteIntent.id).where(WriteIntent.status == PENDING))))
+
+
+__all__ = [
+    "DONE",
+    "FAILED",
+    "PENDING",
+    "Written",
+    "completion",
+    "pending_count",
+    "reconcile",
+    "signed_events",
+    "write",
+]

@@ -1,0 +1,142 @@
+"""Request-body guards, before any route reads a body: a size limit and a JSON nesting limit.
+
+Without them a client can make the app buffer any number of bytes (Starlette reads a whole body into memory before
+a route sees it), and a deeply nested JSON body (``[[[[...]]]]``) makes ``json.loads`` or the JSON-schema
+validation raise ``RecursionError``, which is a 500. Both answers here are problem details:
+
+- a ``Content-Length`` above the limit gets 413 before a byte of the body is read; a chunked body is counted as it
+  arrives and refused (413) as soon as it passes the limit, so at most ``limit`` bytes are ever held;
+- a JSON body (or one without a content type, which FastAPI parses as JSON) nested deeper than ``max_json_depth``,
+  or holding an escaped NUL character (``\\u0000``: PostgreSQL cannot store it, SQLite can, so it would be a 500 on
+  one database and data on the other), gets 400 (EPCIS endpoints) or 422 (the write API), like any invalid body.
+
+The body, once checked, is handed on to the app as one message, so routes read it exactly as before.
+"""
+
+from __future__ import annotations
+
+import re
+
+from starlette.requests import Request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from .config import ApiSettings
+from .problems import problem_response
+
+CAPTURE_PATH = "/epcis/capture"
+# A JSON string, escapes included (unrolled so that it is linear in the length of the string).
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+# An escaped NUL (\u0000) that is not itself an escaped backslash followed by "u0000": an odd run of backslashes.
+_JSON_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
+
+
+def json_depth_exceeds(body: bytes, limit: int) -> bool:
+    """Whether the JSON text `body` nests arrays and objects more than `limit` levels deep.
+
+    Brackets inside strings do not count. The text need not be valid JSON: an invalid body is left to the route's
+    own parser, which refuses it with its own 4xx.
+    """
+    brackets = _JSON_STRING.sub(b"", body).translate(None, _NOT_BRACKETS)
+    if len(brackets) <= limit:
+        return False
+    depth = 0
+    for byte in brackets:
+        if byte in b"[{":
+            depth += 1
+            if depth > limit:
+                return True
+        else:
+            depth -= 1
+    return False
+
+
+def _is_json(scope: Scope) -> bool:
+    for name, value in scope.get("headers", ()):
+        if name == b"content-type":
+            media = value.split(b";")[0].strip().lower()
+            return bool(media.endswith((b"/json", b"+json")))
+    return True  # no content type: FastAPI parses the body as JSON
+
+
+class BodyLimitMiddleware:
+    """Pure ASGI middleware (no BaseHTTPMiddleware: it would buffer the body itself, before any check)."""
+
+    def __init__(self, app: ASGIApp, settings: ApiSettings) -> None:
+        self.app = app
+        self.max_body_bytes = settings.max_body_bytes
+        self.capture_max_bytes = settings.capture_max_bytes
+        self.max_json_depth = settings.max_json_depth
+
+    def limit_for(self, path: str) -> int:
+        # EPCIS capture takes whole documents (thousands of events); everything else is one small resource.
+        return self.capture_max_bytes if path.rstrip("/") == CAPTURE_PATH else self.max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
+            await self.app(scope, receive, send)
+            return
+        limit = self.limit_for(scope["path"])
+        declared = _content_length(scope)
+        if declared is not None and declared > limit:
+            await self._refuse(scope, send, 413, "Payload too large", f"at most {limit} bytes per request")
+            return
+        chunks: list[bytes] = []
+        size = 0
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                await self._refuse(scope, send, 413, "Payload too large", f"at most {limit} bytes per request")
+                return
+            chunks.append(chunk)
+            more = bool(message.get("more_body", False))
+        body = b"".join(chunks)
+        if body and _is_json(scope):
+            problem = None
+            if json_depth_exceeds(body, self.max_json_depth):
+                problem = f"JSON nested deeper than {self.max_json_depth} levels"
+            elif _JSON_NUL.search(body):
+                # PostgreSQL stores no NUL in text or JSONB (a 500 there, stored on SQLite): refused everywhere alike.
+                problem = "text may not contain NUL characters (\\u0000)"
+            if problem is not None:
+                status = 400 if scope["path"].startswith("/epcis") else 422
+                await self._refuse(scope, send, status, "Invalid request", problem)
+                return
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()  # after the body: wait for the disconnect, as the server would
+
+        await self.app(scope, replay, send)
+
+    async def _refuse(self, scope: Scope, send: Send, status: int, title: str, detail: str) -> None:
+        request = Request(scope)
+        # Connection: close, so that a client still sending the rest of a refused body does not keep the socket.
+        response = problem_response(request, status, title, detail, headers={"Connection": "close"})
+        await response(scope, _no_receive, send)
+
+
+def _content_length(scope: Scope) -> int | None:
+    for name, value in scope.get("headers", ()):
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None
+
+
+async def _no_receive() -> Message:  # a JSONResponse never reads the request
+    raise RuntimeError("the response does not read the request")
+
+
+__all__ = ["BodyLimitMiddleware", "json_depth_exceeds"]

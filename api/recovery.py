@@ -1,0 +1,255 @@
+"""Re-deriving the API's tables after the database was lost: ``circular rebuild`` calls :func:`restore_api_tables`.
+
+Every row comes from something that survives the database, and nothing is taken on trust:
+
+- lots, items, runs, states, lineage: the projection, itself rebuilt from the deployment's contract logs;
+- a lot's origin and certificates, event ids, timelines: the outbox, restored from the batch archive and checked
+  against the anchored roots and the signatures (:mod:`ledger.recovery`);
+- actors' names and products' master data: the archive's master-data documents, kept only when signed by their owner
+  (the actor's own account; the account that holds the GTIN's company prefix on-chain).
+
+API keys cannot come back (only their hashes were stored, in the lost database): restored actors hold a key nobody
+knows and must be given new ones. Lot approvals and return requests are not restored (no passport shows them).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import insert, select
+from sqlalchemy.orm import Session
+
+from ledger.ids import item_id
+from ledger.merkle import MerkleTree
+from ledger.outbox import OutboxEvent
+from ledger.projection import ZERO32, ChainItem, ChainLot, ChainRun
+
+from .epcis_store import sync_index
+from .models import Actor, ActorRole, Item, Lot, Product, utcnow
+from .uris import hex32, lot_uri, unhex32
+
+PRODUCT_FIELDS = (
+    "brand_name",
+    "name",
+    "description",
+    "language",
+    "image_url",
+    "care",
+    "repair",
+    "end_of_life",
+    "return_info",
+)
+CHUNK = 1_000
+
+
+@dataclass
+class ApiRecovery:
+    actors: int = 0
+    products: int = 0
+    lots: int = 0
+    items: int = 0
+    indexed_events: int = 0
+    problems: list[str] = field(default_factory=list)
+
+
+def actor_masterdata(actor: Actor) -> dict[str, Any]:
+    """What an actor publishes about itself (its key name tells the rebuilt API where its Ethereum key is)."""
+    return {"name": actor.name, "role": actor.role, "address": actor.address, "keyName": actor.key_name}
+
+
+def product_masterdata(product: Product) -> dict[str, Any]:
+    return {name: getattr(product, name) for name in PRODUCT_FIELDS}
+
+
+def _unknowable_key_hash() -> str:
+    """A key hash no API key hashes to in practice: the restored actor is locked out until given a new key."""
+    return hashlib.sha256(b"lost:" + secrets.token_bytes(32)).hexdigest()
+
+
+class _Actors:
+    """Actors by address: the archive's signed documents first, a placeholder named by its address otherwise."""
+
+    def __init__(self, session: Session, archive: Any, report: ApiRecovery) -> None:
+        self.session = session
+        self.report = report
+        self.by_address: dict[str, Actor] = {a.address.lower(): a for a in session.scalars(select(Actor))}
+        names = {a.name for a in self.by_address.values()}
+        for key, signer, data in archive.masterdata("actor") if archive is not None else []:
+            if signer.lower() != key.lower() or str(data.get("address", "")).lower() != key.lower():
+                report.problems.append(f"actor {key}: master data not signed by its own account, ignored")
+                continue
+            if key.lower() in self.by_address or data.get("name") in names:
+                continue
+            role = str(data.get("role", ""))
+            actor = self._add(str(data["name"]), role if role in set(ActorRole) else "brand", signer, data)
+            names.add(actor.name)
+
+    def _add(self, name: str, role: str, address: str, data: dict[str, Any]) -> Actor:
+        actor = Actor(
+            name=name[:120],
+            role=role,
+            address=address,
+            key_name=str(data.get("keyName") or ""),
+            key_hash=_unknowable_key_hash(),
+            revoked=False,
+            created_at=utcnow(),
+        )
+        self.session.add(actor)
+        self.session.flush()
+        self.by_address[address.lower()] = actor
+        self.report.actors += 1
+        return actor
+
+    def of(self, address: str, role: str) -> Actor:
+        actor = self.by_address.get(address.lower())
+        if actor is None:
+            self.report.problems.append(f"actor {address}: no signed master data, named by its address")
+            actor = self._add(address, role, address, {})
+        return actor
+
+
+def _registration_events(session: Session) -> dict[str, dict[str, Any]]:
+    """The event that registered each lot, by lot URI: its commissioning ObjectEvent, or the recycling event that
+    made it (the first one naming the lot in a quantity list with ILMD)."""
+    found: dict[str, dict[str, Any]] = {}
+    for event_id, event in session.execute(select(OutboxEvent.event_id, OutboxEvent.event).order_by(OutboxEvent.id)):
+        if "ilmd" not in event:
+            continue
+        for key in ("quantityList", "outputQuantityList"):
+            for entry in event.get(key) or ():
+                if isinstance(entry, dict) and "epcClass" in entry:
+                    found.setdefault(str(entry["epcClass"]), {**event, "eventID": event_id})
+    return found
+
+
+def restore_api_tables(
+    session: Session, resolver_base_url: str, archive: Any, gtin_owner: Callable[[str], str | None]
+) -> ApiRecovery:
+    """Fill the API's tables from the projection, the restored outbox and the archive's master data.
+
+    `gtin_owner` is the chain's answer to who holds a GTIN's company prefix (``Ledger.gtin_owner``)."""
+    report = ApiRecovery()
+    actors = _Actors(session, archive, report)
+    registrations = _registration_events(session)
+
+    # Lots.
+    chain_lots = {lot.lot_id: lot for lot in session.scalars(select(ChainLot))}
+    existing_lots = set(session.scalars(select(Lot.lot_id)))
+    lot_rows: dict[str, Lot] = {}
+    for chain_lot in chain_lots.values():
+        recovered = chain_lot.lineage_hash != ZERO32
+        uri = lot_uri(
+            resolver_base_url, chain_lot.lot_id, chain_lot.gtin, chain_lot.lot_number if chain_lot.gtin else None
+        )
+        event = registrations.get(uri)
+        if event is None:
+            report.problems.append(f"lot {chain_lot.lot_id}: its registration event was not recovered")
+        ilmd = (event or {}).get("ilmd") or {}
+        if chain_lot.lot_id in existing_lots:
+            continue
+        lot = Lot(
+            lot_id=chain_lot.lot_id,
+            uri=uri,
+            gtin=chain_lot.gtin,
+            lot_number=chain_lot.lot_number,
+            owner_id=actors.of(chain_lot.owner, "recycler" if recovered else "brand").id,
+            material_code=chain_lot.material_code,
+            mass_grams=chain_lot.mass_grams,
+            recycled_share_bps=chain_lot.recycled_share_bps,
+            recovered=recovered,
+            source_items=chain_lot.source_items if recovered else None,
+            origin=ilmd.get("circ:origin"),
+            certificates=list((event or {}).get("certificationInfo") or []),
+            event_id=str((event or {}).get("eventID", "")),
+            tx_hash=chain_lot.tx_hash,
+            created_at=utcnow(),
+        )
+        session.add(lot)
+        lot_rows[lot.lot_id] = lot
+        report.lots += 1
+    session.flush()
+    certificates_of = {lot.lot_id: list(lot.certificates or []) for lot in session.scalars(select(Lot))}
+
+    # Products: every GTIN of a lot or an item, with its brand's signed master data if any.
+    gtins = {lot.gtin for lot in chain_lots.values() if lot.gtin} | set(
+        session.scalars(select(ChainItem.gtin).distinct())
+    )
+    signed_products: dict[str, tuple[str, dict[str, Any]]] = {}
+    for key, signer, data in archive.masterdata("product") if archive is not None else []:
+        owner = gtin_owner(key)
+        if owner is None or owner.lower() != signer.lower():
+            report.problems.append(f"product {key}: master data not signed by the GTIN's brand, ignored")
+            continue
+        signed_products[key] = (signer, data)
+    existing_products = set(session.scalars(select(Product.gtin)))
+    for gtin in sorted(gtins - existing_products):
+        owner = gtin_owner(gtin)
+        if owner is None:
+            report.problems.append(f"product {gtin}: no brand holds its company prefix")
+            continue
+        brand = actors.of(owner, "brand")
+        # The defaults are the ones a brand's first write under a GTIN sets (api.writes.ensure_product).
+        values: dict[str, Any] = dict.fromkeys(PRODUCT_FIELDS, "")
+        values.update(brand_name=brand.name, name=f"GTIN {gtin}", language="en", image_url=None)
+        if gtin in signed_products:
+            values.update({k: v for k, v in signed_products[gtin][1].items() if k in PRODUCT_FIELDS})
+        session.add(Product(gtin=gtin, brand_id=brand.id, created_at=utcnow(), updated_at=utcnow(), **values))
+        report.products += 1
+    session.flush()
+
+    # Items, with their run's root and each one's membership proof.
+    runs = {run.run_id: run for run in session.scalars(select(ChainRun))}
+    members: dict[str, list[bytes]] = defaultdict(list)
+    chain_items = list(
+        session.scalars(select(ChainItem).order_by(ChainItem.block_number, ChainItem.gtin, ChainItem.serial))
+    )
+    for chain_item in chain_items:
+        if chain_item.run_id:
+            members[chain_item.run_id].append(item_id(chain_item.gtin, chain_item.serial))
+    trees = {run_id: MerkleTree.of(ids) for run_id, ids in members.items()}
+    for run_id, run_tree in trees.items():
+        if hex32(run_tree.root) != runs[run_id].items_root:
+            report.problems.append(f"run {run_id}: its serials do not make its items root")
+    existing_items = set(session.scalars(select(Item.item_id)))
+    rows = []
+    now = utcnow()
+    for chain_item in chain_items:
+        if chain_item.item_id in existing_items:
+            continue
+        run = runs.get(chain_item.run_id) if chain_item.run_id else None
+        tree = trees.get(chain_item.run_id) if chain_item.run_id else None
+        rows.append(
+            {
+                "gtin": chain_item.gtin,
+                "serial": chain_item.serial,
+                "item_id": chain_item.item_id,
+                "brand_id": actors.of(chain_item.brand, "brand").id,
+                "composition": chain_item.composition,
+                "mass_grams": chain_item.mass_grams,
+                "certificates": sorted(
+                    {c for lot_id, _ in chain_item.composition for c in certificates_of.get(lot_id, [])}
+                ),
+                "state": chain_item.state,
+                "run_id": chain_item.run_id,
+                "items_root": run.items_root if run else None,
+                "proof": [hex32(p) for p in tree.proof(unhex32(chain_item.item_id))] if tree else None,
+                "materialized": chain_item.materialized,
+                "recovered_into": chain_item.recovered_into,
+                "created_at": now,
+                "updated_at": now,
+            }
+        )
+    for start in range(0, len(rows), CHUNK):
+        session.execute(insert(Item), rows[start : start + CHUNK])
+    report.items = len(rows)
+    session.commit()
+    report.indexed_events = sync_index(session)
+    return report
+
+
+__all__ = ["ApiRecovery", "actor_masterdata", "product_masterdata", "restore_api_tables"]

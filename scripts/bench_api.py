@@ -1,0 +1,521 @@
+"""Bench room "api": EPCIS capture, passport reads on one uvicorn worker, the provenance trace, the demo's memory.
+
+One world is built once per bench process and shared by the sections that need it: an Anvil node (0.2 s interval
+mining, so that pipelined transitions of 1,000 items take about a second), a SQLite database and three generations of
+1,000 items each, made through the API as brands and a recycler would:
+
+* generation 1: Brand A's run of 1,000 T-shirts from virgin cotton and polyester;
+* they are sold, worn and collected (pipelined on-chain transitions, as a till or a recycler's intake would send
+  them), then recycled 100 at a time into 10 recovered lots R1-0..9, each approved for Brand B;
+* generation 2: Brand B's 1,000 tote bags in 10 runs, run k made of R1-k and virgin cotton;
+* they are collected and recycled into 10 recovered lots R2-0..9, lot m taking the bags m, m+10, m+20…, so that
+  each R2 lot has ancestors in every R1 lot (a third-generation item has 1,000 first-generation ancestors);
+* generation 3: Brand A's 1,000 T-shirts in 10 runs, run m made of R2-m and virgin cotton.
+
+Reads and capture go through real HTTP to ``uvicorn api.main:app --workers 1`` in a subprocess (``wrk`` from Debian
+generates the read load from its own process); the trace is timed in-process on the same database.
+"""
+
+from __future__ import annotations
+
+import atexit
+import gc
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+PY = sys.executable
+RESOLVER = "https://id.circular.example"
+GTIN_A, GTIN_A_LOTS = "09506000134352", "09506000134369"  # Brand A (prefix 9506000): T-shirts, its lots
+GTIN_B, GTIN_B_LOTS = "04012345123456", "04012345123463"  # Brand B (prefix 4012345): tote bags, its lots
+ITEMS_PER_GENERATION = 1_000
+GROUP = 100  # items per recycling and per run from one recovered lot
+RECOVERED_GRAMS = 18_000  # of the 20,000 g of 100 collected items
+RECOVERED_PER_ITEM, VIRGIN_PER_ITEM = 120, 80
+PASSWORD = "bench-api"
+READ_SECONDS = 5  # wrk takes whole seconds
+WARMUP_SECONDS = 2
+READ_ITEMS = 100  # the read load rotates over this many third-generation items
+CONNECTIONS = 16  # saturates one worker; more only lengthens the queue (and the p99) without adding rps
+
+
+@dataclass
+class World:
+    data_dir: Path
+    rpc_url: str
+    keys: dict[str, str]  # actor name → API key
+    gen1: list[str] = field(default_factory=list)  # Digital Link paths
+    gen2: list[str] = field(default_factory=list)
+    gen3: list[str] = field(default_factory=list)
+
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CIRCULAR_")}
+        env.update(
+            {
+                "CIRCULAR_DATA_DIR": str(self.data_dir),
+                "CIRCULAR_RPC_URL": self.rpc_url,
+                "CIRCULAR_RESOLVER_BASE_URL": RESOLVER,
+                "CIRCULAR_KEYSTORE_PASSWORD": PASSWORD,
+                "CIRCULAR_RUN_WORKER_IN_API": "false",
+                "CIRCULAR_BATCH_SIZE": "10000",
+                "CIRCULAR_BATCH_MAX_WAIT_S": "0",
+            }
+        )
+        return env
+
+
+_WORLD: World | None = None
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _check(response: httpx.Response, expect: int) -> Any:
+    if response.status_code != expect:
+        raise RuntimeError(f"{response.request.method} {response.request.url}: {response.status_code} "
+                           f"{response.text[:300]}")
+    return response.json() if response.content else None
+
+
+def _serials(prefix: str, start: int, count: int) -> list[str]:
+    return [f"{prefix}{n:05d}" for n in range(start, start + count)]
+
+
+def world() -> World:
+    """The shared three-generation world (built on first use, removed at exit)."""
+    global _WORLD
+    if _WORLD is None:
+        _WORLD = _build_world()
+    return _WORLD
+
+
+def _build_world() -> World:
+    from fastapi.testclient import TestClient
+
+    from api import add_actor, create_app
+    from api.db import upgrade
+    from ledger.client import ItemState, RunCommitment
+    from ledger.ids import item_id
+    from ledger.merkle import MerkleTree
+    from ledger.service import LedgerService
+    from ledger.settings import Settings
+    from scripts.bench import _anvil
+
+    started = time.perf_counter()
+    node = _anvil("--block-time", "0.2")
+    atexit.register(node.stop)
+    data_dir = Path(tempfile.mkdtemp(prefix="bench-api-"))
+    atexit.register(shutil.rmtree, data_dir, True)
+    settings = Settings(
+        data_dir=data_dir,
+        rpc_url=node.url,
+        resolver_base_url=RESOLVER,
+        keystore_password=PASSWORD,  # type: ignore[arg-type]
+        run_worker_in_api=False,
+        batch_size=10_000,
+        batch_max_wait_s=0,
+    )
+    upgrade(settings.database_url)
+    service = LedgerService(settings)
+    dev = service.backend.dev_accounts()
+    admin, anchorer = dev[0], dev[9]
+    ledger = service.deploy(admin)
+    ledger.grant_role(admin, "anchorer", anchorer.address)
+    app = create_app(settings, service, run_worker=False)
+    keys: dict[str, str] = {}
+    accounts: dict[str, Any] = {}
+    ids: dict[str, int] = {}
+    out = World(data_dir, node.url, keys)
+    with TestClient(app, base_url="http://testserver") as client:
+        with service.sessions() as session:
+            for role, name, prefixes in (
+                ("brand", "Brand A", ("9506000",)),
+                ("brand", "Brand B", ("4012345",)),
+                ("recycler", "Recycler", ()),
+                ("retailer", "Retailer", ()),
+            ):
+                actor, key = add_actor(service, session, role, name, prefixes=prefixes, keys=app.state.circular.keys)
+                keys[name], ids[name] = key, actor.id
+                accounts[name] = app.state.circular.keys.account(actor)
+
+        def call(method: str, path: str, who: str, body: Any, expect: int = 201) -> Any:
+            headers = {"Authorization": f"Bearer {keys[who]}"}
+            return _check(client.request(method, path, json=body, headers=headers), expect)
+
+        for gtin, who, name in ((GTIN_A, "Brand A", "Organic cotton T-shirt"),
+                                (GTIN_B, "Brand B", "Recycled-cotton tote bag")):
+            call("PUT", f"/api/v1/products/{gtin}", who, {"name": name, "description": "bench"}, 200)
+
+        def lot(who: str, gtin: str, number: str, code: str, grams: int) -> str:
+            body = {"gtin": gtin, "lotNumber": number, "materialCode": code, "massGrams": grams}
+            lot_id: str = call("POST", "/api/v1/lots", who, body)["lot"]["lotId"]
+            return lot_id
+
+        cotton_a = lot("Brand A", GTIN_A_LOTS, "CO-A", "CO", 10_000_000)
+        polyester_a = lot("Brand A", GTIN_A_LOTS, "PES-A", "PES", 10_000_000)
+        cotton_b = lot("Brand B", GTIN_B_LOTS, "CO-B", "CO", 10_000_000)
+
+        runs: list[RunCommitment] = []
+
+        def run(who: str, gtin: str, serials: list[str], parts: list[tuple[str, int]]) -> list[str]:
+            body = {"gtin": gtin, "serials": serials, "composition": [{"lotId": i, "grams": g} for i, g in parts]}
+            made = call("POST", "/api/v1/runs", who, body)
+            ident = {s: item_id(gtin, s) for s in serials}
+            proofs = MerkleTree.of(list(ident.values())).proofs()
+            runs.append(RunCommitment(bytes.fromhex(made["runId"][2:]), gtin, bytes.fromhex(made["itemsRoot"][2:]),
+                                      tuple(serials), {s: proofs[i] for s, i in ident.items()}))
+            return [f"/01/{gtin}/21/{s}" for s in serials]
+
+        def collect(gtin: str, serials: list[str], made: list[RunCommitment]) -> None:
+            """Sold and worn (the retailer), collected (the recycler): pipelined, as a till or an intake sends them."""
+            by_run = {s: r for r in made for s in r.serials}
+            for commitment in made:
+                mine = [s for s in serials if by_run[s] is commitment]
+                ledger.transition_run_items(accounts["Retailer"], commitment, [(s, ItemState.SOLD) for s in mine])
+            ids_ = [item_id(gtin, s) for s in serials]
+            ledger.transition_many(accounts["Retailer"], [(i, ItemState.IN_USE) for i in ids_])
+            ledger.transition_many(accounts["Recycler"], [(i, ItemState.COLLECTED) for i in ids_])
+
+        def recycle(gtin: str, groups: list[list[str]], number: str, approve_for: str) -> list[str]:
+            recovered = []
+            for k, serials in enumerate(groups):
+                body = {"items": [{"gtin": gtin, "serial": s} for s in serials], "materialCode": "rCO",
+                        "lotNumber": f"{number}-{k}", "massGrams": RECOVERED_GRAMS}
+                lot_id = call("POST", "/api/v1/recycling", "Recycler", body)["lot"]["lotId"]
+                call("POST", f"/api/v1/lots/{lot_id}/approvals", "Recycler",
+                     {"operatorId": ids[approve_for], "grams": RECOVERED_GRAMS})
+                recovered.append(lot_id)
+            return recovered
+
+        n = ITEMS_PER_GENERATION
+        gen1 = _serials("G1-", 0, n)
+        out.gen1 = run("Brand A", GTIN_A, gen1, [(cotton_a, 150), (polyester_a, 50)])
+        collect(GTIN_A, gen1, runs[-1:])
+        r1 = recycle(GTIN_A, [gen1[i : i + GROUP] for i in range(0, n, GROUP)], "R1", "Brand B")
+
+        gen2 = _serials("G2-", 0, n)
+        for k, lot_id in enumerate(r1):
+            out.gen2 += run("Brand B", GTIN_B, gen2[k * GROUP : (k + 1) * GROUP],
+                            [(lot_id, RECOVERED_PER_ITEM), (cotton_b, VIRGIN_PER_ITEM)])
+        collect(GTIN_B, gen2, runs[-len(r1):])
+        groups = [gen2[m::10] for m in range(10)]  # every R2 lot draws on every R1 lot
+        r2 = recycle(GTIN_B, groups, "R2", "Brand A")
+
+        gen3 = _serials("G3-", 0, n)
+        for m, lot_id in enumerate(r2):
+            out.gen3 += run("Brand A", GTIN_A, gen3[m * GROUP : (m + 1) * GROUP],
+                            [(lot_id, RECOVERED_PER_ITEM), (cotton_a, VIRGIN_PER_ITEM)])
+        service.worker(anchorer).drain()  # passports say "verified", as they would in production
+    service.close()
+    print(f"FIGURE bench_api_world_seconds: {time.perf_counter() - started:.1f}")
+    return out
+
+
+# -- the API server -------------------------------------------------------------------------------------------------
+@dataclass
+class Server:
+    process: subprocess.Popen[bytes]
+    url: str
+
+    def rss_peak_mb(self) -> float:
+        """VmHWM: the process's peak resident set so far."""
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
+        return 0.0
+
+
+@contextmanager
+def server(w: World) -> Iterator[Server]:
+    """``uvicorn api.main:app`` with one worker, warning logs and no access log, in its own process."""
+    port = _free_port()
+    command = [PY, "-m", "uvicorn", "api.main:app", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+               "--log-level", "warning", "--no-access-log"]
+    process = subprocess.Popen(command, cwd=ROOT, env=w.env(), stdout=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"uvicorn exited with {process.returncode}")
+            try:
+                if httpx.get(f"{url}/epcis", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("uvicorn did not answer within 60 s")
+            time.sleep(0.1)
+        yield Server(process, url)
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+# -- 1. capture -----------------------------------------------------------------------------------------------------
+def _capture_events(count: int, start: int) -> list[dict[str, Any]]:
+    from ledger.epcis import events as ev
+
+    t0 = datetime(2026, 3, 1, tzinfo=UTC)
+    # Observations of serials that are not registered: the capture path is the same, and the passports read by the
+    # other sections keep the timeline they had.
+    return [
+        ev.lifecycle(ev.Lifecycle.IN_USE, [f"{RESOLVER}/01/{GTIN_A}/21/CAP-{start + i:07d}"],
+                     at=t0 + timedelta(seconds=start + i))
+        for i in range(count)
+    ]
+
+
+def _capture(client: httpx.Client, key: str, events: list[dict[str, Any]]) -> None:
+    """POST one EPCIS document and wait until its capture job reports success (202 + job, EPCIS REST)."""
+    from ledger.epcis import events as ev
+
+    body = json.dumps(ev.epcis_document(events)).encode()
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+    response = client.post("/epcis/capture", content=body, headers=headers)
+    if response.status_code != 202:
+        raise RuntimeError(f"capture: {response.status_code} {response.text[:300]}")
+    job = response.headers["location"]
+    while True:
+        state = _check(client.get(job, headers=headers), 200)
+        if not state["running"]:
+            if not state["success"] or len(state["eventIDs"]) != len(events):
+                raise RuntimeError(f"capture job failed: {state['errors'][:3]}")
+            return
+        time.sleep(0.005)
+
+
+def capture_section() -> dict[str, Any]:
+    """EPCIS capture through the API: documents of 1,000 events, request until the job reports the events durable
+    in the outbox; against the same events captured one per request."""
+    w = world()
+    key = w.keys["Brand A"]
+    documents, per_document, singles = 5, 1_000, 200
+    with server(w) as srv, httpx.Client(base_url=srv.url, timeout=120) as client:
+        _capture(client, key, _capture_events(per_document, 0))  # warm-up: schema, first signature, first batch
+        batches = [_capture_events(per_document, (d + 1) * per_document) for d in range(documents)]
+        started = time.perf_counter()
+        for events in batches:
+            _capture(client, key, events)
+        bulk_s = time.perf_counter() - started
+        single = _capture_events(singles, 10_000_000)
+        started = time.perf_counter()
+        for event in single:
+            _capture(client, key, [event])
+        single_s = time.perf_counter() - started
+    out: dict[str, Any] = {
+        "capture_events_per_s": round(documents * per_document / bulk_s),
+        "capture_document_1000_ms": round(bulk_s / documents * 1000, 1),
+        "capture_single_events_per_s": round(singles / single_s, 1),
+    }
+    out["capture_speedup_vs_single"] = round(out["capture_events_per_s"] / out["capture_single_events_per_s"], 1)
+    return out
+
+
+# -- 2. reads -------------------------------------------------------------------------------------------------------
+WRK_SCRIPT = """
+paths = {%s}
+counter = 0
+request = function()
+  counter = counter + 1
+  return wrk.format("GET", paths[(counter %% #paths) + 1], {["Accept"] = "%s"})
+end
+"""
+
+
+def _wrk(url: str, paths: list[str], accept: str, seconds: int) -> tuple[float, float, int]:
+    """Requests per second, p99 latency (ms) and non-2xx answers of `seconds` of load rotating over `paths`."""
+    if shutil.which("wrk") is None:
+        raise ImportError("wrk is not installed (apt-get install wrk; `make bench` does it)")
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write(WRK_SCRIPT % (", ".join(json.dumps(p) for p in paths), accept))
+    try:
+        completed = subprocess.run(
+            ["wrk", "-t", "1", "-c", str(CONNECTIONS), "-d", f"{seconds}s", "--latency", "-s", script.name, url],
+            capture_output=True, text=True,
+        )
+    finally:
+        os.unlink(script.name)
+    if completed.returncode != 0:
+        raise RuntimeError(f"wrk failed: {completed.stderr.strip()[:300]}")
+    result = completed.stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", result).group(1))  # type: ignore[union-attr]
+    value, unit = re.search(r"\s99%\s+([\d.]+)(us|ms|s)", result).groups()  # type: ignore[union-attr]
+    p99_ms = float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+    errors = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", result)
+    return rps, p99_ms, int(errors.group(1)) if errors else 0
+
+
+def _load(url: str, paths: list[str], accept: str) -> tuple[float, float]:
+    _wrk(url, paths, accept, WARMUP_SECONDS)
+    rps, p99, errors = _wrk(url, paths, accept, READ_SECONDS)
+    if errors:
+        raise RuntimeError(f"{errors} error answers under load on {paths[0]}")
+    return round(rps), round(p99, 2)
+
+
+def reads_section() -> dict[str, Any]:
+    """Passport JSON-LD, HTML and QR PNG on one uvicorn worker under ``wrk`` load (16 connections), rotating over
+    100 third-generation items; and a trivial route of the same server (``GET /epcis``) as the ceiling."""
+    w = world()
+    items = w.gen3[:READ_ITEMS]
+    out: dict[str, Any] = {}
+    with server(w) as srv:
+        for name, suffix, accept in (
+            ("passport_json", "/passport.jsonld", "application/ld+json"),
+            ("passport_html", "/passport", "text/html"),
+            ("qr", "/qr.png", "image/png"),
+        ):
+            with httpx.Client(base_url=srv.url, timeout=60) as client:
+                for path in items:  # each answers (and is built once) before the load: the steady state is measured
+                    _check_ok(client.get(path + suffix, headers={"Accept": accept}))
+            rps, p99 = _load(srv.url, [p + suffix for p in items], accept)
+            out[f"{name}_rps"], out[f"{name}_p99_ms"] = rps, p99
+        out["hello_rps"], out["hello_p99_ms"] = _load(srv.url, ["/epcis"], "application/json")
+        out["api_peak_rss_mb"] = srv.rss_peak_mb()
+    for name in ("passport_json", "passport_html", "qr"):
+        out[f"{name}_vs_hello"] = round(out[f"{name}_rps"] / out["hello_rps"], 2)
+    return out
+
+
+def _check_ok(response: httpx.Response) -> None:
+    if response.status_code != 200:
+        raise RuntimeError(f"GET {response.request.url}: {response.status_code} {response.text[:200]}")
+
+
+# -- 3. trace -------------------------------------------------------------------------------------------------------
+def _p99(samples: list[float]) -> float:
+    return round(statistics.quantiles(samples, n=100)[98] * 1000, 2)
+
+
+def trace_section() -> dict[str, Any]:
+    """p99 of the provenance trace of third-generation items (1,000 items per generation), in-process on the API's
+    database, against a naive walk (one query per item and per lot); and p99 of the whole passport JSON over HTTP."""
+    from sqlalchemy import select
+
+    from api import passport as pp
+    from api.models import Item, Lot
+    from ledger.service import LedgerService
+    from ledger.settings import Settings
+
+    w = world()
+    settings = Settings(data_dir=w.data_dir, rpc_url=w.rpc_url, resolver_base_url=RESOLVER,
+                        keystore_password=PASSWORD)  # type: ignore[arg-type]
+    service = LedgerService(settings)
+    serials = [p.rsplit("/", 1)[1] for p in w.gen3]
+    sample = serials[::5]  # 200 items, spread over the 10 runs
+    ours: list[float] = []
+    naive: list[float] = []
+    generations = 0
+    # The bench process holds the whole world it built; a full collection over that heap (150 ms) is this process's
+    # cost, not the trace's. Frozen, it is left out of collections, as a server's start-up heap would be.
+    gc.collect()
+    gc.freeze()
+    try:
+        with service.sessions() as session:
+            for serial in sample:
+                item = session.scalar(select(Item).where(Item.gtin == GTIN_A, Item.serial == serial))
+                assert item is not None
+                started = time.perf_counter()
+                lots = {lot.lot_id: lot for lot in session.scalars(
+                    select(Lot).where(Lot.lot_id.in_([str(i) for i, _ in item.composition])))}
+                trace = pp.provenance(session, [(lots[str(i)], int(g)) for i, g in item.composition], 12)
+                ours.append(time.perf_counter() - started)
+                generations = max(generations, len(trace))
+                session.expunge_all()  # each trace starts cold, as a request's session does
+            for serial in sample[:20]:
+                started = time.perf_counter()
+                naive_trace = _naive_provenance(session, GTIN_A, serial)
+                naive.append(time.perf_counter() - started)
+                session.expunge_all()
+            assert len(naive_trace) == generations == 3, (len(naive_trace), generations)
+    finally:
+        gc.unfreeze()
+        service.close()
+    out: dict[str, Any] = {
+        "trace_p99_ms": _p99(ours),
+        "trace_median_ms": round(statistics.median(ours) * 1000, 2),
+        "trace_naive_median_ms": round(statistics.median(naive) * 1000, 2),
+    }
+    out["trace_speedup_vs_naive"] = round(out["trace_naive_median_ms"] / out["trace_median_ms"], 1)
+    # The whole passport of a third-generation item, uncached: a fresh item each time.
+    with server(w) as srv, httpx.Client(base_url=srv.url, timeout=60) as client:
+        timings = []
+        for path in w.gen3[1::5][:100]:
+            started = time.perf_counter()
+            _check_ok(client.get(path + "/passport.jsonld"))
+            timings.append(time.perf_counter() - started)
+    out["passport_json_uncached_p99_ms"] = _p99(timings)
+    return out
+
+
+def _naive_provenance(session: Any, gtin: str, serial: str) -> list[list[str]]:
+    """The walk without set-based queries: every item and every lot loaded on its own (N+1)."""
+    from sqlalchemy import select
+
+    from api.models import Item, Lot
+
+    item = session.scalar(select(Item).where(Item.gtin == gtin, Item.serial == serial))
+    frontier = [session.get(Lot, str(lot_id)) for lot_id, _ in item.composition]
+    generations = [[lot.lot_id for lot in frontier]]
+    while True:
+        sources = [i for lot in frontier if lot.recovered for i in (lot.source_items or [])]
+        if not sources:
+            return generations
+        items = [session.scalar(select(Item).where(Item.item_id == i)) for i in sources]
+        frontier = []
+        for source in items:
+            for lot_id, _ in source.composition:
+                lot = session.get(Lot, str(lot_id))
+                if lot not in frontier:
+                    frontier.append(lot)
+        generations.append([lot.lot_id for lot in frontier])
+
+
+# -- 4. demo --------------------------------------------------------------------------------------------------------
+def demo_section() -> dict[str, Any]:
+    """`make demo` (``circular demo``) in a subprocess: wall-clock time and peak RSS.
+
+    The demo runs under a small Python parent of its own, which reports ``RUSAGE_CHILDREN``: in this process that
+    figure would be the largest of every child so far (uvicorn servers, Anvil), not the demo's."""
+    with tempfile.TemporaryDirectory(prefix="bench-demo-") as tmp:
+        command = [str(Path(PY).parent / "circular"), "demo", "--out", tmp + "/out"]
+        probe = (
+            "import resource, subprocess, sys, time\n"
+            "t = time.perf_counter()\n"
+            "subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL)\n"
+            "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, time.perf_counter() - t)\n"
+        )
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CIRCULAR_")}
+        result = subprocess.run([PY, "-c", probe, *command], cwd=tmp, env=env, check=True, capture_output=True,
+                                text=True)
+    peak_kb, seconds = result.stdout.split()
+    return {"demo_peak_rss_mb": round(int(peak_kb) / 1024, 1), "demo_seconds": round(float(seconds), 1)}
+
+
+__all__ = ["capture_section", "demo_section", "reads_section", "trace_section", "world"]
