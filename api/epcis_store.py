@@ -90,8 +90,12 @@ def validate_document(document: Any) -> list[dict[str, str]]:
     A valid document is recognised by jsonschema-rs (compiled; about 2 ms for 1,000 events where the pure-Python
     jsonschema took 700 ms, most of a capture's time). Only an invalid one is walked again by jsonschema, whose
     messages and paths the API has always answered with."""
-    if _fast_validator().is_valid(document):
-        return []
+    try:
+        if _fast_validator().is_valid(document):
+            return []
+    except UnicodeEncodeError as exc:
+        # A lone UTF-16 surrogate (JSON "\ud800") decodes into a str that no UTF-8 store can hold: refuse it here.
+        return [{"path": "/", "message": f"text is not valid Unicode: {exc.reason} at position {exc.start}"}]
     errors = []
     for error in sorted(_validator().iter_errors(document), key=lambda e: list(e.absolute_path))[:20]:
         path = "/" + "/".join(str(p) for p in error.absolute_path)
