@@ -55,7 +55,13 @@ def _start_worker(state: AppState) -> tuple[threading.Event, threading.Thread] |
         return None
     stop = threading.Event()
     worker = state.service.worker(anchorer)
-    thread = threading.Thread(target=worker.run_forever, args=(stop,), name="anchoring-worker", daemon=True)
+    thread = threading.Thread(
+        target=worker.run_forever,
+        args=(stop,),
+        kwargs={"max_backoff_s": state.service.settings.worker_max_backoff_s},
+        name="anchoring-worker",
+        daemon=True,
+    )
     thread.start()
     return stop, thread
 
