@@ -124,12 +124,12 @@ class LedgerService:
         # were a third of the signing time).
         signer, domain = EventSigner(actor), self.domain
         deadline = int(time.time()) + SIGNATURE_TTL_S
-        return self.outbox.add_many(
-            [
-                SignedEvent(e, actor.address, signer.sign(domain, hash_digest(event_hash_id(e)), deadline), deadline)
-                for e in events
-            ]
-        )
+        signed = []
+        for event in events:
+            event_id = event_hash_id(event)
+            signature = signer.sign(domain, hash_digest(event_id), deadline)
+            signed.append(SignedEvent(event, actor.address, signature, deadline, computed_id=event_id))
+        return self.outbox.add_many(signed)
 
     def submit(self, signed: Sequence[SignedEvent]) -> list[Stored]:
         """Store events signed elsewhere, after checking each signature, deadline and the signer's role."""

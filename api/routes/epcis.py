@@ -7,7 +7,6 @@ outbox through its index (``api/epcis_store.py``).
 
 from __future__ import annotations
 
-import copy
 import json
 import logging
 import uuid
@@ -139,7 +138,8 @@ def prepare(
     errors: list[dict[str, Any]] = []
     replaced: list[dict[str, Any]] = []
     for index, original in enumerate(_events_of(document)):
-        event = copy.deepcopy(original)
+        # A shallow copy is enough: only top-level keys change, and the document is dropped once captured.
+        event = dict(original)
         if "@context" not in event and context is not None:
             event["@context"] = context
         claimed = event.pop("eventID", None)
