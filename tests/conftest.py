@@ -18,8 +18,10 @@ ANVIL = ROOT / "node_modules" / "@foundry-rs" / "anvil-linux-amd64" / "bin" / "a
 
 
 def standards_dir() -> Path:
+    """The GS1 standards the tests check against (schemas, examples, Event Hash ID vectors). A copy lives in
+    ``tests/standards`` so that a clone passes wherever it is; ``CIRCULAR_STANDARDS_DIR`` points at another copy."""
     override = os.environ.get("CIRCULAR_STANDARDS_DIR")
-    return Path(override) if override else ROOT.parent / "shared" / "standards"
+    return Path(override) if override else ROOT / "tests" / "standards"
 
 
 def _free_port() -> int:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import os
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
@@ -31,12 +30,11 @@ from ledger.epcis.hashing import (
     event_prehash,
     hash_digest,
 )
+from tests.conftest import standards_dir
 
 
 def _examples_dir() -> Path:
-    override = os.environ.get("CIRCULAR_STANDARDS_DIR")
-    standards = Path(override) if override else Path(__file__).resolve().parents[3] / "shared" / "standards"
-    return standards / "epcis-event-hash" / "examples"
+    return standards_dir() / "epcis-event-hash" / "examples"
 
 
 EXAMPLES = _examples_dir()
