@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import urllib.parse
 
-from sqlalchemy import select
+from sqlalchemy import inspect, select
 from sqlalchemy.orm import Session
 
 from ledger.integrity import ItemClaim
@@ -15,12 +15,13 @@ from .passport import item_claim
 
 
 def claim_for_link(session: Session, digital_link: str) -> ItemClaim | None:
-    """What the database says the item of `digital_link` is made of; None when it is not an item the database holds."""
+    """What the database says the item of `digital_link` is made of; None when it is not an item the database holds,
+    or when the database is the ledger's alone (``circular verify`` then checks the events and proofs only)."""
     try:
         link = parse_path(urllib.parse.urlsplit(digital_link).path)
     except (ValueError, LookupError):
         return None
-    if link.serial is None:
+    if link.serial is None or not inspect(session.connection()).has_table(Item.__tablename__):
         return None
     item = session.scalar(select(Item).where(Item.gtin == link.gtin14, Item.serial == link.serial))
     return item_claim(session, item) if item is not None else None
