@@ -132,6 +132,8 @@ def create_app(
     )
     if service is not None:  # usable without the lifespan running (a TestClient outside `with`)
         app.state.circular = AppState.create(settings, api_settings, service)
+    # Innermost: a passport or QR answered from the response cache still passes CORS (see resolver.py).
+    app.add_middleware(resolver.CachedReadsMiddleware)
     # Before CORS, so that CORS wraps it: a refused body's 413 carries the CORS headers too.
     app.add_middleware(BodyLimitMiddleware, settings=api_settings)
     app.add_middleware(

@@ -256,6 +256,36 @@ PROBLEM_SCHEMA: dict[str, Any] = {
 }
 
 
+GS1_KEY_PARAMETERS = {"gtin", "serial", "path"}  # parsed as GS1 identifiers: a malformed one is a 400
+
+
+def _error_statuses(path: str, method: str, operation: dict[str, Any]) -> set[int]:
+    """The problem statuses an operation can answer, from what it is, as the handlers above and the dependencies
+    decide them; schemathesis checks every answer against them (``tests/api/test_schemathesis.py``)."""
+    statuses = set()
+    if "422" in operation.get("responses", {}):  # FastAPI declares it for every operation with parameters or a body
+        # EPCIS REST answers a request it cannot parse with a 400 ValidationException; our own API with a 422.
+        statuses.add(400 if path.startswith("/epcis") else 422)
+        if path.startswith("/epcis"):
+            del operation["responses"]["422"]
+    path_parameters = {p["name"] for p in operation.get("parameters", ()) if p.get("in") == "path"}
+    if path_parameters:
+        statuses.add(404)
+    if path_parameters & GS1_KEY_PARAMETERS:
+        statuses.add(400)
+    if operation.get("security"):  # deps.py: no or an unknown key is a 401, a key of the wrong role a 403
+        statuses |= {401, 403}
+    if method in ("post", "put"):
+        statuses.add(413)  # limits.BodyLimitMiddleware, before any route
+        if path.startswith("/api/v1"):
+            # a write names lots and items that may not exist, may conflict with the chain (a revert), and needs the
+            # ledger (down: 503; a transaction that failed: 502)
+            statuses |= {404, 409, 502, 503}
+        if path == "/epcis/capture":
+            statuses |= {400, 415}  # the body is read raw: JSON(-LD) or nothing
+    return statuses
+
+
 def document(app: FastAPI) -> None:
     """Make the OpenAPI document say what the handlers above answer: FastAPI documents every 422 as its own
     ``HTTPValidationError`` (``{"detail": [...]}``), which no response of ours ever is."""
@@ -267,11 +297,12 @@ def document(app: FastAPI) -> None:
         schema = generate()
         schema.setdefault("components", {}).setdefault("schemas", {})["Problem"] = PROBLEM_SCHEMA
         problem = {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}
-        for operations in schema.get("paths", {}).values():
-            for operation in operations.values():
-                invalid = operation.get("responses", {}).get("422")
-                if invalid is not None:
-                    invalid.update({"description": "Invalid request (problem details)", "content": problem})
+        for path, operations in schema.get("paths", {}).items():
+            for method, operation in operations.items():
+                responses = operation.setdefault("responses", {})
+                for status in sorted(_error_statuses(path, method, operation)):
+                    responses[str(status)] = {"description": f"{HTTP_TITLES[status]} (problem details)",
+                                              "content": problem}
         schemas = schema["components"]["schemas"]
         for unused in ("HTTPValidationError", "ValidationError"):
             schemas.pop(unused, None)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
@@ -26,6 +26,15 @@ def _serial(value: str) -> str:
 
 def _lot_number(value: str) -> str:
     return check_serial(value, "lot number")
+
+
+def _in_utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+# A timestamp the database stored in UTC. SQLite hands timezone-aware columns back naive; without this the API said
+# "2026-12-04T20:54:38" where its schema promises an RFC 3339 date-time, which needs the offset (schemathesis).
+UtcDatetime = Annotated[datetime, AfterValidator(_in_utc)]
 
 
 def _http_uri(value: str) -> str:
@@ -64,7 +73,7 @@ class ActorPublic(Output):
     role: str
     address: str
     revoked: bool
-    created_at: datetime
+    created_at: UtcDatetime
 
 
 class ActorCreated(Output):
@@ -151,7 +160,7 @@ class LotPublic(Output):
     origin: str | None
     certificates: list[str]
     owner: str
-    created_at: datetime
+    created_at: UtcDatetime
 
 
 class LotRegistered(Output):
@@ -284,14 +293,14 @@ class ReturnRequestPublic(Output):
     item: str
     collection_points: list[CollectionPointPublic]
     instructions: str
-    created_at: datetime
+    created_at: UtcDatetime
 
 
 # -- EPCIS ----------------------------------------------------------------------------------------------------------
 class CaptureJobPublic(BaseModel):
     captureID: str
-    createdAt: datetime
-    finishedAt: datetime | None = None
+    createdAt: UtcDatetime
+    finishedAt: UtcDatetime | None = None
     running: bool
     success: bool
     captureErrorBehaviour: str

@@ -72,3 +72,28 @@ def test_an_answer_built_during_a_write_is_not_kept(world: World) -> None:
     now = cache.marker.read()
     cache.put("key", now, 200, b"new", [])
     assert cache.get("key", cache.marker.read()) is not None  # nothing committed since
+
+
+def test_a_hit_is_answered_before_routing_with_the_same_headers(world: World, monkeypatch: Any) -> None:
+    from api.routes import resolver
+
+    item = world.item([(world.lot()["lotId"], 200)])
+    path = f"/01/{GTIN_A}/21/{item['serial']}/qr.svg"
+    cors = {"Origin": "https://scanner.example"}
+    for _ in range(5):  # until an answer is in the cache (see the first test)
+        built = world.client.get(path, headers=cors)
+        hits = _cache(world).hits
+        assert world.client.get(path, headers=cors).status_code == 200
+        if _cache(world).hits == hits + 1:
+            break
+    # From now on the route must not run: a hit is the middleware's.
+    async def routed(*args: Any) -> None:
+        raise AssertionError("a cache hit went through the router")
+
+    monkeypatch.setattr(resolver, "_dispatch", routed)
+    hit = world.client.get(path, headers=cors)
+    assert hit.status_code == 200 and hit.content == built.content
+    assert hit.headers["access-control-allow-origin"] == "*"
+    assert {k: v for k, v in hit.headers.items() if k != "content-length"} == {
+        k: v for k, v in built.headers.items() if k != "content-length"
+    }
