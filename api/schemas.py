@@ -49,7 +49,11 @@ LotNumber = Annotated[str, Field(min_length=1, max_length=20, examples=["CO-2026
 LotId = Annotated[str, Field(pattern=r"^0x[0-9a-fA-F]{64}$", examples=["0x" + "ab" * 32])]
 MaterialCode = Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,32}$", examples=["CO", "rPES"])]
 Uri = Annotated[str, Field(min_length=5, max_length=500), AfterValidator(_http_uri)]
-Grams = Annotated[int, Field(gt=0, lt=2**88)]
+# The database keeps grams in 64-bit signed integers (BigInteger), below the contracts' uint96: a larger mass (already
+# absurd: 9.2 trillion tonnes) would be accepted on-chain and then fail to be stored, so the API refuses it first.
+MAX_GRAMS = 2**63 - 1
+Grams = Annotated[int, Field(gt=0, le=MAX_GRAMS)]
+MAX_ID = 2**31 - 1  # row ids are 32-bit (Integer): a larger one is no row, and the database would refuse the query
 
 
 class Input(BaseModel):
@@ -170,8 +174,8 @@ class LotRegistered(Output):
 
 
 class ApprovalCreate(Input):
-    operator_id: int = Field(gt=0, description="The actor allowed to draw from the lot.")
-    grams: int = Field(ge=0, lt=2**96)
+    operator_id: int = Field(gt=0, le=MAX_ID, description="The actor allowed to draw from the lot.")
+    grams: int = Field(ge=0, le=MAX_GRAMS)
 
 
 class ApprovalPublic(Output):
@@ -312,6 +316,8 @@ class CaptureJobPublic(BaseModel):
 
 
 __all__ = [
+    "MAX_GRAMS",
+    "MAX_ID",
     "ActorCreate",
     "ActorCreated",
     "ActorPublic",

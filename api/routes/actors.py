@@ -8,7 +8,7 @@ from ..actors import add_actor, revoke_actor
 from ..deps import AdminActor, CurrentActor, ServiceDep, SessionDep, StateDep
 from ..models import Actor
 from ..problems import Problem
-from ..schemas import ActorCreate, ActorCreated, ActorPublic
+from ..schemas import MAX_ID, ActorCreate, ActorCreated, ActorPublic
 
 router = APIRouter(prefix="/actors", tags=["actors"])
 
@@ -40,7 +40,7 @@ def me(actor: CurrentActor) -> ActorPublic:
 
 
 @router.post("/{actor_id}/revoke", response_model=ActorPublic, summary="Revoke an actor's API key (admin)")
-def revoke(admin: AdminActor, session: SessionDep, actor_id: int = Path(gt=0)) -> ActorPublic:
+def revoke(admin: AdminActor, session: SessionDep, actor_id: int = Path(gt=0, le=MAX_ID)) -> ActorPublic:
     """Takes effect on the next request. The on-chain role stays (revoke it with the chain admin's key)."""
     actor = session.get(Actor, actor_id)
     if actor is None:
