@@ -85,3 +85,21 @@ def backend(session_backend: ChainBackend) -> Iterator[ChainBackend]:
     snapshot = session_backend.snapshot()
     yield session_backend
     session_backend.revert(snapshot)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """The reliability, security and fuzzing tests print the figure they measured (docs/reliability.md lists them).
+    pytest captures a passing test's output, so without this the figures would be visible only with ``-s``, and
+    never in CI's log; gathered from the reports, this also works under xdist."""
+    figures = []
+    for report in terminalreporter.stats.get("passed", []):
+        lines = [line.strip() for line in report.capstdout.splitlines() if line.strip()]
+        if report.when == "call" and lines:
+            figures.append((report.nodeid, lines))
+    if not figures:
+        return
+    terminalreporter.section("figures")
+    for nodeid, lines in sorted(figures):
+        terminalreporter.write_line(nodeid)
+        for line in lines:
+            terminalreporter.write_line(f"    {line.removeprefix('FIGURE ')}")

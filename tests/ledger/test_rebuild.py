@@ -62,3 +62,39 @@ def test_rebuild_equals_the_live_projection(world: World) -> None:
     assert rebuilt.get_one(ChainLot, "0x" + lot.hex()).allocated_grams == 500 + 20 * 200
     assert rebuilt.get_one(ChainLot, "0x" + recovered.hex()).source_items == ["0x" + single.hex()]
     assert rebuilt.get_one(ChainAnchor, "0x" + "02" * 32).uri == "https://batches.example/2"
+
+
+def test_a_look_alike_deployment_is_never_ingested(world: World) -> None:
+    """A second deployment of the same contracts emits byte-identical events (same ABI, same signatures, same
+    actors); neither `apply_receipt` nor `rebuild` of ours takes a single one of its logs."""
+    look_alike = Ledger(world.backend, Ledger.deploy(world.backend, world.admin).deployment, world.ledger.tx)
+    look_alike.grant_role(world.admin, "brand", world.brand_a.address)
+    look_alike.grant_role(world.admin, "anchorer", world.anchorer.address)
+    look_alike.assign_prefix(world.admin, "9506000", world.brand_a.address)
+    fake_lot = look_alike.register_lot(world.brand_a, GTIN_A, "FAKE", COTTON, 50_000)
+    fake_receipts = [
+        look_alike.tx.send(world.brand_a, look_alike.register_item_call(GTIN_A, "FAKE-ITEM", [(fake_lot, 100)])),
+        look_alike.anchor_root(world.anchorer, b"\x0f" * 32, 3),
+    ]
+    # The forged logs really are identical in shape: our ABI decodes them once the address check is out of the way.
+    ours = Projector(world.ledger)
+    for receipt in fake_receipts:
+        assert any(bytes(log["topics"][0]) in {topic for _, topic in ours._by_topic} for log in receipt["logs"])
+
+    session = Session(create_engine("sqlite://"))
+    Base.metadata.create_all(session.get_bind())
+    ours.rebuild(session)
+    for receipt in fake_receipts:
+        ours.apply_receipt(session, receipt)
+    session.commit()
+
+    assert session.get(ChainLot, "0x" + fake_lot.hex()) is None
+    assert session.scalars(select(ChainItem)).all() == []
+    assert session.get(ChainAnchor, "0x" + "0f" * 32) is None
+    assert [lot.lot_number for lot in session.scalars(select(ChainLot))] == []
+    # and the look-alike's own projector does see them: the test would notice if nothing had been emitted at all
+    theirs = Session(create_engine("sqlite://"))
+    Base.metadata.create_all(theirs.get_bind())
+    Projector(look_alike).rebuild(theirs)
+    assert theirs.get(ChainLot, "0x" + fake_lot.hex()) is not None
+    assert theirs.get(ChainAnchor, "0x" + "0f" * 32) is not None
