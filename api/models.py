@@ -132,7 +132,8 @@ class Item(Base):
     items_root: Mapped[str | None] = mapped_column(String(66))
     proof: Mapped[list[str] | None] = mapped_column(JSON)
     materialized: Mapped[bool] = mapped_column(Boolean, default=True)
-    recovered_into: Mapped[str | None] = mapped_column(String(66))
+    # Indexed: the provenance trace asks for the items recycled into a generation's lots (api/passport.py).
+    recovered_into: Mapped[str | None] = mapped_column(String(66), index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
 

@@ -162,9 +162,11 @@ def _lot_view(lot: Lot, grams: int | None = None, items: int | None = None) -> d
     }
 
 
-# The ids as one expanding parameter: built once, not a thousand bound literals coerced at every trace.
+# The items recycled into a generation's recovered lots, asked by those lots (a handful of ids, on the
+# ``recovered_into`` index) rather than by the lots' ``source_items`` (a thousand item ids at the third generation,
+# each bound and looked up on its own: most of the trace's time). Built once, with one expanding parameter.
 ANCESTORS = select(Item.gtin, Item.serial, cast(Item.composition, Text)).where(
-    Item.item_id.in_(bindparam("ids", expanding=True))
+    Item.recovered_into.in_(bindparam("lots", expanding=True))
 )
 
 
@@ -178,12 +180,11 @@ def provenance(session: Session, start: Sequence[tuple[Lot, int | None]], max_ge
     seen = {lot.lot_id for lot, _ in start}
     frontier = [lot for lot, _ in start if lot.recovered and lot.source_items]
     while frontier and len(generations) < max_generations:
-        source_ids = sorted({i for lot in frontier for i in (lot.source_items or [])})
         # Plain rows, not Item entities, and the composition as its stored text: a recovered lot of a third
         # generation can have a thousand ancestors, and loading each as an entity (its proof, dates, identity map)
         # and decoding each composition was most of the trace's time. Items of one run share one composition, so
         # each distinct text is decoded once.
-        items = session.execute(ANCESTORS, {"ids": source_ids}).all()
+        items = session.execute(ANCESTORS, {"lots": sorted(lot.lot_id for lot in frontier)}).all()
         if not items:
             break
         generation = Generation(len(generations) + 1)
