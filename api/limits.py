@@ -100,7 +100,9 @@ class BodyLimitMiddleware:
             problem = None
             if json_depth_exceeds(body, self.max_json_depth):
                 problem = f"JSON nested deeper than {self.max_json_depth} levels"
-            elif _JSON_NUL.search(body):
+            # The substring test first: it is a memchr-speed scan, while the regex tries its backslash run at every
+            # position (15 ms for a 450 KB capture document against 0.2 ms).
+            elif b"\\u0000" in body and _JSON_NUL.search(body):
                 # PostgreSQL stores no NUL in text or JSONB (a 500 there, stored on SQLite): refused everywhere alike.
                 problem = "text may not contain NUL characters (\\u0000)"
             if problem is not None:

@@ -79,6 +79,17 @@ def _reconcile_writes(state: AppState) -> None:
         log.info("reconciled %d pending writes", settled)
 
 
+def _resume_captures(state: AppState) -> None:
+    """Run the EPCIS capture jobs a previous run accepted but did not finish (see ``epcis.resume_captures``)."""
+    try:
+        resumed = epcis.resume_captures(state)
+    except Exception as exc:  # as for writes: a database not there yet is no reason not to start
+        log.warning("unfinished capture jobs not resumed at start-up: %s", exc)
+        return
+    if resumed:
+        log.info("resumed %d unfinished capture jobs", resumed)
+
+
 def create_app(
     settings: Settings | None = None,
     service: LedgerService | None = None,
@@ -108,6 +119,7 @@ def create_app(
         state = existing if existing is not None else AppState.create(settings, api_settings, current)
         app.state.circular = state
         _reconcile_writes(state)
+        _resume_captures(state)
         wanted = run_worker if run_worker is not None else (own_service and settings.run_worker_in_api)
         worker = _start_worker(state) if wanted else None
         # Everything loaded so far (web3, SQLAlchemy, the ABIs, the app) lives as long as the process: frozen, it is

@@ -200,7 +200,9 @@ class CaptureJob(Base):
     event_ids: Mapped[list[str]] = mapped_column(JSON, default=list)
     errors: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     replaced: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)  # claimed eventIDs not the hash
-    document: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # dropped once captured
+    # Dropped once captured. Deferred: a job's status is polled while it runs, and loading (decoding) a
+    # thousand-event document for each poll took the CPU the capture itself needed.
+    document: Mapped[dict[str, Any] | None] = mapped_column(JSON, deferred=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 

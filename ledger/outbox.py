@@ -10,7 +10,7 @@ import enum
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     JSON,
@@ -22,6 +22,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     String,
+    Table,
     func,
     select,
     update,
@@ -195,28 +196,29 @@ class Outbox:
         """Insert the rows not yet present, with their EPC index; the statuses of those already present."""
         dialect = session.get_bind().dialect.name
         insert = pg_insert if dialect == "postgresql" else sqlite_insert
-        ids = [r["event_id"] for r in rows]
-        existing = {
-            e: s
-            for e, s in session.execute(
-                select(OutboxEvent.event_id, OutboxEvent.status).where(OutboxEvent.event_id.in_(ids))
-            )
-        }
-        fresh = list({r["event_id"]: r for r in rows if r["event_id"] not in existing}.values())
-        if fresh:  # an empty executemany would insert one row of defaults
-            stmt = insert(OutboxEvent).on_conflict_do_nothing(index_elements=["event_id"])
-            session.execute(stmt, fresh)
-        new_pks = dict(
-            session.execute(select(OutboxEvent.event_id, OutboxEvent.id).where(OutboxEvent.event_id.in_(ids))).all()
+        events = cast(Table, OutboxEvent.__table__)
+        unique = list({r["event_id"]: r for r in rows}.values())
+        # One INSERT ... ON CONFLICT DO NOTHING RETURNING for the batch (SQLAlchemy's "insertmanyvalues", on
+        # SQLite and PostgreSQL alike): the rows it returns are the new ones with their keys, and only the others
+        # are looked up. The Core table, not the ORM entity: an ORM bulk insert builds per-row state for every row,
+        # and a lookup of a thousand ids before and after the insert cost as much as SQLite's write itself.
+        stmt = insert(events).on_conflict_do_nothing(index_elements=["event_id"])
+        new_pks: dict[str, int] = dict(
+            session.execute(stmt.returning(events.c.event_id, events.c.id), unique).all()
         )
+        others = [r["event_id"] for r in unique if r["event_id"] not in new_pks]
+        existing: dict[str, EventStatus] = {}
+        if others:
+            query = select(OutboxEvent.event_id, OutboxEvent.status).where(OutboxEvent.event_id.in_(others))
+            existing = {event_id: status for event_id, status in session.execute(query)}
         epc_rows = [
             {"event_pk": new_pks[r["event_id"]], "epc": epc}
-            for r in rows
-            if r["event_id"] not in existing
+            for r in unique
+            if r["event_id"] in new_pks
             for epc in event_epcs(r["event"])
         ]
         if epc_rows:
-            session.execute(insert(EventEpc).on_conflict_do_nothing(), epc_rows)
+            session.execute(insert(cast(Table, EventEpc.__table__)).on_conflict_do_nothing(), epc_rows)
         return existing
 
     def add(self, event: SignedEvent) -> Stored:

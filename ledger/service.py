@@ -116,17 +116,26 @@ class LedgerService:
         signature = sign_event(actor.key, self.domain, hash_digest(event_hash_id(event)), deadline)
         return SignedEvent(event, actor.address, signature, deadline)
 
-    def record(self, actor: LocalAccount, events: Sequence[dict[str, Any]]) -> list[Stored]:
-        """Sign `events` as `actor` and store them in the outbox (idempotently)."""
-        if len(events) < 2:
+    def record(
+        self, actor: LocalAccount, events: Sequence[dict[str, Any]], event_ids: Sequence[str] | None = None
+    ) -> list[Stored]:
+        """Sign `events` as `actor` and store them in the outbox (idempotently).
+
+        `event_ids`, when given, are the events' Event Hash IDs as the caller has just computed them with
+        :func:`event_hash_id` (EPCIS capture hashes every event to set its ``eventID``): each event is then hashed
+        once, not twice. Never ids taken from input: they are what gets signed and anchored.
+        """
+        if event_ids is not None and len(event_ids) != len(events):
+            raise ValueError(f"{len(event_ids)} event ids for {len(events)} events")
+        if len(events) < 2 and event_ids is None:
             return self.outbox.add_many([self.sign(actor, e) for e in events])
         # An EPCIS capture of 1,000 events: the key is loaded and the domain built once, not once per event (they
         # were a third of the signing time).
         signer, domain = EventSigner(actor), self.domain
         deadline = int(time.time()) + SIGNATURE_TTL_S
         signed = []
-        for event in events:
-            event_id = event_hash_id(event)
+        for index, event in enumerate(events):
+            event_id = event_ids[index] if event_ids is not None else event_hash_id(event)
             signature = signer.sign(domain, hash_digest(event_id), deadline)
             signed.append(SignedEvent(event, actor.address, signature, deadline, computed_id=event_id))
         return self.outbox.add_many(signed)

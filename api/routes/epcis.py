@@ -22,7 +22,7 @@ from ledger.epcis.hashing import event_hash_id
 
 from .. import epcis_store as store
 from ..deps import ApiSettingsDep, CurrentActor, SessionDep, StateDep, SupplyChainActor
-from ..models import ActorRole, CaptureJob, utcnow
+from ..models import Actor, ActorRole, CaptureJob, utcnow
 from ..problems import Problem
 from ..schemas import CaptureJobPublic
 from ..state import AppState
@@ -124,7 +124,9 @@ async def capture(
             )
         )
         session.commit()
-    background.add_task(run_capture, state, job_id, account)
+    # The parsed document goes to the job as it is; the stored copy is read again only to resume a job that a
+    # stopped process left running (resume_captures).
+    background.add_task(run_capture, state, job_id, account, document)
     return Response(status_code=202, headers={**VERSION_HEADERS, "Location": f"/epcis/capture/{job_id}"})
 
 
@@ -155,16 +157,21 @@ def prepare(
     return ready, errors, replaced
 
 
-def run_capture(state: AppState, job_id: str, account: LocalAccount) -> None:
+def run_capture(
+    state: AppState, job_id: str, account: LocalAccount, document: dict[str, Any] | None = None
+) -> None:
+    """Capture job `job_id`: hash, sign and store its events, then record the outcome. `document` is the job's
+    document when the caller still holds it; otherwise it is read from the job."""
     with state.service.sessions() as session:
         job = session.get(CaptureJob, job_id)
-        if job is None:
+        if job is None or not job.running:
             return
         try:
-            events, errors, replaced = prepare(job.document or {})
+            events, errors, replaced = prepare(document if document is not None else job.document or {})
             job.replaced = replaced
             keep = events if (job.error_behaviour == "proceed" or not errors) else []
-            stored = state.service.record(account, keep) if keep else []
+            # prepare() has just hashed each event to set its eventID: the ledger signs that hash, not a third one.
+            stored = state.service.record(account, keep, [e["eventID"] for e in keep]) if keep else []
             job.event_ids = [s.event_id for s in stored]
             job.errors = errors
             job.success = not errors
@@ -175,6 +182,36 @@ def run_capture(state: AppState, job_id: str, account: LocalAccount) -> None:
         job.running = False
         job.document = None
         job.finished_at = utcnow()
+        session.commit()
+
+
+def resume_captures(state: AppState) -> int:
+    """Finish the capture jobs a stopped process accepted (202) but never ran: the document was stored before the
+    202, so an accepted capture is never lost. Returns how many jobs were resumed.
+
+    A job whose actor was revoked in the meantime fails rather than being signed with a revoked actor's key. Two
+    workers resuming the same job store each event once (the outbox is idempotent by Event Hash ID)."""
+    with state.service.sessions() as session:
+        pending = [(job.id, job.actor_id) for job in session.scalars(
+            select(CaptureJob).where(CaptureJob.running.is_(True)).order_by(CaptureJob.created_at))]
+        actors = {a.id: a for a in session.scalars(select(Actor).where(Actor.id.in_({a for _, a in pending})))}
+        session.expunge_all()
+    for job_id, actor_id in pending:
+        actor = actors.get(actor_id)
+        if actor is None or actor.revoked:
+            _fail(state, job_id, "the capturing actor was revoked before the capture ran")
+            continue
+        run_capture(state, job_id, state.keys.account(actor))
+    return len(pending)
+
+
+def _fail(state: AppState, job_id: str, error: str) -> None:
+    with state.service.sessions() as session:
+        job = session.get(CaptureJob, job_id)
+        if job is None:
+            return
+        job.errors, job.success, job.running = [{"error": error}], False, False
+        job.document, job.finished_at = None, utcnow()
         session.commit()
 
 

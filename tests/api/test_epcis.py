@@ -10,7 +10,9 @@ from urllib.parse import quote
 
 import jsonschema
 import pytest
+from sqlalchemy import select
 
+from api import add_actor
 from ledger.epcis.hashing import event_hash_id
 from tests.conftest import standards_dir
 
@@ -188,6 +190,48 @@ def test_capture_error_behaviour(world: World, monkeypatch: pytest.MonkeyPatch, 
     assert len(job["eventIDs"]) == stored
     found = world.client.get("/epcis/events", params={"MATCH_epc": good}).json()
     assert len(_events(found)) == stored
+
+
+def test_an_accepted_capture_is_finished_after_a_stop(world: World) -> None:
+    """A process stopped between the 202 and the job (a crash, a deploy) leaves the job running with its document;
+    the next start-up runs it, so an accepted capture is never lost. A job whose actor was revoked meanwhile fails
+    instead of being signed with the revoked actor's key."""
+    from fastapi.testclient import TestClient
+
+    from api import create_app
+    from api.models import Actor, CaptureJob, utcnow
+
+    epc = f"{RESOLVER}/01/{GTIN_A}/21/{world.unique('STOP')}"
+    revoked_epc = f"{RESOLVER}/01/{GTIN_A}/21/{world.unique('STOP')}"
+    with world.service.sessions() as session:
+        keys = world.client.app.state.circular.keys
+        gone, _ = add_actor(world.service, session, "retailer", "Gone retailer", keys=keys)
+        for job_id, actor_id, document in (
+            ("stopped-" + world.unique(), world.actor_ids["retailer"], _doc([_observe(epc)])),
+            ("stopped-" + world.unique(), gone.id, _doc([_observe(revoked_epc)])),
+        ):
+            session.add(CaptureJob(id=job_id, actor_id=actor_id, running=True, success=True,
+                                   error_behaviour="rollback", event_count=1, event_ids=[], errors=[], replaced=[],
+                                   document=document, created_at=utcnow()))
+        session.get_one(Actor, gone.id).revoked = True
+        session.commit()
+        job_ids = [j.id for j in session.scalars(select(CaptureJob).where(CaptureJob.id.like("stopped-%")))]
+    assert len(job_ids) == 2
+
+    restarted = create_app(world.settings, world.service)
+    with TestClient(restarted):  # start-up resumes the jobs; nothing has run them before
+        pass
+
+    with world.service.sessions() as session:
+        jobs = {j.actor_id: j for j in session.scalars(select(CaptureJob).where(CaptureJob.id.in_(job_ids)))}
+        done, refused = jobs[world.actor_ids["retailer"]], jobs[gone.id]
+        assert not done.running and done.success and done.document is None and len(done.event_ids) == 1
+        assert not refused.running and not refused.success and refused.document is None
+        assert "revoked" in refused.errors[0]["error"]
+        session.delete(done)  # other tests list the retailer's jobs
+        session.commit()
+    assert len(_events(world.client.get("/epcis/events", params={"MATCH_epc": epc}).json())) == 1
+    assert _events(world.client.get("/epcis/events", params={"MATCH_epc": revoked_epc}).json()) == []
 
 
 @pytest.fixture(scope="module")
