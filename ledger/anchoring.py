@@ -24,7 +24,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 from eth_account.signers.local import LocalAccount
-from sqlalchemy import ColumnElement, Row, Table, Text, select
+from sqlalchemy import ColumnElement, Table, Text, select
 from sqlalchemy import cast as sql_cast
 from sqlalchemy.orm import Session, sessionmaker
 from web3.exceptions import TransactionNotFound
@@ -223,26 +223,36 @@ class AnchoringWorker:
             session.add(batch)
             session.flush()
             self._trees[batch.id] = tree  # reused at confirmation; rebuilt from the outbox after a restart
-            session.connection().execute(
-                table.update()
-                .where(table.c.id.in_([r.id for r in rows]))
-                .values(status=EventStatus.BATCHED.value, batch_id=batch.id)
-            )
+            marked = table.update().values(status=EventStatus.BATCHED.value, batch_id=batch.id)
+            if session.get_bind().dialect.name == "postgresql":
+                # The rows this transaction locked (SKIP LOCKED): others in the same id range may be another
+                # worker's.
+                marked = marked.where(table.c.id.in_([r.id for r in rows]))
+            else:
+                # The rows are the first pending ones by id, so the pending rows of their id range are exactly them
+                # unless someone changed that range since our read; then the count below differs and the batch rolls
+                # back. One range instead of 10,000 bound ids: a third of the time of preparing a batch.
+                marked = marked.where(
+                    table.c.status == EventStatus.PENDING.value, table.c.id.between(rows[0].id, rows[-1].id)
+                )
+            done = session.connection().execute(marked).rowcount
+            if done != len(rows):  # never expected; refuse to anchor a batch whose rows are not the ones read
+                raise RuntimeError(f"marked {done} events for a batch of {len(rows)}")
             if self.archive is not None:
                 # Inside the transaction: a batch that could not be archived is never prepared, so never anchored.
                 self._publish(tree.root, rows)
             return batch.id
 
-    def _publish(self, root: bytes, rows: Sequence[Row[Any]]) -> None:
+    def _publish(self, root: bytes, rows: Sequence[Any]) -> None:
         """Archive the batch's signed events (`rows` in id order, with the archive's columns)."""
         assert self.archive is not None
+        # Rows unpacked by position (the columns _prepare selects): attribute access by name on 10,000 rows was
+        # most of the cost of building this list.
         self.archive.publish_batch(
             root,
             [
-                SerialisedEvent(
-                    r.event_json, r.event_id, r.signer, bytes(r.signature), int(r.deadline), _utc_iso(r.created_at)
-                )
-                for r in rows
+                SerialisedEvent(event_json, event_id, signer, bytes(signature), int(deadline), _utc_iso(created_at))
+                for _, _, event_json, event_id, signer, signature, deadline, created_at in rows
             ],
         )
 
