@@ -16,7 +16,9 @@ from pathlib import Path
 from typing import Any, cast
 
 from eth_abi.abi import encode as abi_encode
+from eth_abi.exceptions import EncodingError
 from eth_account.signers.local import LocalAccount
+from eth_utils.abi import get_abi_input_types
 from eth_utils.crypto import keccak
 from hexbytes import HexBytes
 from web3 import Web3
@@ -32,6 +34,7 @@ from .chain import ChainBackend, decode_revert, is_revert
 from .errors import ContractRevert, DeploymentNotFound, PipelineFailed, TransactionFailed
 from .ids import check_serial, item_id, normalize_gtin
 from .merkle import MerkleTree
+from .signing import TransactionSigner
 
 
 class Role:
@@ -91,6 +94,29 @@ class PreparedTx:
     tx_hash: bytes
     raw: bytes
     tx: dict[str, Any] = field(repr=False)  # the unsigned fields, to replay a failure and name its revert
+
+
+_INPUT_TYPES: dict[str, list[str]] = {}
+
+
+def _calldata(call: ContractFunction) -> bytes | None:
+    """The call's data (selector and ABI-encoded arguments) with eth-abi, or None where web3 must do it.
+
+    web3 spent about 0.14 ms per call finding the ABI entry again and normalising the arguments; a pipeline's calls
+    are all one function with plain arguments, so the types are looked up once per selector. Arguments eth-abi does
+    not take as they are (keyword arguments, hex strings for bytes, ENS names) fall back to web3's path.
+    ``tests/ledger/test_send_many.py`` checks the data equals web3's.
+    """
+    if call.kwargs or call.address is None:
+        return None
+    selector: str = call.selector
+    types = _INPUT_TYPES.get(selector)
+    if types is None:
+        types = _INPUT_TYPES[selector] = get_abi_input_types(cast(Any, call.abi))
+    try:
+        return bytes.fromhex(selector[2:]) + abi_encode(types, call.args)
+    except (TypeError, ValueError, EncodingError):
+        return None
 
 
 class Transactor:
@@ -263,6 +289,10 @@ class Transactor:
                 sends: list[Future[tuple[int, TransactionFailed] | None]] = []
                 try:
                     fees = self._pipeline_fees(account, calls[0], gas)
+                    # EIP-1559 fees (every current node): each call is encoded and signed directly, about 0.1 ms
+                    # instead of web3's build_transaction and eth-account's signing (0.85 ms together), which capped
+                    # a pipeline below what a 1 s block holds. Legacy gas prices keep the libraries' path.
+                    fast = TransactionSigner(account) if "maxFeePerGas" in fees else None
                     for start in range(0, len(calls), batch_size):
                         if refused.is_set():
                             break
@@ -270,11 +300,26 @@ class Transactor:
                         for call in calls[start : start + batch_size]:
                             params: Any = {"from": account.address, "chainId": self.chain_id, "gas": gas, **fees}
                             params["nonce"] = self.next_nonce(account.address)
-                            tx: Any = call.build_transaction(params)
-                            signed = account.sign_transaction(tx)
+                            data = _calldata(call) if fast is not None else None
+                            if fast is not None and data is not None:
+                                tx: Any = {**params, "to": call.address, "value": 0, "data": "0x" + data.hex()}
+                                raw, tx_hash = fast.sign_dynamic_fee(
+                                    chain_id=self.chain_id,
+                                    nonce=params["nonce"],
+                                    max_priority_fee_per_gas=fees["maxPriorityFeePerGas"],
+                                    max_fee_per_gas=fees["maxFeePerGas"],
+                                    gas=gas,
+                                    to=bytes.fromhex(call.address[2:]),
+                                    value=0,
+                                    data=data,
+                                )
+                            else:
+                                tx = call.build_transaction(params)
+                                signed = account.sign_transaction(tx)
+                                raw, tx_hash = bytes(signed.raw_transaction), bytes(signed.hash)
                             unsigned.append(tx)
-                            hashes.append(bytes(signed.hash))
-                            raws.append(bytes(signed.raw_transaction))
+                            hashes.append(tx_hash)
+                            raws.append(raw)
                         sends.append(sender.submit(broadcast, start, raws))
                     refusals = [refusal for refusal in (send.result() for send in sends) if refusal is not None]
                 except Exception as exc:

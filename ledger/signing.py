@@ -22,6 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+import rlp
 from coincurve import PrivateKey, PublicKey
 from eth_account.messages import encode_typed_data
 from eth_account.signers.local import LocalAccount
@@ -159,6 +160,49 @@ class EventSigner:
         return _sign(self._key, event_digest(domain, event_hash, deadline))
 
 
+class TransactionSigner:
+    """Signs EIP-1559 (type 2) transactions with a key held ready: the hot path of pipelined sends.
+
+    Written here rather than taken from eth-account because eth-account is too slow for a pipeline: its
+    ``sign_transaction`` took about 440 µs per transaction on the 2-core machine (dictionary validation, typed-
+    transaction objects, curried formatters), more than the node spends on it. The bytes are the same ones: the
+    payload is RLP-encoded by ``rlp`` (eth-account's own encoder), hashed with Keccak-256 and signed by libsecp256k1
+    (coincurve, RFC 6979, low s), and ``tests/ledger/test_signing.py`` checks raw transaction and hash against
+    eth-account's for random fields. Everything else (legacy transactions, deployments) still goes through eth-account.
+    """
+
+    __slots__ = ("_key", "address")
+
+    def __init__(self, private_key: bytes | str | LocalAccount) -> None:
+        self._key = _load_key(private_key)
+        #: The signer's checksum address.
+        self.address: str = _checksum(keccak256(self._key.public_key.format(compressed=False)[1:])[12:])
+
+    def __repr__(self) -> str:
+        return f"TransactionSigner({self.address})"
+
+    def sign_dynamic_fee(
+        self,
+        *,
+        chain_id: int,
+        nonce: int,
+        max_priority_fee_per_gas: int,
+        max_fee_per_gas: int,
+        gas: int,
+        to: bytes,
+        value: int,
+        data: bytes,
+    ) -> tuple[bytes, bytes]:
+        """The raw signed transaction (``0x02 ‖ rlp([...])``, no access list) and its hash."""
+        if len(to) != 20:
+            raise InvalidIdentifier(f"a transaction's recipient is 20 bytes, got {len(to)}")
+        fields = [chain_id, nonce, max_priority_fee_per_gas, max_fee_per_gas, gas, to, value, data, []]
+        signature = self._key.sign_recoverable(keccak256(b"\x02" + rlp.encode(fields)), hasher=None)
+        r, s, y_parity = signature[:32], signature[32:64], signature[64]
+        raw = b"\x02" + rlp.encode([*fields, y_parity, int.from_bytes(r, "big"), int.from_bytes(s, "big")])
+        return raw, keccak256(raw)
+
+
 def _load_key(private_key: bytes | str | LocalAccount | EventSigner) -> PrivateKey:
     if isinstance(private_key, EventSigner):
         return private_key._key
@@ -245,6 +289,7 @@ __all__ = [
     "SIGNED_EVENT_TYPE",
     "EventDomain",
     "EventSigner",
+    "TransactionSigner",
     "event_digest",
     "recover_event_signer",
     "sign_event",

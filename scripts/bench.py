@@ -241,11 +241,104 @@ GOALS = {  # key: (goal, "max" or "min")
 }
 
 
+# The README's table: (label, ours, baseline key and what it is, ratio key, goal key). Keys are bench-results.json's.
+README_ROWS: list[tuple[str, str, str | None, str, str | None, str | None]] = [
+    ("gas per anchored event, batch 1,000", "gas_per_event_batch_1000",
+     "baseline_storage_gas_per_event", "a storage record per event", "gas_per_event_ratio_vs_storage",
+     "gas_per_event_batch_1000"),
+    ("… against one event log per transaction", "gas_per_event_batch_1000",
+     "baseline_log_gas_per_event", "a log per transaction", "gas_per_event_ratio_vs_log_per_tx", None),
+    ("gas per anchored event, batch 10,000", "gas_per_event_batch_10000", None, "", None, None),
+    ("gas per item, run of 1,000", "gas_per_item_run_1000",
+     "baseline_storage_gas_per_item", "a storage record per item", "gas_per_item_ratio_vs_storage",
+     "gas_per_item_run_1000"),
+    ("gas of an item's first transition (with its proof)", "gas_first_transition_with_proof",
+     "gas_later_transition", "a later transition", None, None),
+    ("anchoring into Anvil (1 s blocks), events/s", "anchor_events_per_s",
+     "naive_anchor_events_per_s", "transact + wait per event", "anchor_speedup_vs_naive", "anchor_events_per_s"),
+    ("lifecycle transactions into Anvil (1 s blocks), tx/s", "lifecycle_tx_per_s",
+     "lifecycle_naive_tx_per_s", "transact + wait per item", "lifecycle_speedup_vs_naive", "lifecycle_tx_per_s"),
+    ("EPCIS capture, 1,000-event documents, events/s", "capture_events_per_s",
+     "capture_single_events_per_s", "one event per request", "capture_speedup_vs_single", "capture_events_per_s"),
+    ("passport JSON-LD, one worker, requests/s", "passport_json_rps",
+     "hello_rps", "the same server's trivial route", "passport_json_vs_hello", "passport_json_rps"),
+    ("passport JSON-LD p99, ms", "passport_json_p99_ms", "hello_p99_ms", "trivial route", None,
+     "passport_json_p99_ms"),
+    ("passport HTML, requests/s", "passport_html_rps",
+     "hello_rps", "the same server's trivial route", "passport_html_vs_hello", "passport_html_rps"),
+    ("QR code PNG, requests/s", "qr_rps", "hello_rps", "the same server's trivial route", "qr_vs_hello", "qr_rps"),
+    ("provenance trace, third generation, p99 ms", "trace_p99_ms",
+     "trace_naive_median_ms", "a query per item and lot (median)", "trace_speedup_vs_naive", "trace_p99_ms"),
+    ("`verify` of a 50-event bundle, ms", "verify_bundle_50_ms", None, "", None, "verify_bundle_50_ms"),
+    ("Merkle proofs verified offline, per s", "merkle_proofs_verified_per_s", None, "", None,
+     "merkle_proofs_verified_per_s"),
+    ("API peak RSS under the read load, MB", "api_peak_rss_mb", None, "", None, None),
+    ("`make demo` peak RSS, MB (and seconds)", "demo_peak_rss_mb", "demo_seconds", "seconds", None, None),
+]
+
+
+TIMES = "\N{MULTIPLICATION SIGN}"
+
+
+def _number(value: Any) -> str:
+    if isinstance(value, float) and value >= 100:
+        value = round(value)
+    return f"{value:,}"
+
+
+def readme_table(results: dict[str, Any]) -> str:
+    """The README's performance table from `results` (bench-results.json), every figure with its baseline, ratio
+    and goal; a figure the run did not produce is left out."""
+    meta = results.get("_meta", {})
+    lines = [
+        f"Latest run: {meta.get('date', '?')[:10]}, {meta.get('cpus', '?')} cores, Python {meta.get('python', '?')}, "
+        f"{meta.get('machine', '?')}; `make bench` took {meta.get('seconds', '?')} s.",
+        "",
+        "| figure | ours | baseline | ratio | goal |",
+        "| --- | ---: | ---: | ---: | --- |",
+    ]
+    for label, ours, baseline, what, ratio, goal_key in README_ROWS:
+        if ours not in results:
+            continue
+        base = f"{_number(results[baseline])} ({what})" if baseline and baseline in results else ""
+        times = f"{_number(results[ratio])}{TIMES}" if ratio and ratio in results else ""
+        goal = ""
+        if goal_key in GOALS:
+            target, kind = GOALS[goal_key]
+            met = results[goal_key] <= target if kind == "max" else results[goal_key] >= target
+            goal = f"{'≤' if kind == 'max' else '≥'} {target:,}: {'met' if met else '**not met**'}"
+            if ratio == "gas_per_event_ratio_vs_storage":
+                r_target, _ = GOALS[ratio]
+                r_met = results[ratio] >= r_target
+                goal += f"; ≥ {r_target:,}{TIMES}: {'met' if r_met else '**not met**'}"
+        lines.append(f"| {label} | {_number(results[ours])} | {base} | {times} | {goal} |")
+    return "\n".join(lines)
+
+
+README = ROOT / "README.md"
+README_START, README_END = "<!-- bench:start -->", "<!-- bench:end -->"
+
+
+def write_readme(results: dict[str, Any]) -> None:
+    """Replace the table between the README's bench markers with `results`' table."""
+    readme = README
+    text = readme.read_text()
+    head, rest = text.split(README_START, 1)
+    _, tail = rest.split(README_END, 1)
+    readme.write_text(f"{head}{README_START}\n{readme_table(results)}\n{README_END}{tail}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--only", action="append", choices=sorted(SECTIONS), help="run only these sections")
     parser.add_argument("--output", type=Path, default=ROOT / "bench-results.json")
+    parser.add_argument("--readme", type=Path, metavar="RESULTS",
+                        help="rewrite README.md's table from a bench-results.json, and run nothing")
     args = parser.parse_args(argv)
+    if args.readme is not None:
+        write_readme(json.loads(args.readme.read_text()))
+        console.print(f"README.md's table rewritten from {args.readme}")
+        return 0
     results: dict[str, Any] = {}
     skipped: dict[str, str] = {}
     started = time.perf_counter()

@@ -87,3 +87,34 @@ def test_nothing_to_send_and_a_bad_batch_size(world: World) -> None:
     call = world.ledger.items.functions.transition(b"\x01" * 32, int(ItemState.SOLD))
     with pytest.raises(ValueError, match="batch_size"):
         world.ledger.tx.send_many(world.retailer, [call], gas=50_000, batch_size=0)
+
+
+def test_the_pipelines_calldata_is_web3s(world: World) -> None:
+    """send_many encodes calls with eth-abi directly; the bytes are web3's, for every function it pipelines."""
+    from hexbytes import HexBytes
+
+    from ledger.client import _calldata
+
+    ledger, run, ids = _sold_run(world, 3)
+    proof = run.proofs[run.serials[0]]
+    calls = [
+        ledger.items.functions.transition(ids[0], int(ItemState.IN_USE)),
+        ledger.items.functions.transitionRunItem(run.gtin, run.serials[0], run.items_root, proof, 2),
+        ledger.items.functions.transitionRunItem(run.gtin, "P999", run.items_root, [], 3),
+    ]
+    for call in calls:
+        assert _calldata(call) == bytes(HexBytes(call._encode_transaction_data()))
+    # what eth-abi does not take as it is goes through web3: keyword arguments, a hex string for bytes32
+    assert _calldata(ledger.items.functions.transition(itemId=ids[0], to=2)) is None
+    assert _calldata(ledger.items.functions.transition("0x" + ids[0].hex(), 2)) is None
+
+
+def test_legacy_gas_prices_take_the_libraries_path(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A node without EIP-1559 fees gets type-0 transactions from web3 and eth-account, in the same pipeline."""
+    ledger, _, ids = _sold_run(world, 3)
+    price = ledger.web3.eth.gas_price * 2
+    monkeypatch.setattr(type(ledger.tx), "_pipeline_fees", lambda self, account, first, gas: {"gasPrice": price})
+    receipts = ledger.transition_many(world.retailer, [(ident, ItemState.IN_USE) for ident in ids])
+    assert _moved_items(ledger, receipts) == ids
+    sent = [ledger.web3.eth.get_transaction(r["transactionHash"]) for r in receipts]
+    assert {tx["type"] for tx in sent} == {0} and {tx["gasPrice"] for tx in sent} == {price}

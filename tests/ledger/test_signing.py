@@ -35,6 +35,7 @@ from ledger.signing import (
     SECP256K1_N,
     EventDomain,
     EventSigner,
+    TransactionSigner,
     event_digest,
     recover_event_signer,
     sign_event,
@@ -307,3 +308,37 @@ def test_malformed_inputs_are_refused(chain: Chain) -> None:
             EventDomain(bad_chain, checksummed)  # type: ignore[arg-type]
     assert EventDomain(1, "0x" + checksummed[2:].upper()).verifying_contract == checksummed
     assert to_checksum_address(checksummed.lower()) == EventDomain(1, checksummed.lower()).verifying_contract
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    key=st.integers(1, SECP256K1_N - 1),
+    chain_id=st.integers(1, 2**63),
+    nonce=st.integers(0, 2**64 - 2),
+    tip=st.integers(0, 2**96),
+    fee=st.integers(0, 2**96),
+    gas=st.integers(21_000, 30_000_000),
+    to=st.binary(min_size=20, max_size=20),
+    value=st.integers(0, 2**128),
+    data=st.binary(max_size=600),
+)
+def test_transaction_signer_writes_eth_accounts_bytes(
+    key: int, chain_id: int, nonce: int, tip: int, fee: int, gas: int, to: bytes, value: int, data: bytes
+) -> None:
+    """The pipeline's own EIP-1559 signer produces exactly eth-account's raw transaction and hash."""
+    account = Account.from_key(key.to_bytes(32, "big"))
+    signer = TransactionSigner(account)
+    assert signer.address == account.address
+    raw, tx_hash = signer.sign_dynamic_fee(
+        chain_id=chain_id, nonce=nonce, max_priority_fee_per_gas=tip, max_fee_per_gas=fee, gas=gas, to=to,
+        value=value, data=data,
+    )
+    expected = account.sign_transaction({
+        "type": 2, "chainId": chain_id, "nonce": nonce, "maxPriorityFeePerGas": tip, "maxFeePerGas": fee, "gas": gas,
+        "to": Web3.to_checksum_address(to), "value": value, "data": data, "accessList": [],
+    })
+    assert raw == bytes(expected.raw_transaction) and tx_hash == bytes(expected.hash)
+    assert Account.recover_transaction(raw) == account.address
+    with pytest.raises(InvalidIdentifier):
+        signer.sign_dynamic_fee(chain_id=chain_id, nonce=nonce, max_priority_fee_per_gas=tip, max_fee_per_gas=fee,
+                                gas=gas, to=to[:19], value=value, data=data)
