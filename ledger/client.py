@@ -300,23 +300,7 @@ class Transactor:
                         for call in calls[start : start + batch_size]:
                             params: Any = {"from": account.address, "chainId": self.chain_id, "gas": gas, **fees}
                             params["nonce"] = self.next_nonce(account.address)
-                            data = _calldata(call) if fast is not None else None
-                            if fast is not None and data is not None:
-                                tx: Any = {**params, "to": call.address, "value": 0, "data": "0x" + data.hex()}
-                                raw, tx_hash = fast.sign_dynamic_fee(
-                                    chain_id=self.chain_id,
-                                    nonce=params["nonce"],
-                                    max_priority_fee_per_gas=fees["maxPriorityFeePerGas"],
-                                    max_fee_per_gas=fees["maxFeePerGas"],
-                                    gas=gas,
-                                    to=bytes.fromhex(call.address[2:]),
-                                    value=0,
-                                    data=data,
-                                )
-                            else:
-                                tx = call.build_transaction(params)
-                                signed = account.sign_transaction(tx)
-                                raw, tx_hash = bytes(signed.raw_transaction), bytes(signed.hash)
+                            tx, raw, tx_hash = self._sign_call(account, fast, call, params)
                             unsigned.append(tx)
                             hashes.append(tx_hash)
                             raws.append(raw)
@@ -343,6 +327,29 @@ class Transactor:
         if failures:
             raise PipelineFailed(failures, receipts)
         return receipts
+
+    @staticmethod
+    def _sign_call(
+        account: LocalAccount, fast: TransactionSigner | None, call: ContractFunction, params: dict[str, Any]
+    ) -> tuple[dict[str, Any], bytes, bytes]:
+        """The transaction of `call` with `params` (sender, chain, gas, fees, nonce), signed: its fields, raw bytes
+        and hash. With `fast` (EIP-1559 fees) encoded and signed directly; otherwise by web3 and eth-account."""
+        data = _calldata(call) if fast is not None else None
+        if fast is None or data is None:
+            tx: Any = call.build_transaction(cast(Any, params))
+            signed = account.sign_transaction(tx)
+            return tx, bytes(signed.raw_transaction), bytes(signed.hash)
+        raw, tx_hash = fast.sign_dynamic_fee(
+            chain_id=params["chainId"],
+            nonce=params["nonce"],
+            max_priority_fee_per_gas=params["maxPriorityFeePerGas"],
+            max_fee_per_gas=params["maxFeePerGas"],
+            gas=params["gas"],
+            to=bytes.fromhex(call.address[2:]),
+            value=0,
+            data=data,
+        )
+        return {**params, "to": call.address, "value": 0, "data": "0x" + data.hex()}, raw, tx_hash
 
     def _pipeline_fees(self, account: LocalAccount, first: ContractFunction, gas: int) -> dict[str, Any]:
         """The fee fields web3 picks for the first call (the node's base fee and tip), reused for the whole
