@@ -33,7 +33,9 @@ def test_every_figure_with_its_baseline_ratio_and_verdict() -> None:
     assert "capture" not in table  # a figure the run did not produce is left out, never shown as zero
 
 
-def test_the_readme_is_rewritten_between_its_markers_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_readme_is_rewritten_between_its_markers_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     import scripts.bench as bench
 
     readme = tmp_path / "README.md"
@@ -42,6 +44,7 @@ def test_the_readme_is_rewritten_between_its_markers_only(tmp_path: Path, monkey
     results.write_text(json.dumps(RESULTS))
     monkeypatch.setattr(bench, "README", readme)
     assert main(["--readme", str(results)]) == 0
+    assert "rewritten" in capsys.readouterr().out
     text = readme.read_text()
     assert text.startswith("# title\n\nbefore\n") and text.endswith(f"{README_END}\nafter\n")
     assert "old table" not in text and "| 49.06 |" in text
