@@ -148,9 +148,8 @@ class EventSigner:
 
     def __init__(self, private_key: bytes | str | LocalAccount) -> None:
         self._key = _load_key(private_key)
-        public = self._key.public_key.format(compressed=False)[1:]
         #: The signer's checksum address.
-        self.address: str = _checksum(keccak256(public)[12:])
+        self.address: str = _address_of(self._key)
 
     def __repr__(self) -> str:
         return f"EventSigner({self.address})"
@@ -176,7 +175,7 @@ class TransactionSigner:
     def __init__(self, private_key: bytes | str | LocalAccount) -> None:
         self._key = _load_key(private_key)
         #: The signer's checksum address.
-        self.address: str = _checksum(keccak256(self._key.public_key.format(compressed=False)[1:])[12:])
+        self.address: str = _address_of(self._key)
 
     def __repr__(self) -> str:
         return f"TransactionSigner({self.address})"
@@ -201,6 +200,10 @@ class TransactionSigner:
         r, s, y_parity = signature[:32], signature[32:64], signature[64]
         raw = b"\x02" + rlp.encode([*fields, y_parity, int.from_bytes(r, "big"), int.from_bytes(s, "big")])
         return raw, keccak256(raw)
+
+
+def _address_of(key: PrivateKey) -> str:
+    return _checksum(keccak256(key.public_key.format(compressed=False)[1:])[12:])
 
 
 def _load_key(private_key: bytes | str | LocalAccount | EventSigner) -> PrivateKey:
