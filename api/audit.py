@@ -1,7 +1,7 @@
 """`circular audit`: the crisis view. Reads the database (scans, items, lots, the outbox's signed events) and the
 chain's role history, and reports what should not have happened.
 
-Four rules, each with its checks (``RULES``):
+Five rules, each with its checks (``RULES``); the first four are the issue's:
 
 1. clones and counterfeits: scans of one serial from countries further apart than travel allows in the time
    between them; scans after the item was recycled or disposed of; a return of an item never sold; a second
@@ -12,7 +12,10 @@ Four rules, each with its checks (``RULES``):
    grams of the items (and quantities) recycled into it (the arithmetic is ``materials.recovery_excess``);
 4. signers outside their role: events whose EIP-712 signer did not hold a role allowed to take that step when
    the event was recorded, from the chain's ``RoleGranted``/``RoleRevoked`` logs (``ledger.audit``), or signed
-   after the signer's API key was revoked.
+   after the signer's API key was revoked;
+5. anchored events missing from the database: a root on the chain anchored more events than the database holds
+   under it (a deleted event row passes ``verify`` of what is left, so only the root's count shows it). The batch
+   archive, when there is one, names each missing event and the items it was about.
 
 Events are ordered by their outbox record (its id, and its record time): ``eventTime`` is whatever the signer wrote.
 """
@@ -20,7 +23,7 @@ Events are ordered by their outbox record (its id, and its record time): ``event
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import cache
@@ -30,10 +33,11 @@ from urllib.parse import urlsplit
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from ledger.archive import Archive
 from ledger.audit import RoleHistory
 from ledger.client import Role
 from ledger.epcis.events import BIZSTEP_IN_USE, BIZSTEP_RECYCLING, EXT_NS
-from ledger.outbox import OutboxEvent
+from ledger.outbox import Batch, OutboxEvent
 from materials.accounting import recovery_excess
 
 from .epcis_store import normalize_vocab
@@ -52,6 +56,7 @@ RULES: dict[str, tuple[int, str]] = {
     "recovery-excess": (3, "recovered grams above the grams recycled into it"),
     "signer-role": (4, "signed by an account without a role allowed for the step"),
     "revoked-signer": (4, "signed after the signer's role or key was revoked"),
+    "anchored-event-missing": (5, "anchored on-chain, missing from the database (deleted, or an older backup)"),
 }
 ACTOR_ROLES = (ActorRole.BRAND, ActorRole.RECYCLER, ActorRole.RETAILER, ActorRole.REPAIRER)
 ITEM_FIELDS = ("epcList", "inputEPCList", "outputEPCList", "childEPCs")
@@ -490,8 +495,57 @@ def audit_recovered_lots(session: Session, world: _World) -> list[Anomaly]:
     return anomalies
 
 
-def run_audit(session: Session, roles: RoleHistory, limits: Thresholds | None = None) -> AuditReport:
-    """Every rule over the whole database; anomalies sorted by rule, then subject."""
+def audit_missing_events(
+    session: Session, world: _World, anchored: Mapping[bytes, int], archive: Archive | None
+) -> list[Anomaly]:
+    """Rule 5: each root anchored on-chain with more events than the database holds under it. With the archive,
+    one anomaly per missing event, about the items it named; without it, one per root."""
+    held: dict[bytes, set[str]] = defaultdict(set)
+    for root, event_id in session.execute(
+        select(Batch.root, OutboxEvent.event_id).join(OutboxEvent, OutboxEvent.batch_id == Batch.id)
+    ):
+        held[bytes(root)].add(event_id)
+    anomalies: list[Anomaly] = []
+    for root, count in sorted(anchored.items()):
+        have = held.get(root, set())
+        if len(have) >= count:
+            continue
+        root_hex = "0x" + root.hex()
+        document = archive.fetch_batch(root) if archive is not None else None
+        if document is None:
+            detail = f"{count - len(have)} of the {count} events anchored under this root are not in the database"
+            anomalies.append(Anomaly("anchored-event-missing", root_hex, None, detail))
+            continue
+        signatures = (document.get("circ:batch") or {}).get("signatures") or []
+        signers = {sig.get("eventID"): sig.get("signer") for sig in signatures}
+        for event in (document.get("epcisBody") or {}).get("eventList") or []:
+            event_id = str(event.get("eventID", ""))
+            if event_id in have:
+                continue
+            keys = {world.item_of(uri) for _, uri in _item_epcs(event)}
+            signer = signers.get(event_id)
+            for subject in sorted(_subject(key) for key in keys if key is not None) or [root_hex]:
+                anomalies.append(
+                    Anomaly(
+                        "anchored-event-missing",
+                        subject,
+                        world.who(signer) if signer else None,
+                        f"event anchored under root {root_hex} is not in the database",
+                        event_id,
+                    )
+                )
+    return anomalies
+
+
+def run_audit(
+    session: Session,
+    roles: RoleHistory,
+    limits: Thresholds | None = None,
+    anchored: Mapping[bytes, int] | None = None,
+    archive: Archive | None = None,
+) -> AuditReport:
+    """Every rule over the whole database; anomalies sorted by rule, then subject. Rule 5 runs when the chain's
+    `anchored` roots are given (``ledger.audit.anchored_roots``)."""
     limits = limits or Thresholds()
     world = _World.load(session)
     anomalies, steps, events = audit_events(session, world, roles)
@@ -500,6 +554,8 @@ def run_audit(session: Session, roles: RoleHistory, limits: Thresholds | None = 
     anomalies += scan_anomalies
     anomalies += audit_unknown_serials(session)
     anomalies += audit_recovered_lots(session, world)
+    if anchored is not None:
+        anomalies += audit_missing_events(session, world, anchored, archive)
     order = list(RULES)
     anomalies.sort(key=lambda a: (order.index(a.rule), a.subject, a.event_id or ""))
     return AuditReport(

@@ -1,4 +1,5 @@
-"""Who held which actor role when: the grant and revocation history of CircularAccess, read from its logs.
+"""What the audit reads from the chain itself: who held which actor role when (the grant and revocation history of
+CircularAccess, from its logs), and which roots were anchored with how many events.
 
 The ``chain_roles`` projection keeps only each role's current state (and is filled by ``circular rebuild``, not by
 the live writers), so the audit reads ``RoleGranted``/``RoleRevoked`` from the chain itself, with the timestamp of
@@ -99,4 +100,16 @@ class RoleHistory:
         return max(times) if times else None
 
 
-__all__ = ["RoleChange", "RoleHistory", "role_changes"]
+def anchored_roots(ledger: Ledger, chunk: int = 5_000) -> dict[bytes, int]:
+    """Every root the deployment's EventAnchor recorded, with the event count it was anchored with, from the chain's
+    ``RootAnchored`` logs: what the database's batches are checked against, so never read from the database."""
+    web3 = ledger.web3
+    last = web3.eth.block_number
+    roots: dict[bytes, int] = {}
+    for low in range(max(ledger.deployment.block_number - 10, 0), last + 1, chunk):
+        for log in ledger.anchor.events.RootAnchored().get_logs(from_block=low, to_block=min(low + chunk - 1, last)):
+            roots[bytes(log["args"]["root"])] = int(log["args"]["eventCount"])
+    return roots
+
+
+__all__ = ["RoleChange", "RoleHistory", "anchored_roots", "role_changes"]

@@ -412,7 +412,8 @@ def audit(
     data_dir: DataDirOption = None,
 ) -> None:
     """Report anomalies: likely clones (impossible travel, scans after recycling, returns never sold, bursts),
-    unknown serials and EPCs, recovered mass above the collected mass, events signed outside the signer's role.
+    unknown serials and EPCs, recovered mass above the collected mass, events signed outside the signer's role,
+    anchored events missing from the database.
     Exit 0 when clean, 1 when anomalies are found (to gate a cron job), 2 on an error."""
     from datetime import timedelta
 
@@ -421,14 +422,15 @@ def audit(
     try:
         from api.audit import RULES, Thresholds, run_audit
 
-        from .audit import RoleHistory, role_changes
+        from .audit import RoleHistory, anchored_roots, role_changes
 
         limits = Thresholds(max_travel_kmh, burst_scans, burst_clients, timedelta(minutes=burst_minutes))
         service = open_service(rpc, db, data_dir)
         try:
             roles = RoleHistory(role_changes(service.ledger))
+            anchored = anchored_roots(service.ledger)
             with service.sessions() as session:
-                report = run_audit(session, roles, limits)
+                report = run_audit(session, roles, limits, anchored, service.archive)
         finally:
             service.close()
     except (LedgerError, ValueError, LookupError, OSError, SQLAlchemyError) as exc:

@@ -19,9 +19,10 @@ from typer.testing import CliRunner
 from api.audit import Anomaly, AuditReport, Thresholds, country_distance_km, run_audit
 from api.models import Actor, Scan
 from ledger import cli
-from ledger.audit import RoleChange, RoleHistory, role_changes
+from ledger.audit import RoleChange, RoleHistory, anchored_roots, role_changes
 from ledger.client import Role
 from ledger.epcis import events as ev
+from ledger.outbox import Batch, EventEpc, OutboxEvent
 from materials.accounting import recovery_excess
 
 from .conftest import GTIN_A, World, _make_world
@@ -236,6 +237,46 @@ def test_audit_finds_each_seeded_anomaly_and_nothing_else(audit_world: World, mo
         f"FIGURE audit: {rules} rules, {len(found & expected)} seeded anomalies found, "
         f"{len(found - expected)} false positives"
     )
+
+
+def test_an_anchored_event_deleted_from_the_database_is_found(
+    audit_world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rule 5: deleting an anchored event's row leaves every remaining event verifiable, so only the chain's count
+    of the root shows it; the archive names the event and its item. Without the archive, the root is named."""
+    world = audit_world
+    lot = world.lot(grams=10_000)
+    item = world.item([(lot["lotId"], 200)])
+    _act(world, item, ("sold", "retailer"), ("in_use", "retailer"))
+    world.drain()
+
+    def missing(report: AuditReport) -> set[tuple[str, str | None]]:
+        return {(x.subject, x.event_id) for x in report.anomalies if x.rule == "anchored-event-missing"}
+
+    roles = RoleHistory(role_changes(world.service.ledger))
+    anchored = anchored_roots(world.service.ledger)
+    assert anchored and all(count > 0 for count in anchored.values())
+    with world.service.sessions() as session:
+        assert missing(run_audit(session, roles, anchored=anchored, archive=world.service.archive)) == set()
+
+    link = item["digitalLink"]
+    with world.service.sessions() as session:
+        sale = session.scalars(
+            select(OutboxEvent).join(EventEpc).where(EventEpc.epc == link).order_by(OutboxEvent.id)
+        ).all()[1]
+        sale_id, root = sale.event_id, bytes(session.get_one(Batch, sale.batch_id).root)
+        session.delete(sale)  # what an intruder with the database's password could do
+        session.commit()
+        report = run_audit(session, roles, anchored=anchored, archive=world.service.archive)
+        assert missing(report) == {(f"{item['gtin']}/{item['serial']}", sale_id)}
+        [anomaly] = [x for x in report.anomalies if x.rule == "anchored-event-missing"]
+        assert anomaly.rule_number == 5 and _address(world, "retailer") in (anomaly.actor or "").lower()
+        without_archive = run_audit(session, roles, anchored=anchored, archive=None)
+        assert missing(without_archive) == {("0x" + root.hex(), None)}
+    result = _cli(world, monkeypatch, "--json")
+    assert result.exit_code == 1, result.output
+    assert sale_id in {x["event_id"] for x in json.loads(result.output)["anomalies"]}
+    print(f"FIGURE audit-deleted-event: 1 of {sum(anchored.values())} anchored events deleted, 1 found by rule 5")
 
 
 def test_bad_thresholds_are_one_line_errors(audit_world: World, monkeypatch: pytest.MonkeyPatch) -> None:
