@@ -188,7 +188,7 @@ def recovery_excess(recovered_grams: int, input_grams: Iterable[int]) -> int:
 class MaterialGraph(Protocol):
     """What a provenance walk needs: one item's composition, one lot's record. The API's passports do not use it:
     they walk their database a generation at a time with set-based queries (``api/passport.py``), since one call
-    per item and lot was 25 times slower at the third generation (docs/performance.md, the trace)."""
+    per item and lot was 20 to 40 times slower at the third generation (docs/performance.md, the trace)."""
 
     def lot(self, lot_id: str) -> LotRecord | None: ...
 
