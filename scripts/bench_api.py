@@ -240,8 +240,15 @@ class Server:
 
     def rss_peak_mb(self) -> float:
         """VmHWM: the process's peak resident set so far."""
+        return self._status_mb("VmHWM:")
+
+    def rss_now_mb(self) -> float:
+        """VmRSS: the process's resident set now."""
+        return self._status_mb("VmRSS:")
+
+    def _status_mb(self, field: str) -> float:
         for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
+            if line.startswith(field):
                 return round(int(line.split()[1]) / 1024, 1)
         return 0.0
 
@@ -397,6 +404,7 @@ def reads_section() -> dict[str, Any]:
     items = w.gen3[:READ_ITEMS]
     out: dict[str, Any] = {}
     with server(w) as srv:
+        out["api_start_rss_mb"] = srv.rss_now_mb()  # started and answering, before any passport is built
         for name, suffix, accept in (
             ("passport_json", "/passport.jsonld", "application/ld+json"),
             ("passport_html", "/passport", "text/html"),
