@@ -14,7 +14,7 @@ and a revocation from its block's timestamp (running ahead can only hide a late 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -35,18 +35,21 @@ class RoleChange:
     at: datetime
 
 
+def _block_ranges(ledger: Ledger, chunk: int) -> Iterator[tuple[int, int]]:
+    """(from, to) block ranges of at most `chunk` blocks, from the deployment to the chain's head."""
+    last = ledger.web3.eth.block_number
+    for low in range(max(ledger.deployment.block_number - 10, 0), last + 1, chunk):
+        yield low, min(low + chunk - 1, last)
+
+
 def role_changes(ledger: Ledger, chunk: int = 5_000) -> list[RoleChange]:
     """Every actor-role grant and revocation of the deployment, in chain order."""
     web3 = ledger.web3
     projector = Projector(ledger)
-    last = web3.eth.block_number
-    start = max(ledger.deployment.block_number - 10, 0)
     changes: list[RoleChange] = []
     block_times: dict[int, datetime] = {}
-    for low in range(start, last + 1, chunk):
-        logs = web3.eth.get_logs(
-            {"address": ledger.access.address, "fromBlock": low, "toBlock": min(low + chunk - 1, last)}
-        )
+    for low, high in _block_ranges(ledger, chunk):
+        logs = web3.eth.get_logs({"address": ledger.access.address, "fromBlock": low, "toBlock": high})
         ordered = sorted(logs, key=lambda log: (log["blockNumber"], log["logIndex"]))
         for event in projector.decode(ordered):
             if event["event"] not in ROLE_EVENTS:
@@ -103,11 +106,9 @@ class RoleHistory:
 def anchored_roots(ledger: Ledger, chunk: int = 5_000) -> dict[bytes, int]:
     """Every root the deployment's EventAnchor recorded, with the event count it was anchored with, from the chain's
     ``RootAnchored`` logs: what the database's batches are checked against, so never read from the database."""
-    web3 = ledger.web3
-    last = web3.eth.block_number
     roots: dict[bytes, int] = {}
-    for low in range(max(ledger.deployment.block_number - 10, 0), last + 1, chunk):
-        for log in ledger.anchor.events.RootAnchored().get_logs(from_block=low, to_block=min(low + chunk - 1, last)):
+    for low, high in _block_ranges(ledger, chunk):
+        for log in ledger.anchor.events.RootAnchored().get_logs(from_block=low, to_block=high):
             roots[bytes(log["args"]["root"])] = int(log["args"]["eventCount"])
     return roots
 

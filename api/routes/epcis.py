@@ -179,10 +179,13 @@ def run_capture(
             log.exception("capture job %s failed", job_id)
             job.errors = [{"error": f"capture failed: {type(exc).__name__}"}]
             job.success = False
-        job.running = False
-        job.document = None
-        job.finished_at = utcnow()
+        _finish(job)
         session.commit()
+
+
+def _finish(job: CaptureJob) -> None:
+    """The job is done, whatever its outcome: its document is dropped."""
+    job.running, job.document, job.finished_at = False, None, utcnow()
 
 
 def resume_captures(state: AppState) -> int:
@@ -210,8 +213,8 @@ def _fail(state: AppState, job_id: str, error: str) -> None:
         job = session.get(CaptureJob, job_id)
         if job is None:
             return
-        job.errors, job.success, job.running = [{"error": error}], False, False
-        job.document, job.finished_at = None, utcnow()
+        job.errors, job.success = [{"error": error}], False
+        _finish(job)
         session.commit()
 
 
