@@ -180,7 +180,7 @@ def event_kind(event: dict[str, Any]) -> str | None:
 
 def required_roles(kind: str | None) -> frozenset[ActorRole]:
     """The roles that may record an event of `kind`: the API's own rules (the contracts' lifecycle graph)."""
-    from .routes.items import ACTIONS
+    from .services.items import ACTIONS
 
     if kind == "recycled":
         return frozenset({ActorRole.RECYCLER})

@@ -17,6 +17,7 @@ from .config import ApiSettings
 from .models import Actor, ActorRole
 from .problems import Problem
 from .state import AppState
+from .writes import authorize
 
 
 def get_state(request: Request) -> AppState:
@@ -75,17 +76,9 @@ CurrentActor = Annotated[Actor, Depends(get_current_actor)]
 
 def require_roles(*roles: ActorRole) -> Callable[..., Any]:
     """A dependency: the current actor, who must hold one of `roles`."""
-    allowed = {r.value for r in roles}
 
     def dependency(actor: CurrentActor) -> Actor:
-        if actor.role not in allowed:
-            raise Problem(
-                403,
-                "Forbidden",
-                f"a {actor.role} may not do this; it takes the role {' or '.join(sorted(allowed))}",
-                role=actor.role,
-                allowedRoles=sorted(allowed),
-            )
+        authorize(actor, *roles)
         return actor
 
     return dependency

@@ -18,12 +18,25 @@ from ledger.outbox import Stored
 from materials import material_code_bytes32
 
 from . import intents
-from .models import Actor, Item, Lot, LotApproval, Product, WriteIntent, utcnow
+from .models import Actor, ActorRole, Item, Lot, LotApproval, Product, WriteIntent, utcnow
 from .passport import state_name
 from .problems import Problem
 from .schemas import AnchoringStatus, EventReceipt, ItemPublic, LotPublic, PartPublic
 from .state import AppState
 from .uris import item_uri
+
+
+def authorize(actor: Actor, *roles: ActorRole) -> None:
+    """Refuse (403) an actor whose role is none of `roles`: the one role check of the API's routes and the console."""
+    allowed = {r.value for r in roles}
+    if actor.role not in allowed:
+        raise Problem(
+            403,
+            "Forbidden",
+            f"a {actor.role} may not do this; it takes the role {' or '.join(sorted(allowed))}",
+            role=actor.role,
+            allowedRoles=sorted(allowed),
+        )
 
 
 def record(state: AppState, account: LocalAccount, events: Sequence[dict[str, Any]]) -> EventReceipt:
@@ -197,6 +210,7 @@ def actor_name(session: Session, actor_id: int) -> str:
 
 __all__ = [
     "actor_name",
+    "authorize",
     "check_gtin_owner",
     "check_product",
     "ensure_product",

@@ -1,0 +1,326 @@
+"""Items: made from lots one by one or in runs of thousands (one transaction), and their lifecycle.
+
+Authorised twice: here (a brand acts only on its own items and lots; each action takes the roles the contract's
+lifecycle graph allows), and by the contract itself (roles, states).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import insert, select
+from sqlalchemy.orm import Session
+
+from ledger.client import ItemState, RunCommitment, run_commitment
+from ledger.epcis import events as ev
+from ledger.ids import item_id, normalize_gtin
+
+from .. import intents
+from ..config import ApiSettings
+from ..models import Actor, ActorRole, Item, WriteIntent, utcnow
+from ..problems import Problem
+from ..schemas import (
+    ItemCreate,
+    ItemsMade,
+    LifecycleAction,
+    LifecycleCreate,
+    LifecycleRecorded,
+    RunCreate,
+    RunMade,
+)
+from ..state import AppState
+from ..uris import hex32, item_uri, unhex32
+from ..writes import (
+    authorize,
+    check_gtin_owner,
+    check_product,
+    ensure_product,
+    event_receipt,
+    item_public,
+    record,
+    usable_lots,
+)
+
+BRAND, RETAILER, RECYCLER, REPAIRER = ActorRole.BRAND, ActorRole.RETAILER, ActorRole.RECYCLER, ActorRole.REPAIRER
+MAKE_ROLES = (BRAND,)
+LIFECYCLE_ROLES = (BRAND, RECYCLER, RETAILER, REPAIRER)
+
+# action → (target state or None for an event-only action, roles that may take it). Mirrors ItemRegistry's graph.
+ACTIONS: dict[LifecycleAction, tuple[ItemState | None, frozenset[ActorRole]]] = {
+    LifecycleAction.SOLD: (ItemState.SOLD, frozenset({BRAND, RETAILER})),
+    LifecycleAction.IN_USE: (ItemState.IN_USE, frozenset({BRAND, RETAILER, REPAIRER})),
+    LifecycleAction.RETURNED: (ItemState.RETURNED, frozenset({BRAND, RETAILER, RECYCLER})),
+    LifecycleAction.COLLECTED: (ItemState.COLLECTED, frozenset({RECYCLER})),
+    LifecycleAction.REPAIRED: (None, frozenset({BRAND, REPAIRER})),
+    LifecycleAction.REFURBISHED: (ItemState.REFURBISHED, frozenset({BRAND, REPAIRER})),
+    LifecycleAction.RESOLD: (ItemState.RESOLD, frozenset({BRAND, RETAILER})),
+    LifecycleAction.DISPOSED: (ItemState.DISPOSED, frozenset({BRAND, RECYCLER})),
+}
+# A repair changes no on-chain state; it is recorded for items someone holds and uses.
+REPAIRABLE = frozenset(
+    {ItemState.SOLD, ItemState.IN_USE, ItemState.RETURNED, ItemState.COLLECTED, ItemState.REFURBISHED, ItemState.RESOLD}
+)
+CHUNK = 500
+
+
+def _parts(composition: list[tuple[str, int]]) -> list[tuple[bytes, int]]:
+    return [(unhex32(lot_id), grams) for lot_id, grams in composition]
+
+
+def make_item(state: AppState, session: Session, actor: Actor, body: ItemCreate) -> ItemsMade:
+    """A brand makes one item of its GTIN from its own (or approved) lots."""
+    authorize(actor, *MAKE_ROLES)
+    ident = hex32(item_id(body.gtin, body.serial))
+    intents.reconcile(state, subject=ident)  # a retry after a crash: the first attempt may have been mined
+    check_product(session, body.gtin, actor)
+    check_gtin_owner(state, actor, body.gtin)
+    if session.scalar(select(Item.id).where(Item.gtin == body.gtin, Item.serial == body.serial)) is not None:
+        raise Problem(409, "ItemAlreadyRegistered", f"serial {body.serial} of GTIN {body.gtin} exists already")
+    composition = [(part.lot_id.lower(), part.grams) for part in body.composition]
+    lots = usable_lots(session, actor, [lot_id for lot_id, _ in composition])
+    account = state.keys.account(actor)
+    uri = item_uri(state.settings.resolver_base_url, body.gtin, body.serial)
+    manufactured = ev.items_manufactured(
+        [uri], [(lots[lot_id].uri, grams) for lot_id, grams in composition], read_point=body.read_point
+    )
+    written = intents.write(
+        state,
+        actor,
+        account,
+        kind="item",
+        subject=ident,
+        call=state.service.ledger.register_item_call(body.gtin, body.serial, _parts(composition)),
+        events=[manufactured],
+        effect={
+            "gtin": body.gtin,
+            "serial": body.serial,
+            "item_id": ident,
+            "composition": [[lot_id, grams] for lot_id, grams in composition],
+            "mass_grams": sum(grams for _, grams in composition),
+            "certificates": sorted({c for lot in lots.values() for c in (lot.certificates or [])}),
+        },
+    )
+    session.expire_all()
+    item = session.scalar(select(Item).where(Item.item_id == ident))
+    if item is None:  # pragma: no cover - the completion wrote it in the same transaction as the intent's status
+        raise Problem(500, "Write incomplete", f"item {ident} was written on-chain but not recorded")
+    return ItemsMade(
+        items=[item_public(state, item, actor.name)], event=event_receipt(written), tx_hash=written.tx_hash
+    )
+
+
+@intents.completion("item")
+def _complete_item(session: Session, intent: WriteIntent) -> None:
+    """The API rows of a made item: its product (on the GTIN's first use) and the item."""
+    effect = intent.effect
+    if session.scalar(select(Item.id).where(Item.item_id == effect["item_id"])) is not None:
+        return
+    actor = session.get(Actor, intent.actor_id)
+    assert actor is not None
+    ensure_product(session, effect["gtin"], actor)
+    now = utcnow()
+    session.add(
+        Item(
+            gtin=effect["gtin"],
+            serial=effect["serial"],
+            item_id=effect["item_id"],
+            brand_id=actor.id,
+            composition=effect["composition"],
+            mass_grams=effect["mass_grams"],
+            certificates=effect["certificates"],
+            state=int(ItemState.MANUFACTURED),
+            materialized=True,
+            created_at=now,
+            updated_at=now,
+        )
+    )
+
+
+def make_run(state: AppState, session: Session, actor: Actor, body: RunCreate, api_settings: ApiSettings) -> RunMade:
+    """A brand makes a run of items of one composition: one transaction, one Merkle root."""
+    authorize(actor, *MAKE_ROLES)
+    serials = body.serials
+    if len(serials) > api_settings.max_run_size:
+        raise Problem(422, "Run too large", f"at most {api_settings.max_run_size} items per run")
+    if len(set(serials)) != len(serials):
+        raise Problem(422, "Duplicate serials", "a run's serials must be distinct")
+    check_product(session, body.gtin, actor)
+    check_gtin_owner(state, actor, body.gtin)
+    for start in range(0, len(serials), CHUNK):
+        taken = session.scalars(
+            select(Item.serial).where(Item.gtin == body.gtin, Item.serial.in_(serials[start : start + CHUNK]))
+        ).first()
+        if taken is not None:
+            raise Problem(409, "ItemAlreadyRegistered", f"serial {taken} of GTIN {body.gtin} exists already")
+    composition = [(part.lot_id.lower(), part.grams) for part in body.composition]
+    lots = usable_lots(session, actor, [lot_id for lot_id, _ in composition])
+    account = state.keys.account(actor)
+    call, run = state.service.ledger.register_run_call(body.gtin, serials, _parts(composition))
+    run_hex = hex32(run.run_id)
+    intents.reconcile(state, subject=run_hex)  # a retry after a crash: the first attempt may have been mined
+    base = state.settings.resolver_base_url
+    uris = [item_uri(base, body.gtin, serial) for serial in serials]
+    count = len(serials)
+    manufactured = ev.items_manufactured(
+        uris, [(lots[lot_id].uri, grams * count) for lot_id, grams in composition], read_point=body.read_point
+    )
+    written = intents.write(
+        state,
+        actor,
+        account,
+        kind="run",
+        subject=run_hex,
+        call=call,
+        events=[manufactured],
+        effect={
+            "gtin": body.gtin,
+            "serials": serials,
+            "composition": [[lot_id, grams] for lot_id, grams in composition],
+            "certificates": sorted({c for lot in lots.values() for c in (lot.certificates or [])}),
+        },
+    )
+    return RunMade(
+        run_id=run_hex,
+        items_root=hex32(run.items_root),
+        gtin=body.gtin,
+        count=count,
+        first=uris[0],
+        event=event_receipt(written),
+        tx_hash=written.tx_hash,
+    )
+
+
+@intents.completion("run")
+def _complete_run(session: Session, intent: WriteIntent) -> None:
+    """A run's item rows, each with its Merkle proof (recomputed from the serials: the intent keeps them only)."""
+    effect = intent.effect
+    run = run_commitment(effect["gtin"], effect["serials"])
+    run_hex = hex32(run.run_id)
+    if session.scalar(select(Item.id).where(Item.run_id == run_hex).limit(1)) is not None:
+        return
+    actor = session.get(Actor, intent.actor_id)
+    assert actor is not None
+    ensure_product(session, effect["gtin"], actor)
+    session.flush()
+    now = utcnow()
+    composition = effect["composition"]
+    mass = sum(int(grams) for _, grams in composition)
+    rows = [
+        {
+            "gtin": run.gtin,
+            "serial": serial,
+            "item_id": hex32(item_id(run.gtin, serial)),
+            "brand_id": actor.id,
+            "composition": composition,
+            "mass_grams": mass,
+            "certificates": effect["certificates"],
+            "state": int(ItemState.MANUFACTURED),
+            "run_id": run_hex,
+            "items_root": hex32(run.items_root),
+            "proof": [hex32(p) for p in run.proofs[serial]],
+            "materialized": False,
+            "created_at": now,
+            "updated_at": now,
+        }
+        for serial in run.serials
+    ]
+    for start in range(0, len(rows), CHUNK):
+        session.execute(insert(Item), rows[start : start + CHUNK])
+
+
+def find_item(session: Session, gtin: str, serial: str) -> Item:
+    """The item, or a 404."""
+    item = session.scalar(select(Item).where(Item.gtin == normalize_gtin(gtin), Item.serial == serial))
+    if item is None:
+        raise Problem(404, "Unknown item", f"serial {serial} of GTIN {gtin} is not registered")
+    return item
+
+
+def lifecycle(state: AppState, session: Session, actor: Actor, body: LifecycleCreate) -> LifecycleRecorded:
+    """Record a sale, use, return, collection, repair, refurbishment, resale or disposal of one item."""
+    authorize(actor, *LIFECYCLE_ROLES)
+    target, roles = ACTIONS[body.action]
+    if ActorRole(actor.role) not in roles:
+        raise Problem(
+            403,
+            "Forbidden",
+            f"a {actor.role} may not record {body.action.value}",
+            allowedRoles=sorted(r.value for r in roles),
+        )
+    # A write on this item left pending (a crash, a request still waiting for its receipt) is settled first: the
+    # item's row below must be what the chain says, or the call chosen from it (materialize or not) would be wrong.
+    intents.reconcile(state, subject=hex32(item_id(body.gtin, body.serial)))
+    item = find_item(session, body.gtin, body.serial)
+    if actor.role == ActorRole.BRAND and item.brand_id != actor.id:
+        raise Problem(403, "Not your item", "a brand acts only on its own items")
+    account = state.keys.account(actor)
+    ledger = state.service.ledger
+    uri = item_uri(state.settings.resolver_base_url, item.gtin, item.serial)
+    event = ev.lifecycle(ev.Lifecycle(body.action.value), [uri], read_point=body.read_point)
+    if target is None:
+        if ItemState(item.state) not in REPAIRABLE:
+            raise Problem(
+                409,
+                "IllegalTransition",
+                f"an item that is {ItemState(item.state).name.lower()} cannot be repaired",
+                error="IllegalTransition",
+                args={"current": ItemState(item.state).name.lower(), "requested": body.action.value},
+            )
+        # No chain effect: the event alone is the write.
+        receipt = record(state, account, [event])
+        item.updated_at = utcnow()
+        session.commit()
+        brand = session.get(Actor, item.brand_id)
+        return LifecycleRecorded(
+            item=item_public(state, item, brand.name if brand else ""), event=receipt, tx_hash=None
+        )
+    if item.materialized:
+        call = ledger.transition_call(unhex32(item.item_id), target)
+    else:
+        assert item.run_id and item.items_root and item.proof is not None
+        run = RunCommitment(
+            unhex32(item.run_id),
+            item.gtin,
+            unhex32(item.items_root),
+            (item.serial,),
+            {item.serial: [unhex32(p) for p in item.proof]},
+        )
+        call = ledger.transition_run_item_call(run, item.serial, target)
+    written = intents.write(
+        state,
+        actor,
+        account,
+        kind="lifecycle",
+        subject=item.item_id,
+        call=call,
+        events=[event],
+        effect={"item_id": item.item_id, "state": int(target)},
+    )
+    session.expire_all()
+    item = find_item(session, body.gtin, body.serial)
+    brand = session.get(Actor, item.brand_id)
+    return LifecycleRecorded(
+        item=item_public(state, item, brand.name if brand else ""),
+        event=event_receipt(written),
+        tx_hash=written.tx_hash,
+    )
+
+
+@intents.completion("lifecycle")
+def _complete_lifecycle(session: Session, intent: WriteIntent) -> None:
+    """The item's new state; an item of a run is on-chain in its own right from its first move."""
+    item = session.scalar(select(Item).where(Item.item_id == intent.effect["item_id"]))
+    assert item is not None
+    item.state = int(intent.effect["state"])
+    item.materialized = True
+    item.updated_at = utcnow()
+
+
+__all__ = [
+    "ACTIONS",
+    "LIFECYCLE_ROLES",
+    "MAKE_ROLES",
+    "REPAIRABLE",
+    "find_item",
+    "lifecycle",
+    "make_item",
+    "make_run",
+]

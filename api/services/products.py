@@ -1,0 +1,53 @@
+"""Products: a brand's master data per GTIN (name, description, care, repair, end of life, how to return)."""
+
+from __future__ import annotations
+
+from sqlalchemy.orm import Session
+
+from ledger.ids import normalize_gtin
+
+from ..models import Actor, ActorRole, Product, utcnow
+from ..recovery import product_masterdata
+from ..schemas import ProductCreate, ProductPublic
+from ..state import AppState
+from ..writes import authorize, check_gtin_owner, ensure_product
+
+EDIT_ROLES = (ActorRole.BRAND,)
+
+
+def product_public(product: Product, resolver: str) -> ProductPublic:
+    return ProductPublic(
+        gtin=product.gtin,
+        digital_link=f"{resolver.rstrip('/')}/01/{product.gtin}",
+        brand_name=product.brand_name,
+        name=product.name,
+        description=product.description,
+        language=product.language,
+        image_url=product.image_url,
+        care=product.care,
+        repair=product.repair,
+        end_of_life=product.end_of_life,
+        return_info=product.return_info,
+    )
+
+
+def put_product(state: AppState, session: Session, actor: Actor, gtin: str, body: ProductCreate) -> ProductPublic:
+    """Create or update a product: its brand only (the owner of the GTIN's company prefix)."""
+    authorize(actor, *EDIT_ROLES)
+    gtin14 = normalize_gtin(gtin)
+    if session.get(Product, gtin14) is None:
+        check_gtin_owner(state, actor, gtin14)
+    product = ensure_product(session, gtin14, actor)
+    for field, value in body.model_dump(exclude_unset=False).items():
+        if field == "brand_name":
+            value = value or product.brand_name or actor.name
+        setattr(product, field, value)
+    product.updated_at = utcnow()
+    session.commit()
+    archive = state.service.archive
+    if archive is not None:  # signed by the brand, so that `circular rebuild` can bring it back and trust it
+        archive.publish_masterdata("product", gtin14, product_masterdata(product), state.keys.account(actor))
+    return product_public(product, state.settings.resolver_base_url)
+
+
+__all__ = ["EDIT_ROLES", "product_public", "put_product"]
