@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import json
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
@@ -12,9 +14,15 @@ class Base(DeclarativeBase):
     """Declarative base of every table (the ledger's outbox and the API's records share one metadata)."""
 
 
+# JSON columns hold strict JSON: Python's default writes NaN and Infinity, which every strict reader (the API's
+# answers, PostgreSQL's jsonb) refuses, so one stored NaN made each later answer holding it a 500.
+_strict_json = functools.partial(json.dumps, allow_nan=False)
+
+
 def make_engine(url: str, **kwargs: Any) -> Engine:
     """An engine for `url`. SQLite gets WAL, a busy timeout and foreign keys, so that the API and the worker can
-    share one file safely; PostgreSQL is used as it is."""
+    share one file safely; PostgreSQL is used as it is. JSON columns refuse NaN and Infinity on both."""
+    kwargs.setdefault("json_serializer", _strict_json)
     if url.startswith("sqlite"):
         kwargs.setdefault("connect_args", {"timeout": 30, "check_same_thread": False})
         engine = create_engine(url, **kwargs)

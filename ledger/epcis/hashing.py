@@ -164,7 +164,9 @@ _TIMESTAMP_RE: Final = re.compile(
 def _float_text(number: float) -> str:
     """A JSON number as the reference implementation writes it: integral values without ``.0``, else shortest repr."""
     if number != number or number in (float("inf"), float("-inf")):
-        return repr(number)
+        # JSON has no such number: an event holding one would be stored as non-standard JSON that strict readers
+        # (every answer of the API) refuse, and once anchored it could never be taken back.
+        raise InvalidEventError(f"{number!r} is not a finite number: JSON numbers are finite")
     return str(int(number)) if number.is_integer() else repr(number)
 
 
@@ -183,9 +185,11 @@ def _numeric_text(text: str) -> str:
         return text
     if abs(exact.adjusted()) > 400:  # absurd exponents: keep the literal rather than expand it
         return text
-    candidate = _float_text(float(text))
-    if Decimal(candidate) == exact:
-        return candidate
+    number = float(text)
+    if number not in (float("inf"), float("-inf")):  # a text past a float's range keeps its exact decimal
+        candidate = _float_text(number)
+        if Decimal(candidate) == exact:
+            return candidate
     return format(exact.normalize(), "f")
 
 
