@@ -5,6 +5,7 @@ import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
 import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 import {MerkleProof} from "@openzeppelin/contracts/utils/cryptography/MerkleProof.sol";
+import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 import {Roles} from "./access/Roles.sol";
 import {IEventAnchor} from "./interfaces/IEventAnchor.sol";
 
@@ -22,6 +23,8 @@ import {IEventAnchor} from "./interfaces/IEventAnchor.sol";
  * `SignedEvent(bytes32 eventHash,uint256 deadline)`.
  */
 contract EventAnchor is AccessControl, EIP712, IEventAnchor {
+    using SafeCast for uint256;
+
     bytes32 public constant ANCHORER_ROLE = Roles.ANCHORER_ROLE;
 
     bytes32 private constant _SIGNED_EVENT_TYPEHASH = keccak256("SignedEvent(bytes32 eventHash,uint256 deadline)");
@@ -80,7 +83,7 @@ contract EventAnchor is AccessControl, EIP712, IEventAnchor {
     function _anchor(bytes32 root, uint32 eventCount) private {
         if (root == bytes32(0) || eventCount == 0) revert EmptyBatch(root, eventCount);
         if (_anchors[root].anchorer != address(0)) revert RootAlreadyAnchored(root);
-        _anchors[root] = Anchor({anchorer: msg.sender, anchoredAt: uint64(block.timestamp), eventCount: eventCount});
+        _anchors[root] = Anchor({anchorer: msg.sender, anchoredAt: block.timestamp.toUint64(), eventCount: eventCount});
         emit RootAnchored(root, msg.sender, eventCount);
     }
 

@@ -71,11 +71,14 @@ contract ItemRegistry is RoleGated, IItemRegistry {
         _checkSerial(serial);
         itemId = keccak256(abi.encode(gtin, serial));
         if (_items[itemId].state != State.None) revert ItemAlreadyRegistered(itemId);
-        // Checks, effects, then the calls into MaterialLots: no state is written after an external call.
-        _items[itemId] = Item({brand: msg.sender, massGrams: _massOf(lotIds, grams), state: State.Manufactured});
+        _items[itemId] = Item({brand: msg.sender, massGrams: _massOf(lotIds, grams), state: State.None});
         _draw(lotIds, grams, 1);
         emit ItemRegistered(itemId, msg.sender, gtin, serial, lotIds, grams, contentHash);
-        emit ItemStateChanged(itemId, State.None, State.Manufactured, msg.sender);
+        // The state is written after the calls into MaterialLots, so that the logs read allocations, registration,
+        // state: MaterialLots is this deployment's immutable lot registry and makes no calls back, so nothing can
+        // enter between the calls and this write.
+        // slither-disable-next-line reentrancy-no-eth
+        _update(itemId, State.Manufactured, address(0));
     }
 
     /**
@@ -135,9 +138,9 @@ contract ItemRegistry is RoleGated, IItemRegistry {
         uint32 unmaterialized = committed.unmaterialized;
         if (unmaterialized == 0) revert RunItemCountExceeded(runId);
         committed.unmaterialized = unmaterialized - 1;
-        _items[itemId] = Item({brand: brand, massGrams: committed.itemMassGrams, state: State.Manufactured});
+        _items[itemId] = Item({brand: brand, massGrams: committed.itemMassGrams, state: State.None});
         emit ItemMaterialized(itemId, runId, serial);
-        emit ItemStateChanged(itemId, State.None, State.Manufactured, msg.sender);
+        _update(itemId, State.Manufactured, address(0));
     }
 
     /**
@@ -151,13 +154,12 @@ contract ItemRegistry is RoleGated, IItemRegistry {
      * Emits an {ItemStateChanged} event.
      */
     function transition(bytes32 itemId, State to) public {
-        Item storage stored = _items[itemId];
-        State from = stored.state;
-        if (from == State.None) revert ItemNotFound(itemId);
-        if (to == State.Recycled) revert IllegalTransition(itemId, from, to);
-        _checkTransition(itemId, from, to, stored.brand);
-        stored.state = to;
-        emit ItemStateChanged(itemId, from, to, msg.sender);
+        if (to == State.Recycled) {
+            State current = _items[itemId].state;
+            if (current == State.None) revert ItemNotFound(itemId);
+            revert IllegalTransition(itemId, current, to);
+        }
+        _update(itemId, to, msg.sender);
     }
 
     /**
@@ -209,13 +211,17 @@ contract ItemRegistry is RoleGated, IItemRegistry {
         if (itemIds.length == 0) revert NothingToRecycle();
         for (uint256 i = 0; i < itemIds.length; ++i) {
             bytes32 itemId = itemIds[i];
-            Item storage stored = _items[itemId];
-            State from = stored.state;
-            if (from == State.None) revert ItemNotFound(itemId);
-            if (from != State.Collected) revert IllegalTransition(itemId, from, State.Recycled);
-            stored.state = State.Recycled;
-            recycledGrams += stored.massGrams;
-            emit ItemStateChanged(itemId, from, State.Recycled, msg.sender);
+            // Written, then checked (as OpenZeppelin's ERC721 `_transfer` checks `_update`'s previous owner): a wrong
+            // state reverts the whole call.
+            State from = _update(itemId, State.Recycled, address(0));
+            if (from != State.Collected) {
+                if (from == State.None) revert ItemNotFound(itemId);
+                revert IllegalTransition(itemId, from, State.Recycled);
+            }
+            // At most one uint88 mass per calldata item: the sum cannot overflow 256 bits.
+            unchecked {
+                recycledGrams += _items[itemId].massGrams;
+            }
         }
     }
 
@@ -253,9 +259,25 @@ contract ItemRegistry is RoleGated, IItemRegistry {
         return false;
     }
 
-    function _checkTransition(bytes32 itemId, State from, State to, address brand) private view {
+    /**
+     * @dev Moves item `itemId` to `to` and emits {ItemStateChanged}: the one place an item's state is written
+     * (OpenZeppelin's ERC721 `_update` is the model). Returns the state the item was in.
+     *
+     * With a non-zero `auth`, the move must be an edge of the lifecycle graph that `auth` may take (see
+     * {canTransition}); with `auth` zero the caller has checked it (registration, recycling).
+     */
+    function _update(bytes32 itemId, State to, address auth) private returns (State from) {
+        Item storage stored = _items[itemId];
+        from = stored.state;
+        if (auth != address(0)) _checkAuthorized(itemId, from, to, stored.brand, auth);
+        stored.state = to;
+        emit ItemStateChanged(itemId, from, to, msg.sender);
+    }
+
+    function _checkAuthorized(bytes32 itemId, State from, State to, address brand, address auth) private view {
+        if (from == State.None) revert ItemNotFound(itemId);
         if (_allowedRoles(from, to) == 0) revert IllegalTransition(itemId, from, to);
-        if (!canTransition(from, to, msg.sender, brand)) revert UnauthorizedTransition(itemId, msg.sender, from, to);
+        if (!canTransition(from, to, auth, brand)) revert UnauthorizedTransition(itemId, auth, from, to);
     }
 
     /**
