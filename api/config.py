@@ -42,6 +42,12 @@ class ApiSettings(BaseSettings):
     response_cache_mb: int = Field(
         32, ge=0, description="Memory for built passports and QR codes (api/response_cache.py); 0: no cache."
     )
+    console_session_hours: float = Field(12.0, gt=0, le=24 * 30, description="A console session's longest life.")
+    console_idle_minutes: float = Field(60.0, gt=0, description="A console session ends after this long unused.")
+    console_link_minutes: float = Field(15.0, gt=0, description="How long a one-time sign-in link stays valid.")
+    console_url: str | None = Field(
+        None, description="The console's public address, for sign-in links (default: the resolver's base URL)."
+    )
 
 
 __all__ = ["ApiSettings", "CollectionPoint"]

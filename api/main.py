@@ -24,7 +24,7 @@ from ledger.settings import Settings
 from . import problems
 from .config import ApiSettings
 from .limits import BodyLimitMiddleware
-from .routes import actors, chain_rpc, epcis, items, lots, products, recycling, resolver
+from .routes import actors, chain_rpc, console, epcis, items, lots, products, recycling, resolver
 from .state import AppState
 
 if TYPE_CHECKING:
@@ -157,6 +157,7 @@ def create_app(
         max_age=86400,
     )
     problems.install(app)
+    console.install(app)
     problems.document(app)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(actors.router, prefix="/api/v1")
@@ -167,6 +168,7 @@ def create_app(
     app.include_router(lots.public)
     app.include_router(epcis.router, prefix="/epcis")
     app.include_router(chain_rpc.router)
+    app.include_router(console.router)
     app.include_router(resolver.router)
     app.include_router(resolver.catch_all_router())  # compressed Digital Links and 404s: last
     return app

@@ -263,6 +263,47 @@ class WriteIntent(Base):
     __table_args__ = (Index("ix_api_write_intents_sender_nonce", "sender", "nonce"),)
 
 
+class ConsoleSession(Base):
+    """A signed-in console session (``/console``). The cookie holds a random token; only its SHA-256 is stored, so a
+    leaked database yields no usable session. Ends at ``expires_at``, after ``idle`` without a request, or at sign-out
+    (the row is deleted)."""
+
+    __tablename__ = "api_console_sessions"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    actor_id: Mapped[int] = mapped_column(ForeignKey("api_actors.id"), index=True)
+    csrf_token: Mapped[str] = mapped_column(String(64))  # sent back in every form of the session, compared
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ConsoleLink(Base):
+    """A one-time sign-in link for the console, printed by the admin's CLI: its token's SHA-256, used once."""
+
+    __tablename__ = "api_console_links"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    actor_id: Mapped[int] = mapped_column(ForeignKey("api_actors.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class ConsoleSubmission(Base):
+    """One submission of a console form, by the form's own random key: a second click (or a resent form) finds it
+    and gets the first one's answer instead of making a second write."""
+
+    __tablename__ = "api_console_submissions"
+
+    actor_id: Mapped[int] = mapped_column(ForeignKey("api_actors.id"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    status: Mapped[str] = mapped_column(String(16))  # running, done, failed
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # what to answer again
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
 API_TABLES = (
     Actor,
     Product,
@@ -276,6 +317,9 @@ API_TABLES = (
     EpcisEvent,
     EpcisEpc,
     WriteIntent,
+    ConsoleSession,
+    ConsoleLink,
+    ConsoleSubmission,
 )
 
 __all__ = [
@@ -283,6 +327,9 @@ __all__ = [
     "Actor",
     "ActorRole",
     "CaptureJob",
+    "ConsoleLink",
+    "ConsoleSession",
+    "ConsoleSubmission",
     "EpcisEpc",
     "EpcisEvent",
     "Item",

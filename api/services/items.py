@@ -15,7 +15,7 @@ from ledger.ids import item_id, normalize_gtin
 
 from .. import intents
 from ..config import ApiSettings
-from ..models import Actor, ActorRole, Item, WriteIntent, utcnow
+from ..models import Actor, ActorRole, Item, Lot, WriteIntent, utcnow
 from ..problems import Problem
 from ..schemas import (
     ItemCreate,
@@ -134,8 +134,10 @@ def _complete_item(session: Session, intent: WriteIntent) -> None:
     )
 
 
-def make_run(state: AppState, session: Session, actor: Actor, body: RunCreate, api_settings: ApiSettings) -> RunMade:
-    """A brand makes a run of items of one composition: one transaction, one Merkle root."""
+def check_run(
+    state: AppState, session: Session, actor: Actor, body: RunCreate, api_settings: ApiSettings
+) -> dict[str, Lot]:
+    """Everything :func:`make_run` checks before its transaction (nothing is written); the lots it draws from."""
     authorize(actor, *MAKE_ROLES)
     serials = body.serials
     if len(serials) > api_settings.max_run_size:
@@ -150,8 +152,14 @@ def make_run(state: AppState, session: Session, actor: Actor, body: RunCreate, a
         ).first()
         if taken is not None:
             raise Problem(409, "ItemAlreadyRegistered", f"serial {taken} of GTIN {body.gtin} exists already")
+    return usable_lots(session, actor, [part.lot_id.lower() for part in body.composition])
+
+
+def make_run(state: AppState, session: Session, actor: Actor, body: RunCreate, api_settings: ApiSettings) -> RunMade:
+    """A brand makes a run of items of one composition: one transaction, one Merkle root."""
+    lots = check_run(state, session, actor, body, api_settings)
+    serials = body.serials
     composition = [(part.lot_id.lower(), part.grams) for part in body.composition]
-    lots = usable_lots(session, actor, [lot_id for lot_id, _ in composition])
     account = state.keys.account(actor)
     call, run = state.service.ledger.register_run_call(body.gtin, serials, _parts(composition))
     run_hex = hex32(run.run_id)
@@ -319,6 +327,7 @@ __all__ = [
     "LIFECYCLE_ROLES",
     "MAKE_ROLES",
     "REPAIRABLE",
+    "check_run",
     "find_item",
     "lifecycle",
     "make_item",

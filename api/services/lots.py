@@ -19,22 +19,35 @@ REGISTER_ROLES = (ActorRole.BRAND, ActorRole.RECYCLER)
 APPROVE_ROLES = (ActorRole.BRAND, ActorRole.RECYCLER)
 
 
-def register_lot(state: AppState, session: Session, actor: Actor, body: LotCreate) -> LotRegistered:
-    """A brand registers a lot under one of its GTINs (`/01/<gtin>/10/<lot>`) or by material code; a recycler by
-    material code. The contract call and the signed `commissioning` event are both made as the actor."""
+def lot_id_for(actor: Actor, body: LotCreate) -> str:
+    """The id the lot `body` gets when `actor` registers it (the contract's: by GTIN and lot number, or by the
+    owner's address, material code and lot number)."""
+    if body.gtin is not None:
+        return hex32(gtin_lot_id(body.gtin, body.lot_number))
+    return hex32(material_lot_id(actor.address, material_code(body.material_code), body.lot_number))
+
+
+def check_lot(state: AppState, session: Session, actor: Actor, body: LotCreate) -> str:
+    """Everything :func:`register_lot` checks before its transaction (nothing is written); the lot's id."""
     authorize(actor, *REGISTER_ROLES)
-    ledger = state.service.ledger
-    code = material_code(body.material_code)
+    material_code(body.material_code)
     if body.gtin is not None:
         if actor.role != ActorRole.BRAND:
             raise Problem(403, "Forbidden", "only brands register lots under a GTIN")
         check_product(session, body.gtin, actor)
         check_gtin_owner(state, actor, body.gtin)
-        expected = hex32(gtin_lot_id(body.gtin, body.lot_number))
-    else:
-        expected = hex32(material_lot_id(actor.address, code, body.lot_number))
+    expected = lot_id_for(actor, body)
     if session.get(Lot, expected) is not None:
         raise Problem(409, "LotAlreadyRegistered", f"lot {body.lot_number} is registered already", lotId=expected)
+    return expected
+
+
+def register_lot(state: AppState, session: Session, actor: Actor, body: LotCreate) -> LotRegistered:
+    """A brand registers a lot under one of its GTINs (`/01/<gtin>/10/<lot>`) or by material code; a recycler by
+    material code. The contract call and the signed `commissioning` event are both made as the actor."""
+    expected = check_lot(state, session, actor, body)
+    ledger = state.service.ledger
+    code = material_code(body.material_code)
     account = state.keys.account(actor)
     if body.gtin is not None:
         call = ledger.register_lot_call(body.gtin, body.lot_number, code, body.mass_grams, body.recycled_share_bps)
@@ -102,4 +115,4 @@ def approve_lot(state: AppState, session: Session, actor: Actor, lot_id: str, bo
     )
 
 
-__all__ = ["APPROVE_ROLES", "REGISTER_ROLES", "approve_lot", "register_lot"]
+__all__ = ["APPROVE_ROLES", "REGISTER_ROLES", "approve_lot", "check_lot", "lot_id_for", "register_lot"]

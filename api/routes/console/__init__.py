@@ -1,0 +1,20 @@
+"""The console at ``/console``: brands, recyclers and retailers work in a browser, on a phone.
+
+Server-rendered pages (``api/templates/console``) with small scripts of our own and pinned npm libraries served from
+``api/static/console``. Every write calls the same function of :mod:`api.services` as the write API, so one piece
+of code decides what each actor may do. Signing in, sessions and CSRF: :mod:`.auth` and :mod:`.web`.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from . import auth, home
+from .auth import issue_sign_in_link
+from .web import install
+
+router = APIRouter(include_in_schema=False)
+for _module in (auth, home):
+    router.include_router(_module.router, prefix="/console")
+
+__all__ = ["install", "issue_sign_in_link", "router"]

@@ -1,0 +1,171 @@
+"""Signing in and out of the console: API keys and one-time links, the session cookie's flags, CSRF on every form,
+expiry, and the key kept out of pages, URLs and logs. On SQLite and PostgreSQL (sessions live in the database)."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import update
+
+from api.models import Actor, ConsoleLink, ConsoleSession, utcnow
+from api.routes.console import issue_sign_in_link
+
+from .helpers import csrf_of, new_client, sign_in, sign_in_csrf
+
+
+def _cookie_header(answer: Any, name: str) -> str:
+    headers = [h for h in answer.headers.get_list("set-cookie") if h.startswith(name + "=")]
+    assert headers, answer.headers
+    return headers[0]
+
+
+def test_sign_in_with_a_key_sets_a_strict_httponly_cookie(world: Any) -> None:
+    client = new_client(world)
+    csrf = sign_in_csrf(client)
+    answer = client.post("/console/sign-in", data={"csrf": csrf, "api_key": world.keys["brand"]})
+    assert answer.status_code == 303 and answer.headers["location"] == "/console"
+    cookie = _cookie_header(answer, "circular_console").lower()
+    assert "httponly" in cookie and "samesite=strict" in cookie and "path=/console" in cookie
+    assert "secure" not in cookie  # plain http (a local console): a Secure cookie would never come back
+    home = client.get("/console")
+    assert home.status_code == 200 and "Brand A" in home.text
+    assert world.keys["brand"] not in home.text
+
+
+def test_over_https_the_cookie_is_secure(world: Any) -> None:
+    client = new_client(world, "https://console.example")
+    csrf = sign_in_csrf(client)
+    answer = client.post("/console/sign-in", data={"csrf": csrf, "api_key": world.keys["recycler"]})
+    assert answer.status_code == 303
+    assert "secure" in _cookie_header(answer, "circular_console").lower()
+
+
+def test_a_wrong_key_is_refused_in_plain_words_and_not_echoed(world: Any) -> None:
+    client = new_client(world)
+    csrf = sign_in_csrf(client)
+    wrong = "clk_" + "x" * 43
+    answer = client.post("/console/sign-in", data={"csrf": csrf, "api_key": wrong})
+    assert answer.status_code == 401
+    assert "This API key is not valid" in answer.text
+    assert wrong not in answer.text
+    assert 'aria-invalid="true"' in answer.text
+    assert client.get("/console").status_code == 303  # not signed in
+
+
+def test_pages_need_a_session(world: Any) -> None:
+    client = new_client(world)
+    answer = client.get("/console?from=mail")
+    assert answer.status_code == 303
+    assert answer.headers["location"] == "/console/sign-in?next=/console%3Ffrom%3Dmail"
+    api = client.post("/console/api/lookup", json={"code": "x"})
+    assert api.status_code in (401, 404, 405)
+
+
+def test_the_key_is_in_no_page_url_or_log(world: Any, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    client = new_client(world)
+    csrf = sign_in_csrf(client)
+    key = world.keys["retailer"]
+    answer = client.post("/console/sign-in", data={"csrf": csrf, "api_key": key})
+    assert key not in answer.headers.get("location", "")
+    for path in ("/console", "/console/sign-in"):
+        assert key not in client.get(path).text
+    assert key not in caplog.text
+    assert all(key not in str(cookie) for cookie in client.cookies.values())
+
+
+def test_a_forged_csrf_token_is_refused_and_changes_nothing(world: Any) -> None:
+    client = sign_in(world, "brand")
+    refused = client.post("/console/sign-out", data={"csrf": "forged-token-value"})
+    assert refused.status_code == 403 and "could not be accepted" in refused.text
+    assert client.get("/console").status_code == 200  # still signed in: the forged sign-out did nothing
+    missing = client.post("/console/sign-out", data={})
+    assert missing.status_code == 403
+    cross_site = client.post(
+        "/console/sign-out", data={"csrf": csrf_of(client)}, headers={"Origin": "https://evil.example"}
+    )
+    assert cross_site.status_code == 403
+    assert client.get("/console").status_code == 200
+
+
+def test_the_sign_in_form_has_its_own_csrf_token(world: Any) -> None:
+    client = new_client(world)
+    sign_in_csrf(client)
+    forged = client.post("/console/sign-in", data={"csrf": "not-the-cookie", "api_key": world.keys["brand"]})
+    assert forged.status_code == 403
+    no_cookie = new_client(world).post("/console/sign-in", data={"csrf": "x", "api_key": world.keys["brand"]})
+    assert no_cookie.status_code == 403
+
+
+def test_sign_out_ends_the_session(world: Any) -> None:
+    client = sign_in(world, "brand")
+    token = client.cookies.get("circular_console")
+    answer = client.post("/console/sign-out", data={"csrf": csrf_of(client)})
+    assert answer.status_code == 303 and answer.headers["location"] == "/console/sign-in?why=signed-out"
+    client.cookies.set("circular_console", token, path="/console")  # a stolen copy of the cookie is worth nothing
+    assert client.get("/console").status_code == 303
+
+
+@pytest.mark.parametrize("column", ["expires_at", "last_seen_at"])
+def test_an_expired_session_goes_back_to_sign_in(world: Any, column: str) -> None:
+    client = sign_in(world, "recycler")
+    past = utcnow() - timedelta(days=2)
+    with world.service.sessions() as session:
+        session.execute(update(ConsoleSession).values({column: past}))
+        session.commit()
+    answer = client.get("/console")
+    assert answer.status_code == 303
+    assert answer.headers["location"].startswith("/console/sign-in?why=expired")
+    page = client.get(answer.headers["location"])
+    assert "Your session has expired" in page.text
+    script = client.post("/console/api/lookup", json={"code": "x"}, headers={"X-CSRF-Token": "x"})
+    assert script.status_code in (401, 404, 405)
+
+
+def test_a_one_time_link_signs_in_once(world: Any) -> None:
+    with world.service.sessions() as session:
+        actor = session.query(Actor).filter(Actor.name == "Retailer").one()
+        api_settings = world.client.app.state.circular.api_settings
+        link = issue_sign_in_link(session, actor, api_settings, world.settings.resolver_base_url)
+    assert link.startswith(world.settings.resolver_base_url + "/console/sign-in#code=")
+    code = link.split("#code=", 1)[1]
+    client = new_client(world)
+    answer = client.post("/console/sign-in", data={"csrf": sign_in_csrf(client), "code": code})
+    assert answer.status_code == 303
+    assert "Retailer" in client.get("/console").text
+    again = new_client(world)
+    reused = again.post("/console/sign-in", data={"csrf": sign_in_csrf(again), "code": code})
+    assert reused.status_code == 401 and "does not work any more" in reused.text
+
+
+def test_an_expired_link_is_refused(world: Any) -> None:
+    with world.service.sessions() as session:
+        actor = session.query(Actor).filter(Actor.name == "Retailer").one()
+        api_settings = world.client.app.state.circular.api_settings
+        code = issue_sign_in_link(session, actor, api_settings, "https://x.example").split("#code=", 1)[1]
+        session.execute(update(ConsoleLink).values(expires_at=utcnow() - timedelta(minutes=1)))
+        session.commit()
+    client = new_client(world)
+    answer = client.post("/console/sign-in", data={"csrf": sign_in_csrf(client), "code": code})
+    assert answer.status_code == 401
+
+
+def test_only_console_paths_are_followed_after_sign_in(world: Any) -> None:
+    client = new_client(world)
+    csrf = sign_in_csrf(client)
+    answer = client.post(
+        "/console/sign-in", data={"csrf": csrf, "api_key": world.keys["brand"], "next": "https://evil.example/x"}
+    )
+    assert answer.headers["location"] == "/console"
+
+
+def test_console_pages_forbid_framing_and_inline_scripts(world: Any) -> None:
+    client = sign_in(world, "brand")
+    page = client.get("/console")
+    csp = page.headers["content-security-policy"]
+    assert "frame-ancestors 'none'" in csp and "script-src 'self'" in csp and "unsafe-inline" not in csp
+    assert page.headers["cache-control"] == "no-store" and page.headers["referrer-policy"] == "no-referrer"
+    assert "<script>" not in page.text and " style=" not in page.text
