@@ -39,8 +39,8 @@ test: setup
 	$(PY) -m pytest -n 2 --dist loadgroup -q
 
 lint: setup
-	$(VENV)/bin/ruff check ledger api materials scripts tests
-	$(VENV)/bin/mypy ledger materials api
+	$(VENV)/bin/ruff check circular ledger api materials scripts tests
+	$(VENV)/bin/mypy circular ledger materials api
 
 # wrk (Debian) puts the read load on the API from its own process in `make bench`.
 .stamp-apt-bench:

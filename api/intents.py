@@ -21,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, cast
@@ -35,7 +35,7 @@ from ledger.outbox import SignedEvent, Stored
 
 from .models import Actor, WriteIntent, utcnow
 from .problems import Problem
-from .state import AppState
+from .state import AppState, Completion
 from .uris import hex32
 
 if TYPE_CHECKING:
@@ -49,21 +49,8 @@ PENDING, DONE, FAILED = "pending", "done", "failed"
 # between recording and sending, and its nonce would hold up every later transaction of the sender.
 STALE_AFTER = timedelta(seconds=30)
 
-Completion = Callable[[Session, WriteIntent], None]
-_completions: dict[str, Completion] = {}
 _sender_locks: dict[str, threading.Lock] = {}
 _sender_locks_guard = threading.Lock()
-
-
-def completion(kind: str) -> Callable[[Completion], Completion]:
-    """Register what completing an intent of `kind` writes to the API's rows (run inside the completing
-    transaction; it must be idempotent on its own rows only through the intent's status, which guards it)."""
-
-    def register(function: Completion) -> Completion:
-        _completions[kind] = function
-        return function
-
-    return register
 
 
 @dataclass(frozen=True)
@@ -115,7 +102,7 @@ def write(
     """Make one write: record the intent, send its transaction, complete it. A revert raises as the contract named
     it (no intent is left behind when gas estimation already sees it); a node that cannot be reached leaves the intent
     pending and answers 503, and the same request can be retried."""
-    if kind not in _completions:
+    if kind not in state.completions:
         raise ValueError(f"no completion registered for {kind!r}")
     signed = [state.service.sign(account, event) for event in events]
     reconcile(state, sender=account.address, older_than=STALE_AFTER)
@@ -233,7 +220,7 @@ def _complete(state: AppState, intent_id: int, receipt: TxReceipt) -> Written:
         signed = [_signed_from(data) for data in intent.events]
         stored = service.outbox.add_many(signed, session=session)
         if claimed:
-            _completions[intent.kind](session, intent)
+            state.completions[intent.kind](session, intent)
     return Written(tx_hash, stored)
 
 
@@ -299,8 +286,8 @@ __all__ = [
     "DONE",
     "FAILED",
     "PENDING",
+    "Completion",
     "Written",
-    "completion",
     "pending_count",
     "reconcile",
     "signed_events",

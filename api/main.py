@@ -1,8 +1,9 @@
 """The FastAPI app: the GS1 resolver and passports (public), the actors' write API and the EPCIS 2.0 REST interface.
 
-``create_app(settings, service)`` builds an app; ``app`` is the one ``uvicorn api.main:app`` (or ``circular serve``)
-runs, with settings from the environment. Without a ``service`` the app opens the ledger on start-up (migrating the
-database first) and, when ``run_worker_in_api`` is set and an anchorer key is configured, runs the anchoring worker.
+``create_app(settings, service)`` builds an app; importing this module builds none. ``circular serve`` runs one, and
+so does ``uvicorn --factory api.main:create_app``, with settings from the environment. Without a ``service`` the app
+opens the ledger on start-up (migrating the database first) and, when ``run_worker_in_api`` is set and an anchorer key
+is configured, runs the anchoring worker.
 """
 
 from __future__ import annotations
@@ -21,11 +22,11 @@ from fastapi.staticfiles import StaticFiles
 
 from ledger.settings import Settings
 
-from . import problems
+from . import problems, services, writes
 from .config import ApiSettings
 from .limits import BodyLimitMiddleware
 from .routes import actors, chain_rpc, console, epcis, items, lots, products, recycling, resolver
-from .state import AppState
+from .state import AppState, Completion
 
 if TYPE_CHECKING:
     from ledger.service import LedgerService
@@ -43,6 +44,17 @@ EXPOSED_HEADERS = [
     "GS1-EPCIS-Capture-Limit",
     "GS1-Extensions",
 ]
+
+
+def completions() -> dict[str, Completion]:
+    """What completing a write intent of each kind writes to the API's rows (``api/intents.py`` runs them)."""
+    return {
+        "lot": writes.complete_lot,
+        "approval": writes.complete_approval,
+        "item": services.items.complete_item,
+        "run": services.items.complete_run,
+        "lifecycle": services.items.complete_lifecycle,
+    }
 
 
 def _start_worker(state: AppState) -> tuple[threading.Event, threading.Thread] | None:
@@ -116,7 +128,7 @@ def create_app(
         upgrade(settings.database_url)
         current = service if service is not None else LedgerService(settings)
         existing = getattr(app.state, "circular", None)
-        state = existing if existing is not None else AppState.create(settings, api_settings, current)
+        state = existing if existing is not None else AppState.create(settings, api_settings, current, completions())
         app.state.circular = state
         _reconcile_writes(state)
         _resume_captures(state)
@@ -143,7 +155,7 @@ def create_app(
         lifespan=lifespan,
     )
     if service is not None:  # usable without the lifespan running (a TestClient outside `with`)
-        app.state.circular = AppState.create(settings, api_settings, service)
+        app.state.circular = AppState.create(settings, api_settings, service, completions())
     # Innermost: a passport or QR answered from the response cache still passes CORS (see resolver.py).
     app.add_middleware(resolver.CachedReadsMiddleware)
     # Before CORS, so that CORS wraps it: a refused body's 413 carries the CORS headers too.
@@ -174,10 +186,4 @@ def create_app(
     return app
 
 
-def _default_app() -> FastAPI:
-    return create_app()
-
-
-app = _default_app()
-
-__all__ = ["app", "create_app"]
+__all__ = ["completions", "create_app"]

@@ -5,14 +5,24 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict, deque
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ledger.service import LedgerService
 from ledger.settings import Settings
 
 from .actors import ActorKeys
 from .config import ApiSettings
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from .models import WriteIntent
+
+# What completing a write intent of one kind writes to the API's rows, inside the completing transaction. The intent's
+# status flip guards it: it runs once per intent, so it need not be idempotent on its own.
+Completion = Callable[["Session", "WriteIntent"], None]
 
 
 class RateLimiter:
@@ -77,10 +87,17 @@ class AppState:
     keys: ActorKeys
     return_limiter: RateLimiter
     verdicts: TtlCache
+    completions: Mapping[str, Completion] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def create(cls, settings: Settings, api_settings: ApiSettings, service: LedgerService) -> AppState:
+    def create(
+        cls,
+        settings: Settings,
+        api_settings: ApiSettings,
+        service: LedgerService,
+        completions: Mapping[str, Completion] | None = None,
+    ) -> AppState:
         return cls(
             settings=settings,
             api_settings=api_settings,
@@ -88,7 +105,8 @@ class AppState:
             keys=ActorKeys(service),
             return_limiter=RateLimiter(api_settings.return_requests_per_minute),
             verdicts=TtlCache(api_settings.verification_ttl_s),
+            completions=dict(completions or {}),
         )
 
 
-__all__ = ["AppState", "RateLimiter", "TtlCache"]
+__all__ = ["AppState", "Completion", "RateLimiter", "TtlCache"]

@@ -56,8 +56,7 @@ def event_receipt(written: intents.Written) -> EventReceipt:
     )
 
 
-@intents.completion("lot")
-def _complete_lot(session: Session, intent: WriteIntent) -> None:
+def complete_lot(session: Session, intent: WriteIntent) -> None:
     """The rows of a registered or recovered lot: the lot, its product on a GTIN's first use, and for a recovered
     lot the items recycled into it."""
     effect = intent.effect
@@ -77,8 +76,7 @@ def _complete_lot(session: Session, intent: WriteIntent) -> None:
         item.updated_at = utcnow()
 
 
-@intents.completion("approval")
-def _complete_approval(session: Session, intent: WriteIntent) -> None:
+def complete_approval(session: Session, intent: WriteIntent) -> None:
     effect = intent.effect
     approval = session.scalar(
         select(LotApproval).where(
@@ -213,6 +211,8 @@ __all__ = [
     "authorize",
     "check_gtin_owner",
     "check_product",
+    "complete_approval",
+    "complete_lot",
     "ensure_product",
     "event_receipt",
     "item_public",

@@ -12,8 +12,8 @@ mining, so that pipelined transitions of 1,000 items take about a second), a SQL
   each R2 lot has ancestors in every R1 lot (a third-generation item has 1,000 first-generation ancestors);
 * generation 3: Brand A's 1,000 T-shirts in 10 runs, run m made of R2-m and virgin cotton.
 
-Reads and capture go through real HTTP to ``uvicorn api.main:app --workers 1`` in a subprocess (``wrk`` from Debian
-generates the read load from its own process); the trace is timed in-process on the same database.
+Reads and capture go through real HTTP to ``uvicorn --factory api.main:create_app --workers 1`` in a subprocess
+(``wrk`` from Debian generates the read load from its own process); the trace is timed in-process on the same database.
 """
 
 from __future__ import annotations
@@ -255,10 +255,10 @@ class Server:
 
 @contextmanager
 def server(w: World) -> Iterator[Server]:
-    """``uvicorn api.main:app`` with one worker, warning logs and no access log, in its own process."""
+    """``uvicorn --factory api.main:create_app`` with one worker, warning logs and no access log, in its own process."""
     port = _free_port()
-    command = [PY, "-m", "uvicorn", "api.main:app", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-               "--log-level", "warning", "--no-access-log"]
+    command = [PY, "-m", "uvicorn", "--factory", "api.main:create_app", "--host", "127.0.0.1", "--port", str(port),
+               "--workers", "1", "--log-level", "warning", "--no-access-log"]
     process = subprocess.Popen(command, cwd=ROOT, env=w.env(), stdout=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:

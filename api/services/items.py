@@ -107,8 +107,7 @@ def make_item(state: AppState, session: Session, actor: Actor, body: ItemCreate)
     )
 
 
-@intents.completion("item")
-def _complete_item(session: Session, intent: WriteIntent) -> None:
+def complete_item(session: Session, intent: WriteIntent) -> None:
     """The API rows of a made item: its product (on the GTIN's first use) and the item."""
     effect = intent.effect
     if session.scalar(select(Item.id).where(Item.item_id == effect["item_id"])) is not None:
@@ -196,8 +195,7 @@ def make_run(state: AppState, session: Session, actor: Actor, body: RunCreate, a
     )
 
 
-@intents.completion("run")
-def _complete_run(session: Session, intent: WriteIntent) -> None:
+def complete_run(session: Session, intent: WriteIntent) -> None:
     """A run's item rows, each with its Merkle proof (recomputed from the serials: the intent keeps them only)."""
     effect = intent.effect
     run = run_commitment(effect["gtin"], effect["serials"])
@@ -312,8 +310,7 @@ def lifecycle(state: AppState, session: Session, actor: Actor, body: LifecycleCr
     )
 
 
-@intents.completion("lifecycle")
-def _complete_lifecycle(session: Session, intent: WriteIntent) -> None:
+def complete_lifecycle(session: Session, intent: WriteIntent) -> None:
     """The item's new state; an item of a run is on-chain in its own right from its first move."""
     item = session.scalar(select(Item).where(Item.item_id == intent.effect["item_id"]))
     assert item is not None
@@ -328,6 +325,9 @@ __all__ = [
     "MAKE_ROLES",
     "REPAIRABLE",
     "check_run",
+    "complete_item",
+    "complete_lifecycle",
+    "complete_run",
     "find_item",
     "lifecycle",
     "make_item",

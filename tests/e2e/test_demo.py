@@ -12,8 +12,7 @@ import zxingcpp
 from PIL import Image
 from rich.console import Console
 
-from ledger.client import ItemState
-from ledger.demo import (
+from circular.demo import (
     COTTON_G,
     GEN2_RECOVERED_G,
     GEN2_VIRGIN_G,
@@ -26,6 +25,7 @@ from ledger.demo import (
     RETURNED,
     run_demo,
 )
+from ledger.client import ItemState
 from ledger.evidence import verify_bundle
 from ledger.ids import item_id
 from ledger.projection import ChainItem, ChainLot, Projector

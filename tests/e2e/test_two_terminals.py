@@ -25,7 +25,7 @@ def _free_port() -> int:
 
 
 def _circular(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "ledger.cli", *args], env=env, capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "circular", *args], env=env, capture_output=True, text=True,
                           timeout=120)
 
 
@@ -33,7 +33,7 @@ def _circular(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[st
 def test_serve_and_actors_add_share_one_chain(tmp_path: Path) -> None:
     data, port = tmp_path / "data", _free_port()
     env = {**os.environ, "CIRCULAR_KEYSTORE_PASSWORD": "correct horse battery staple"}
-    server = subprocess.Popen([sys.executable, "-m", "ledger.cli", "serve", "--port", str(port), "--data-dir",
+    server = subprocess.Popen([sys.executable, "-m", "circular", "serve", "--port", str(port), "--data-dir",
                                str(data), "--no-worker"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 60

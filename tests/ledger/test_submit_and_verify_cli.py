@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from circular.cli import app
 from ledger.chain import EthTesterBackend
-from ledger.cli import app
 from ledger.epcis import events as ev
 from ledger.errors import InvalidSignature
 from ledger.service import LedgerService

@@ -111,7 +111,7 @@ def _scenario(node: RestartableAnvil, proxy: FaultProxy, tmp_path: Path) -> subp
     log_path = tmp_path / "worker.log"
     env = {**os.environ, "CIRCULAR_BATCH_SIZE": str(BATCH_SIZE), "CIRCULAR_BATCH_MAX_WAIT_S": "0",
            "CIRCULAR_RPC_TIMEOUT_S": str(CLIENT_TIMEOUT_S), "CIRCULAR_WORKER_MAX_BACKOFF_S": "2"}
-    command = [sys.executable, "-m", "ledger.cli", "worker", "--rpc", proxy.url, "--db", db, "--data-dir", str(data)]
+    command = [sys.executable, "-m", "circular", "worker", "--rpc", proxy.url, "--db", db, "--data-dir", str(data)]
     proxy.faults_on(FaultRates(long_delay_s=CLIENT_TIMEOUT_S + 1.5))
     with log_path.open("wb") as log_file:
         worker = subprocess.Popen(command, env=env, stdout=log_file, stderr=subprocess.STDOUT)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from ledger.cli import app
+from circular.cli import app
 from tests.conftest import AnvilNode
 from tests.reliability.recovery_world import (
     GTIN,

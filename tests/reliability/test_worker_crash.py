@@ -45,7 +45,7 @@ def _trials(node: AnvilNode, tmp_path: Path) -> None:
     ledger.grant_role(admin, "brand", brand.address)
     ledger.grant_role(admin, "anchorer", anchorer.address)
     env = {**os.environ, "CIRCULAR_BATCH_SIZE": "15", "CIRCULAR_BATCH_MAX_WAIT_S": "0"}
-    command = [sys.executable, "-m", "ledger.cli", "worker", "--rpc", node.url, "--db", db, "--data-dir", str(data)]
+    command = [sys.executable, "-m", "circular", "worker", "--rpc", node.url, "--db", db, "--data-dir", str(data)]
     rng = random.Random(20261123)
     recorded = 0
     kills_while_sent = 0

@@ -18,9 +18,9 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from .evidence import verify_bundle
-from .service import LedgerService
-from .settings import Settings
+from ledger.evidence import verify_bundle
+from ledger.service import LedgerService
+from ledger.settings import Settings
 
 RESOLVER = "https://id.circular.example"
 GTIN_A = "09506000134352"  # brand A's T-shirt, under prefix 9506000
@@ -320,7 +320,7 @@ def _story(
     )
 
     with service.sessions() as session:
-        from .outbox import Batch
+        from ledger.outbox import Batch
 
         anchors = [
             {

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from ledger.cli import app
+from circular.cli import app
 from tests.conftest import standards_dir
 
 runner = CliRunner()

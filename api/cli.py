@@ -1,0 +1,266 @@
+"""The API's commands of the `circular` command line: the server, actors, and the commands that read or write the
+API's tables beside the ledger's (verify against the database's claims, rebuild, audit).
+
+Nothing here builds a command line: ``circular/cli.py`` joins these commands with the ledger's into one typer app.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ledger.cli import (
+    DataDirOption,
+    DbOption,
+    RpcOption,
+    clean_errors,
+    console,
+    err_console,
+    load_settings,
+    open_service,
+)
+from ledger.errors import LedgerError
+
+
+@clean_errors
+def verify(
+    target: Annotated[str, typer.Argument(help="An evidence bundle file, or an item's Digital Link URI.")],
+    rpc: RpcOption = None,
+    db: DbOption = None,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Check every event of a bundle: its hash, signature, Merkle proof and root on-chain. For an item's Digital Link,
+    also check that the database's composition of the item (lots, grams, their material and recycled share) is the
+    chain's. Exit 1 if anything fails."""
+    from ledger.evidence import export_bundle, verify_bundle
+
+    from .integrity import claim_for_link
+
+    service = open_service(rpc, db, data_dir)
+    differences: list[str] = []
+    try:
+        path = Path(target)
+        if path.exists():
+            try:
+                bundle = json.loads(path.read_text())
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{path} is not JSON: {exc}") from None
+        else:
+            bundle = export_bundle(service.outbox, service.chain_id, service.ledger.anchor.address, target)
+            with service.sessions() as session:
+                claim = claim_for_link(session, target)
+            if claim is not None:
+                differences = service.chain_facts.problems(claim)
+        verdict = verify_bundle(bundle, service.backend.web3)
+    finally:
+        service.close()
+    for event in verdict.events:
+        mark = "[green]ok[/green]  " if event.ok else "[red]FAIL[/red]"
+        console.print(f"{mark} {event.event_id}  " + ("; ".join(event.problems) or "hash, signature, proof, root"))
+    for problem in verdict.problems + differences:
+        console.print(f"[red]FAIL[/red] {problem}")
+    if not verdict.ok or differences:
+        failed = [p for e in verdict.events for p in e.problems] + verdict.problems + differences
+        err_console.print(f"[red]error:[/red] verification failed: {failed[0] if failed else 'no events'}")
+        raise typer.Exit(1)
+    console.print(f"[green]verified[/green]: {len(verdict.events)} events of {verdict.item}")
+
+
+@clean_errors
+def rebuild(rpc: RpcOption = None, db: DbOption = None, data_dir: DataDirOption = None) -> None:
+    """Rebuild an empty database from the chain and the batch archive: lots, items and states from contract logs,
+    events from the archived batches (each checked against its anchored root and its signature), then the API's
+    tables. Exit 1 if any anchored event could not be recovered."""
+    from sqlalchemy import func, select
+
+    from ledger.projection import ChainLot, Projector
+    from ledger.recovery import EventRecovery, recover_events
+    from ledger.service import LedgerService
+
+    from .db import upgrade
+    from .recovery import restore_api_tables
+
+    settings = load_settings(rpc, db, data_dir)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    upgrade(settings.database_url)
+    service = LedgerService(settings)
+    try:
+        with service.sessions() as session:
+            if session.scalar(select(func.count()).select_from(ChainLot)):
+                raise ValueError("the database already holds lots: rebuild needs an empty database (--db URL)")
+            applied = Projector(service.ledger).rebuild(session)
+            session.commit()
+            events = EventRecovery()
+            if service.archive is None:
+                events.problems.append("archiving is off (CIRCULAR_ARCHIVE_ENABLED): no event can be recovered")
+            else:
+                events = recover_events(session, service.archive, service.domain)
+                session.commit()
+
+            def gtin_owner(gtin: str) -> str | None:
+                try:
+                    owner = service.ledger.gtin_owner(gtin)
+                except Exception:  # an unassigned prefix reverts on some nodes
+                    return None
+                return None if int(owner, 16) == 0 else owner
+
+            api = restore_api_tables(session, settings.resolver_base_url, service.archive, gtin_owner)
+    finally:
+        service.close()
+    for problem in events.problems + api.problems:
+        err_console.print(f"[yellow]warning:[/yellow] {problem}", highlight=False)
+    console.print(
+        f"rebuilt from {applied} logs of chain {service.chain_id}: {events.events} events recovered from "
+        f"{events.batches} batches, {api.lots} lots, {api.items} items, {api.products} products, {api.actors} actors"
+    )
+    if events.lost_events:
+        err_console.print(f"[red]error:[/red] {events.lost_events} anchored events could not be recovered")
+        raise typer.Exit(1)
+
+
+@clean_errors
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    worker: Annotated[bool, typer.Option(help="Run the anchoring worker in the same process.")] = True,
+    rpc: RpcOption = None,
+    db: DbOption = None,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Start the API (resolver, passports, writes, EPCIS) with uvicorn, after running the migrations.
+
+    On the embedded chain the server owns the chain file and also serves it as JSON-RPC on /rpc (local clients
+    only), recorded in <data-dir>/server.json, so `circular actors add` in another terminal acts on the same chain.
+    """
+    import uvicorn
+
+    from ledger.errors import DeploymentNotFound
+    from ledger.service import LedgerService, server_file
+
+    from .db import upgrade
+    from .main import create_app
+
+    settings = load_settings(rpc, db, data_dir)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    upgrade(settings.database_url)
+    service = LedgerService(settings)
+    info = server_file(settings)
+    try:
+        try:
+            _ = service.ledger
+        except DeploymentNotFound:
+            if settings.rpc_url:
+                raise
+            ledger = service.deploy(service.account("admin"))
+            ledger.grant_role(service.account("admin"), "anchorer", service.account("anchorer").address)
+            console.print(f"deployed the contracts on the embedded chain {service.chain_id}")
+        if not settings.rpc_url:
+            local = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+            info.write_text(json.dumps({"rpc": f"http://{local}:{port}/rpc", "pid": os.getpid()}))
+        app = create_app(settings, service, run_worker=worker)
+        console.print(f"serving on http://{host}:{port} (chain {service.chain_id}, database {settings.database_url})")
+        # uvicorn re-raises SIGTERM once it has shut down; exiting through Python lets the cleanup below run.
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+        uvicorn.run(app, host=host, port=port, log_level="info")
+    finally:
+        if info.exists() and json.loads(info.read_text()).get("pid") == os.getpid():
+            info.unlink()
+        service.close()
+
+
+actors_app = typer.Typer(help="Administer actors: brands, recyclers, retailers, repairers.", no_args_is_help=True)
+
+
+@actors_app.command("add")
+@clean_errors
+def actors_add(
+    role: Annotated[str, typer.Option(help="brand, recycler, retailer, repairer or admin.")],
+    name: Annotated[str, typer.Option(help="The actor's unique name.")],
+    prefix: Annotated[list[str] | None, typer.Option(help="A GS1 company prefix (brands; repeatable).")] = None,
+    rpc: RpcOption = None,
+    db: DbOption = None,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Create an actor: its account, its on-chain role (and a brand's prefixes) and an API key, printed last."""
+    from ledger.service import LedgerService
+
+    from .actors import add_actor
+    from .db import upgrade
+
+    settings = load_settings(rpc, db, data_dir)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    upgrade(settings.database_url)
+    service = LedgerService(settings)
+    try:
+        with service.sessions() as session:
+            actor, api_key = add_actor(service, session, role, name, prefixes=prefix or [])
+        console.print(f"{actor.role} {actor.name}: account {actor.address}")
+        sys.stdout.write(api_key + "\n")
+    finally:
+        service.close()
+
+
+def audit(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON instead of a table.")] = False,
+    max_travel_kmh: Annotated[
+        float, typer.Option(help="Scans of one serial in two countries faster than this are a clone.")
+    ] = 900.0,
+    burst_scans: Annotated[int, typer.Option(help="A burst: at least this many scans of one serial...")] = 10,
+    burst_clients: Annotated[int, typer.Option(help="...from at least this many clients...")] = 5,
+    burst_minutes: Annotated[float, typer.Option(help="...within this many minutes.")] = 10.0,
+    rpc: RpcOption = None,
+    db: DbOption = None,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Report anomalies: likely clones (impossible travel, scans after recycling, returns never sold, bursts),
+    unknown serials and EPCs, recovered mass above the collected mass, events signed outside the signer's role,
+    anchored events missing from the database.
+    Exit 0 when clean, 1 when anomalies are found (to gate a cron job), 2 on an error."""
+    from datetime import timedelta
+
+    from sqlalchemy.exc import SQLAlchemyError
+
+    try:
+        from ledger.audit import RoleHistory, anchored_roots, role_changes
+
+        from .audit import RULES, Thresholds, run_audit
+
+        limits = Thresholds(max_travel_kmh, burst_scans, burst_clients, timedelta(minutes=burst_minutes))
+        service = open_service(rpc, db, data_dir)
+        try:
+            roles = RoleHistory(role_changes(service.ledger))
+            anchored = anchored_roots(service.ledger)
+            with service.sessions() as session:
+                report = run_audit(session, roles, limits, anchored, service.archive)
+        finally:
+            service.close()
+    except (LedgerError, ValueError, LookupError, OSError, SQLAlchemyError) as exc:
+        err_console.print(f"[red]error:[/red] {exc}", highlight=False)
+        raise typer.Exit(2) from None
+    if as_json:
+        sys.stdout.write(json.dumps(report.as_json(), indent=2) + "\n")
+    else:
+        from rich.table import Table
+
+        table = Table(title=f"circular audit: {len(report.anomalies)} anomalies", title_justify="left")
+        for column in ("#", "rule", "subject", "actor", "detail"):
+            table.add_column(column, overflow="fold")
+        for anomaly in report.anomalies:
+            table.add_row(
+                str(RULES[anomaly.rule][0]), anomaly.rule, anomaly.subject, anomaly.actor or "", anomaly.detail
+            )
+        checked = ", ".join(f"{n} {what}" for what, n in report.checked.items())
+        if report.anomalies:
+            console.print(table)
+        verdict = "[green]clean[/green]" if report.clean else "[red]anomalies found[/red]"
+        console.print(f"{verdict}: checked {checked}")
+    raise typer.Exit(0 if report.clean else 1)
+
+
+__all__ = ["actors_add", "actors_app", "audit", "rebuild", "serve", "verify"]
