@@ -36,11 +36,11 @@ from sqlalchemy.orm import Session
 from ledger.archive import Archive
 from ledger.audit import RoleHistory
 from ledger.client import Role
-from ledger.epcis.events import BIZSTEP_IN_USE, BIZSTEP_RECYCLING, EXT_NS
+from ledger.lifecycle import Lifecycle, action_of_event
+from ledger.lifecycle import step as lifecycle_step
 from ledger.outbox import Batch, OutboxEvent
 from materials.accounting import recovery_excess
 
-from .epcis_store import normalize_vocab
 from .gs1.digital_link import DigitalLink, parse_path
 from .models import Actor, ActorRole, Item, Lot, Scan, UnknownScan
 
@@ -145,53 +145,31 @@ def country_distance_km(a: str, b: str) -> float | None:
 
 
 # -- what an event says -----------------------------------------------------------------------------------------
-def _step(event: dict[str, Any]) -> str | None:
-    value = event.get("bizStep")
-    if not isinstance(value, str):
-        return None
-    if value.startswith("circ:"):
-        return EXT_NS + value.removeprefix("circ:")
-    return normalize_vocab("bizStep", value)
-
-
-# bizStep → the lifecycle action it records, for events that do not name one in circ:lifecycle
-_ACTION_OF_STEP = {
-    "retail_selling": "sold",
-    BIZSTEP_IN_USE: "in_use",
-    "receiving": "returned",
-    "collecting": "collected",
-    "repairing": "repaired",
-    "destroying": "disposed",
-}
+_ITEM_ACTIONS = frozenset(action.value for action in Lifecycle)
 
 
 def event_kind(event: dict[str, Any]) -> str | None:
-    """What an event records: a lifecycle action, ``recycled``, ``manufactured``, ``lot`` or None."""
-    step = _step(event)
-    if step == BIZSTEP_RECYCLING:
-        return "recycled"
-    if step == "commissioning":
-        return "manufactured" if event.get("type") == "TransformationEvent" else "lot"
+    """What an event records: a lifecycle action, ``recycled``, ``manufactured``, ``lot`` or None.
+
+    The lifecycle table reads the action from the event's vocabulary; of the actions on items an event may also name
+    its own (``circ:lifecycle``), which tells a resale from a sale.
+    """
+    row = action_of_event(event)
+    if row is not None and row.action.value not in _ITEM_ACTIONS:
+        return row.action.value
     action = event.get("circ:lifecycle")
     if isinstance(action, str):
         return action
-    return _ACTION_OF_STEP.get(step or "")
+    return row.action.value if row is not None else None
 
 
 def required_roles(kind: str | None) -> frozenset[ActorRole]:
-    """The roles that may record an event of `kind`: the API's own rules (the contracts' lifecycle graph)."""
-    from .services.items import ACTIONS
-
-    if kind == "recycled":
-        return frozenset({ActorRole.RECYCLER})
-    if kind == "manufactured":
-        return frozenset({ActorRole.BRAND})
-    if kind == "lot":
-        return frozenset({ActorRole.BRAND, ActorRole.RECYCLER})
-    for action, (_, roles) in ACTIONS.items():
-        if action.value == kind:
-            return roles
-    return frozenset(ACTOR_ROLES)
+    """The roles that may record an event of `kind`: the lifecycle table's (the contracts' lifecycle graph)."""
+    try:
+        row = lifecycle_step(kind or "")
+    except ValueError:
+        return frozenset(ACTOR_ROLES)
+    return frozenset(ActorRole(party.value) for party in row.parties)
 
 
 def _digital_link(uri: str) -> DigitalLink | None:

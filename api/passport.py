@@ -18,8 +18,8 @@ from sqlalchemy import Text, bindparam, cast, select
 from sqlalchemy.orm import Session
 
 from ledger.client import ItemState
-from ledger.epcis.events import BIZSTEP_IN_USE, BIZSTEP_RECYCLING
 from ledger.integrity import ItemClaim, LotClaim
+from ledger.lifecycle import label_of, state_label
 from materials import FULL_SHARE_BPS, Composition, LotRecord, UnknownMaterial, recycled_share_bps
 from materials import material as catalogue_material
 
@@ -28,18 +28,7 @@ from .models import Actor, Item, Lot, Product
 from .state import AppState
 
 PALETTE = ("#2f6f4f", "#d08c2c", "#3d6fb4", "#a2475e", "#6b8e23", "#7a5ca8", "#c4572a", "#2a8c8c", "#8c6d2a")
-STATE_LABELS = {
-    ItemState.NONE: "Not registered",
-    ItemState.MANUFACTURED: "Made",
-    ItemState.SOLD: "Sold",
-    ItemState.IN_USE: "In use",
-    ItemState.RETURNED: "Returned",
-    ItemState.COLLECTED: "Collected for recycling",
-    ItemState.REFURBISHED: "Refurbished",
-    ItemState.RESOLD: "Resold",
-    ItemState.RECYCLED: "Recycled",
-    ItemState.DISPOSED: "Disposed of",
-}
+STATE_LABELS = {state: state_label(state) for state in ItemState}
 
 
 def material_name(code: str) -> str:
@@ -221,29 +210,6 @@ def provenance(session: Session, start: Sequence[tuple[Lot, int | None]], max_ge
     return generations
 
 
-def _label(event: dict[str, Any]) -> str:
-    kind = event.get("type", "")
-    step = str(event.get("bizStep", ""))
-    disposition = str(event.get("disposition", ""))
-    if step.endswith("commissioning"):
-        return "Made" if kind == "TransformationEvent" else "Material lot registered"
-    if step.endswith("retail_selling"):
-        return "Sold"
-    if step == BIZSTEP_IN_USE:
-        return "In use"
-    if step.endswith("receiving") and disposition.endswith("returned"):
-        return "Returned"
-    if step.endswith("collecting"):
-        return "Collected for recycling"
-    if step.endswith("repairing"):
-        return "Refurbished" if disposition.endswith("sellable_accessible") else "Repaired"
-    if step == BIZSTEP_RECYCLING:
-        return "Recycled"
-    if step.endswith("destroying"):
-        return "Disposed of"
-    return step.rsplit("/", 1)[-1].replace("bizstep-", "").replace("_", " ").capitalize() or kind
-
-
 def timeline(state: AppState, session: Session, uri: str) -> list[TimelineEntry]:
     rows = state.service.outbox.events_for(uri)
     names: dict[str, str] = {}
@@ -258,7 +224,7 @@ def timeline(state: AppState, session: Session, uri: str) -> list[TimelineEntry]
             TimelineEntry(
                 event_id=row.event_id,
                 time=str(event.get("eventTime", "")),
-                label=_label(event),
+                label=label_of(event),
                 biz_step=event.get("bizStep"),
                 disposition=event.get("disposition"),
                 actor=names.get(row.signer.lower(), row.signer),

@@ -9,8 +9,8 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-from ledger.epcis.events import Lifecycle
 from ledger.ids import check_serial, normalize_gtin
+from ledger.lifecycle import Lifecycle
 
 from .config import CollectionPoint
 from .models import ActorRole
@@ -241,7 +241,7 @@ class RunMade(Output):
     tx_hash: str
 
 
-# The ledger's own list of lifecycle actions (each maps to its EPCIS vocabulary there): one list, not two.
+# The lifecycle table's actions on items (``ledger.lifecycle``, each with its EPCIS vocabulary): one list, not two.
 LifecycleAction = Lifecycle
 
 

@@ -6,7 +6,7 @@ anchors the roots.
 """
 
 from .chain import ChainBackend, EthTesterBackend, JsonRpcBackend, decode_revert, open_backend
-from .client import Deployment, ItemState, Ledger, Role, RunCommitment, Transactor
+from .client import Deployment, Ledger, Role, RunCommitment, Transactor
 from .errors import (
     ChainIdMismatch,
     ChainLocked,
@@ -20,8 +20,11 @@ from .errors import (
     MerkleProofError,
     TransactionFailed,
 )
+from .lifecycle import LIFECYCLE, Action, ItemState, Lifecycle, Party, Step, Write
 
 __all__ = [
+    "LIFECYCLE",
+    "Action",
     "ChainBackend",
     "ChainIdMismatch",
     "ChainLocked",
@@ -37,11 +40,15 @@ __all__ = [
     "KeyNotFound",
     "Ledger",
     "LedgerError",
+    "Lifecycle",
     "MerkleProofError",
+    "Party",
     "Role",
     "RunCommitment",
+    "Step",
     "TransactionFailed",
     "Transactor",
+    "Write",
     "decode_revert",
     "open_backend",
 ]

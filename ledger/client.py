@@ -11,7 +11,6 @@ import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from enum import IntEnum
 from pathlib import Path
 from typing import Any, cast
 
@@ -33,6 +32,7 @@ from .artifacts import load_artifact
 from .chain import ChainBackend, decode_revert, is_revert
 from .errors import ContractRevert, DeploymentNotFound, PipelineFailed, TransactionFailed
 from .ids import check_serial, item_id, normalize_gtin
+from .lifecycle import ItemState
 from .merkle import MerkleTree
 from .signing import TransactionSigner
 
@@ -55,21 +55,6 @@ class Role:
         except AttributeError:
             raise ValueError(f"unknown role {name!r}") from None
         return value
-
-
-class ItemState(IntEnum):
-    """The contracts' ``IItemRegistry.State``."""
-
-    NONE = 0
-    MANUFACTURED = 1
-    SOLD = 2
-    IN_USE = 3
-    RETURNED = 4
-    COLLECTED = 5
-    REFURBISHED = 6
-    RESOLD = 7
-    RECYCLED = 8
-    DISPOSED = 9
 
 
 PIPELINE_BATCH = 100  # transactions per JSON-RPC batch: a few tens of KB per request, well under nodes' limits

@@ -1,7 +1,7 @@
 """Items: made from lots one by one or in runs of thousands (one transaction), and their lifecycle.
 
-Authorised twice: here (a brand acts only on its own items and lots; each action takes the roles the contract's
-lifecycle graph allows), and by the contract itself (roles, states).
+Authorised twice: here (a brand acts only on its own items and lots; each action takes the roles that the lifecycle
+table, ``ledger.lifecycle``, allows), and by the contract itself (roles, states).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from ledger.client import ItemState, RunCommitment, run_commitment
 from ledger.epcis import events as ev
 from ledger.ids import item_id, normalize_gtin
+from ledger.lifecycle import Action, Lifecycle, step
 
 from .. import intents
 from ..config import ApiSettings
@@ -20,7 +21,6 @@ from ..problems import Problem
 from ..schemas import (
     ItemCreate,
     ItemsMade,
-    LifecycleAction,
     LifecycleCreate,
     LifecycleRecorded,
     RunCreate,
@@ -39,25 +39,14 @@ from ..writes import (
     usable_lots,
 )
 
-BRAND, RETAILER, RECYCLER, REPAIRER = ActorRole.BRAND, ActorRole.RETAILER, ActorRole.RECYCLER, ActorRole.REPAIRER
-MAKE_ROLES = (BRAND,)
-LIFECYCLE_ROLES = (BRAND, RECYCLER, RETAILER, REPAIRER)
 
-# action → (target state or None for an event-only action, roles that may take it). Mirrors ItemRegistry's graph.
-ACTIONS: dict[LifecycleAction, tuple[ItemState | None, frozenset[ActorRole]]] = {
-    LifecycleAction.SOLD: (ItemState.SOLD, frozenset({BRAND, RETAILER})),
-    LifecycleAction.IN_USE: (ItemState.IN_USE, frozenset({BRAND, RETAILER, REPAIRER})),
-    LifecycleAction.RETURNED: (ItemState.RETURNED, frozenset({BRAND, RETAILER, RECYCLER})),
-    LifecycleAction.COLLECTED: (ItemState.COLLECTED, frozenset({RECYCLER})),
-    LifecycleAction.REPAIRED: (None, frozenset({BRAND, REPAIRER})),
-    LifecycleAction.REFURBISHED: (ItemState.REFURBISHED, frozenset({BRAND, REPAIRER})),
-    LifecycleAction.RESOLD: (ItemState.RESOLD, frozenset({BRAND, RETAILER})),
-    LifecycleAction.DISPOSED: (ItemState.DISPOSED, frozenset({BRAND, RECYCLER})),
-}
-# A repair changes no on-chain state; it is recorded for items someone holds and uses.
-REPAIRABLE = frozenset(
-    {ItemState.SOLD, ItemState.IN_USE, ItemState.RETURNED, ItemState.COLLECTED, ItemState.REFURBISHED, ItemState.RESOLD}
-)
+def _roles(*actions: Action) -> tuple[ActorRole, ...]:
+    """The API roles the lifecycle table lets take any of `actions`."""
+    return tuple(sorted({ActorRole(party.value) for action in actions for party in step(action).parties}))
+
+
+MAKE_ROLES = _roles(Action.MANUFACTURED)
+LIFECYCLE_ROLES = _roles(*(Action(action.value) for action in Lifecycle))
 CHUNK = 500
 
 
@@ -243,8 +232,9 @@ def find_item(session: Session, gtin: str, serial: str) -> Item:
 def lifecycle(state: AppState, session: Session, actor: Actor, body: LifecycleCreate) -> LifecycleRecorded:
     """Record a sale, use, return, collection, repair, refurbishment, resale or disposal of one item."""
     authorize(actor, *LIFECYCLE_ROLES)
-    target, roles = ACTIONS[body.action]
-    if ActorRole(actor.role) not in roles:
+    rule = step(body.action)  # the lifecycle table: who may take the action, and what it moves the item to
+    target, roles = rule.target, rule.parties
+    if str(actor.role) not in roles:
         raise Problem(
             403,
             "Forbidden",
@@ -262,7 +252,7 @@ def lifecycle(state: AppState, session: Session, actor: Actor, body: LifecycleCr
     uri = item_uri(state.settings.resolver_base_url, item.gtin, item.serial)
     event = ev.lifecycle(ev.Lifecycle(body.action.value), [uri], read_point=body.read_point)
     if target is None:
-        if ItemState(item.state) not in REPAIRABLE:
+        if ItemState(item.state) not in rule.sources:
             raise Problem(
                 409,
                 "IllegalTransition",
@@ -320,10 +310,8 @@ def complete_lifecycle(session: Session, intent: WriteIntent) -> None:
 
 
 __all__ = [
-    "ACTIONS",
     "LIFECYCLE_ROLES",
     "MAKE_ROLES",
-    "REPAIRABLE",
     "check_run",
     "complete_item",
     "complete_lifecycle",

@@ -6,6 +6,7 @@ from sqlalchemy.orm import Session
 
 from ledger.epcis import events as ev
 from ledger.ids import gtin_lot_id, material_lot_id
+from ledger.lifecycle import Action, step
 
 from .. import intents
 from ..models import Actor, ActorRole, Lot
@@ -15,7 +16,7 @@ from ..state import AppState
 from ..uris import hex32, lot_uri, unhex32
 from ..writes import authorize, check_gtin_owner, check_product, event_receipt, lot_public, material_code
 
-REGISTER_ROLES = (ActorRole.BRAND, ActorRole.RECYCLER)
+REGISTER_ROLES = tuple(sorted(ActorRole(party.value) for party in step(Action.LOT).parties))
 APPROVE_ROLES = (ActorRole.BRAND, ActorRole.RECYCLER)
 
 

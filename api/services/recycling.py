@@ -7,6 +7,7 @@ from sqlalchemy.orm import Session
 
 from ledger.epcis import events as ev
 from ledger.ids import material_lot_id
+from ledger.lifecycle import Action, step
 
 from .. import intents
 from ..models import Actor, ActorRole, Item, Lot
@@ -16,7 +17,7 @@ from ..state import AppState
 from ..uris import hex32, item_uri, lot_uri, unhex32
 from ..writes import authorize, event_receipt, lot_public, material_code
 
-RECYCLE_ROLES = (ActorRole.RECYCLER,)
+RECYCLE_ROLES = tuple(sorted(ActorRole(party.value) for party in step(Action.RECYCLED).parties))
 
 
 def recycle(state: AppState, session: Session, actor: Actor, body: RecyclingCreate) -> Recycled:

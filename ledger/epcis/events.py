@@ -1,66 +1,23 @@
 """EPCIS 2.0 events for every supply-chain action, as JSON-LD dicts valid against the EPCIS 2.0 JSON schema.
 
-Vocabulary: CBV 2.0 bizStep and disposition values wherever CBV has one. Where it has none we use our own
-namespace, ``https://ns.circular-ledger.org/voc/`` (prefix ``circ``), documented in ``ledger/README.md``:
-
-=============  ===================================  ==========================  =================
-action         bizStep                              disposition                 event
-=============  ===================================  ==========================  =================
-lot            commissioning                        active                      ObjectEvent ADD
-manufactured   commissioning                        active                      TransformationEvent
-sold, resold   retail_selling                       retail_sold                 ObjectEvent OBSERVE
-in use         circ:bizstep-in_use (extension)      active                      ObjectEvent OBSERVE
-returned       receiving                            returned                    ObjectEvent OBSERVE
-collected      collecting                           non_sellable_other          ObjectEvent OBSERVE
-repaired       repairing                            conformant                  ObjectEvent OBSERVE
-refurbished    repairing                            sellable_accessible         ObjectEvent OBSERVE
-recycled       circ:bizstep-recycling (extension)   active (the recovered lot)  TransformationEvent
-disposed       destroying                           disposed                    ObjectEvent OBSERVE
-=============  ===================================  ==========================  =================
-
-Every lifecycle event also carries ``circ:lifecycle`` (the action's name): CBV uses one vocabulary for a sale and a
-resale, and for a repair and a refurbishment. Masses are in grams, UN/CEFACT unit code ``GRM``.
+Each action's bizStep and disposition come from the lifecycle table, ``ledger.lifecycle.LIFECYCLE`` (its docstring
+has them side by side); ours extend CBV under ``https://ns.circular-ledger.org/voc/`` (prefix ``circ``). Every
+lifecycle event also carries ``circ:lifecycle`` (the action's name): CBV uses one vocabulary for a sale and a resale,
+and for a repair and a refurbishment. Masses are in grams, UN/CEFACT unit code ``GRM``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from enum import StrEnum
 from typing import Any
 
+from ..lifecycle import BIZSTEP_IN_USE, BIZSTEP_RECYCLING, EXT_NS, LIFECYCLE, Action, Lifecycle
+
 EPCIS_CONTEXT = "https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"
-EXT_NS = "https://ns.circular-ledger.org/voc/"
 CONTEXT: list[Any] = [EPCIS_CONTEXT, {"circ": EXT_NS}]
 GRAM = "GRM"
-
-BIZSTEP_IN_USE = f"{EXT_NS}bizstep-in_use"
-BIZSTEP_RECYCLING = f"{EXT_NS}bizstep-recycling"
-
-
-class Lifecycle(StrEnum):
-    """Lifecycle actions that are plain ObjectEvents on items."""
-
-    SOLD = "sold"
-    IN_USE = "in_use"
-    RETURNED = "returned"
-    COLLECTED = "collected"
-    REPAIRED = "repaired"
-    REFURBISHED = "refurbished"
-    RESOLD = "resold"
-    DISPOSED = "disposed"
-
-
-_LIFECYCLE_VOCAB: dict[Lifecycle, tuple[str, str]] = {
-    Lifecycle.SOLD: ("retail_selling", "retail_sold"),
-    Lifecycle.IN_USE: (BIZSTEP_IN_USE, "active"),
-    Lifecycle.RETURNED: ("receiving", "returned"),
-    Lifecycle.COLLECTED: ("collecting", "non_sellable_other"),
-    Lifecycle.REPAIRED: ("repairing", "conformant"),
-    Lifecycle.REFURBISHED: ("repairing", "sellable_accessible"),
-    Lifecycle.RESOLD: ("retail_selling", "retail_sold"),
-    Lifecycle.DISPOSED: ("destroying", "disposed"),
-}
+_LOT, _MANUFACTURED, _RECYCLED = (LIFECYCLE[a] for a in (Action.LOT, Action.MANUFACTURED, Action.RECYCLED))
 
 
 def _time(at: datetime | None) -> tuple[str, str]:
@@ -100,8 +57,8 @@ def lot_registered(
         {
             "action": "ADD",
             "quantityList": [{"epcClass": lot_uri, "quantity": mass_grams, "uom": GRAM}],
-            "bizStep": "commissioning",
-            "disposition": "active",
+            "bizStep": _LOT.biz_step,
+            "disposition": _LOT.disposition,
             "ilmd": {
                 "circ:materialCode": material_code,
                 "circ:massGrams": mass_grams,
@@ -128,8 +85,8 @@ def items_manufactured(
         {
             "inputQuantityList": [{"epcClass": lot, "quantity": grams, "uom": GRAM} for lot, grams in inputs],
             "outputEPCList": list(item_uris),
-            "bizStep": "commissioning",
-            "disposition": "active",
+            "bizStep": _MANUFACTURED.biz_step,
+            "disposition": _MANUFACTURED.disposition,
         }
     )
     return event
@@ -139,12 +96,15 @@ def lifecycle(
     action: Lifecycle, item_uris: Sequence[str], *, at: datetime | None = None, read_point: str | None = None
 ) -> dict[str, Any]:
     """Sold, in use, returned, collected, repaired, refurbished, resold or disposed."""
-    biz_step, disposition = _LIFECYCLE_VOCAB[Lifecycle(action)]
-    event = _base("ObjectEvent", at, read_point)
-    event.update({"epcList": list(item_uris), "action": "OBSERVE", "bizStep": biz_step, "disposition": disposition})
+    name = Lifecycle(action)
+    row = LIFECYCLE[Action(name)]
+    event = _base(row.event_type, at, read_point)
+    event.update(
+        {"epcList": list(item_uris), "action": "OBSERVE", "bizStep": row.biz_step, "disposition": row.disposition}
+    )
     # CBV gives a first sale and a resale (or a repair and a refurbishment) the same vocabulary: our extension
     # field names the action, so the two are different events with different hashes.
-    event["circ:lifecycle"] = Lifecycle(action).value
+    event["circ:lifecycle"] = name.value
     return event
 
 
@@ -163,8 +123,8 @@ def items_recycled(
         {
             "inputEPCList": list(item_uris),
             "outputQuantityList": [{"epcClass": recovered_lot_uri, "quantity": mass_grams, "uom": GRAM}],
-            "bizStep": BIZSTEP_RECYCLING,
-            "disposition": "active",
+            "bizStep": _RECYCLED.biz_step,
+            "disposition": _RECYCLED.disposition,
             "ilmd": {"circ:materialCode": material_code, "circ:massGrams": mass_grams, "circ:recycledShareBps": 10_000},
         }
     )
