@@ -1,7 +1,7 @@
 """circular-ledger's HTTP API: a GS1-conformant resolver and digital product passports (public), the actors' write
 API (``/api/v1``, Bearer keys) and the EPCIS 2.0 REST bindings (``/epcis``).
 
-Nothing here imports web3: every chain call goes through :class:`ledger.service.LedgerService` and
+Nothing here imports web3 or eth-account: every chain call goes through :class:`ledger.service.LedgerService` and
 :class:`ledger.client.Ledger`.
 """
 

@@ -16,11 +16,10 @@ import unicodedata
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from eth_account import Account
-from eth_account.signers.local import LocalAccount
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from ledger.accounts import LocalAccount, new_account
 from ledger.errors import ConfigurationError, KeyNotFound
 
 from .models import Actor, ActorRole, utcnow
@@ -91,22 +90,14 @@ def _account_for(service: LedgerService, key_name: str) -> LocalAccount:
     try:
         return service.settings.actor_key(key_name)
     except KeyNotFound:
-        account: LocalAccount = Account.create()
+        account = new_account()
         service.settings.save_actor_key(key_name, account)
         return account
 
 
 def _fund(service: LedgerService, address: str) -> None:
     """Fund a new account on a development chain (a production network's operator funds it instead)."""
-    tx = service.ledger.tx
-    with tx.lock:  # the dev funder may be an account the transactor tracks nonces for
-        try:
-            service.backend.fund(address, DEV_FUNDING_WEI)
-        except ConfigurationError:
-            return
-        finally:
-            for funder in service.backend.dev_accounts()[:1]:
-                tx.forget_nonce(funder.address)
+    service.ledger.tx.fund_dev_account(address, DEV_FUNDING_WEI)
 
 
 def add_actor(

@@ -26,10 +26,10 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, cast
 
-from eth_account.signers.local import LocalAccount
 from sqlalchemy import CursorResult, select, text, update
 from sqlalchemy.orm import Session
 
+from ledger.accounts import LocalAccount
 from ledger.errors import TransactionFailed
 from ledger.outbox import SignedEvent, Stored
 
@@ -39,8 +39,7 @@ from .state import AppState, Completion
 from .uris import hex32
 
 if TYPE_CHECKING:
-    from web3.contract.contract import ContractFunction
-    from web3.types import TxReceipt
+    from ledger.client import ContractCall, Receipt
 
 log = logging.getLogger("circular.api.intents")
 
@@ -94,7 +93,7 @@ def write(
     *,
     kind: str,
     subject: str,
-    call: ContractFunction,
+    call: ContractCall,
     events: Sequence[dict[str, Any]],
     effect: dict[str, Any],
     gas: int | None = None,
@@ -142,7 +141,7 @@ def _record(
     account: LocalAccount,
     kind: str,
     subject: str,
-    call: ContractFunction,
+    call: ContractCall,
     signed: list[SignedEvent],
     effect: dict[str, Any],
     gas: int | None,
@@ -193,7 +192,7 @@ def _fail(state: AppState, intent_id: int, reason: str) -> None:
         )
 
 
-def _complete(state: AppState, intent_id: int, receipt: TxReceipt) -> Written:
+def _complete(state: AppState, intent_id: int, receipt: Receipt) -> Written:
     """The database side of a mined intent, in one transaction; a reverted one is marked failed and its revert
     raised."""
     service = state.service

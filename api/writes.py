@@ -9,10 +9,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from eth_account.signers.local import LocalAccount
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from ledger.accounts import LocalAccount
 from ledger.client import ItemState
 from ledger.outbox import Stored
 from materials import material_code_bytes32

@@ -30,7 +30,7 @@ from web3.types import RPCEndpoint, TxReceipt
 
 from .artifacts import load_artifact
 from .chain import ChainBackend, decode_revert, is_revert
-from .errors import ContractRevert, DeploymentNotFound, PipelineFailed, TransactionFailed
+from .errors import ConfigurationError, ContractRevert, DeploymentNotFound, PipelineFailed, TransactionFailed
 from .ids import check_serial, item_id, normalize_gtin
 from .lifecycle import ItemState
 from .merkle import MerkleTree
@@ -104,6 +104,11 @@ def _calldata(call: ContractFunction) -> bytes | None:
         return None
 
 
+# What callers above the ledger name a prepared contract call and a mined transaction's receipt by.
+ContractCall = ContractFunction
+Receipt = TxReceipt
+
+
 class Transactor:
     """Builds, signs and sends transactions for local accounts; waits for receipts and checks their status."""
 
@@ -120,6 +125,21 @@ class Transactor:
     def forget_nonce(self, address: str) -> None:
         """Re-read `address`'s nonce from the node next time (after a failed send or a reorg)."""
         self._nonces.pop(address, None)
+
+    def fund_dev_account(self, address: str, wei: int) -> bool:
+        """Give `address` `wei` on a development chain; False on any other chain (its operator funds accounts).
+
+        Under the nonce lock, and with the funder's cached nonce dropped after: the development chain's funder may be
+        an account whose nonces this transactor tracks."""
+        with self.lock:
+            try:
+                self.backend.fund(address, wei)
+            except ConfigurationError:
+                return False
+            finally:
+                for funder in self.backend.dev_accounts()[:1]:
+                    self.forget_nonce(funder.address)
+        return True
 
     def next_nonce(self, address: str) -> int:
         """Allocate `address`'s next nonce. Call with :attr:`lock` held, up to and including the send."""
@@ -789,10 +809,12 @@ def _split(parts: Sequence[tuple[bytes, int]]) -> tuple[list[bytes], list[int]]:
 __all__ = [
     "PIPELINE_BATCH",
     "TRANSITION_GAS",
+    "ContractCall",
     "Deployment",
     "ItemState",
     "Ledger",
     "PreparedTx",
+    "Receipt",
     "Role",
     "RunCommitment",
     "Transactor",

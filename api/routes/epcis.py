@@ -13,11 +13,11 @@ import uuid
 from typing import Any
 from urllib.parse import quote
 
-from eth_account.signers.local import LocalAccount
 from fastapi import APIRouter, BackgroundTasks, Path, Request, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy import select
 
+from ledger.accounts import LocalAccount
 from ledger.epcis.hashing import event_hash_id
 
 from .. import epcis_store as store
