@@ -21,9 +21,11 @@ setup: .stamp-venv .stamp-npm .stamp-apt
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-# Debian's Chromium for the browser test (Playwright drives it; it never downloads a browser of its own).
-.stamp-apt:
-	command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
+# Debian's Chromium for the browser tests (Playwright drives it; it never downloads a browser of its own), and
+# poppler-utils' pdftoppm, which renders the console's label sheets for the tests to decode.
+.stamp-apt: Makefile
+	(command -v chromium && command -v pdftoppm) >/dev/null || (apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium poppler-utils)
 	touch $@
 
 compile: setup

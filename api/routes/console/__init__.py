@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from . import auth, home
+from . import auth, home, items, lots, products
 from .auth import issue_sign_in_link
 from .web import install
 
 router = APIRouter(include_in_schema=False)
-for _module in (auth, home):
+for _module in (auth, home, products, lots, items):
     router.include_router(_module.router, prefix="/console")
 
 __all__ = ["install", "issue_sign_in_link", "router"]

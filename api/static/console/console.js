@@ -18,7 +18,23 @@
       button.disabled = true;
       if (button.dataset.busy) button.textContent = button.dataset.busy;
     }
+    if (form.dataset.progress) showProgress(form);
   }, true);
+
+  // A long write (a run of thousands in one transaction): the time it has taken so far, while the page waits.
+  function showProgress(form) {
+    const box = form.querySelector(".progress-box");
+    if (!box) return;
+    box.hidden = false;
+    const text = box.querySelector(".progress-text");
+    const started = Date.now();
+    const tick = () => {
+      const seconds = Math.round((Date.now() - started) / 1000);
+      text.textContent = form.dataset.progress + " " + seconds + " s";
+    };
+    tick();
+    setInterval(tick, 1000);
+  }
   // Back to a page from the history: its forms may be sent again (the server still sends each submission once).
   window.addEventListener("pageshow", (event) => {
     if (!event.persisted) return;

@@ -1,0 +1,97 @@
+"""A brand's pages: products and lots through forms that call the write API's own services; errors in plain words
+next to the field; a form sent twice writes once."""
+
+from __future__ import annotations
+
+import re
+import threading
+from typing import Any
+
+from sqlalchemy import func, select
+
+from api.models import Lot, Product
+
+from ..conftest import GTIN_A_LOTS, GTIN_B
+from .helpers import form_fields, sign_in
+
+
+def _lot_form(client: Any, **values: str) -> dict[str, str]:
+    fields = form_fields(client.get("/console/lots").text)
+    return {**fields, "lot_number": "L", "material_code": "CO", "mass_grams": "5000", "recycled_share": "0",
+            **values}
+
+
+def test_a_brand_registers_a_lot_and_sees_what_is_left(world: Any) -> None:
+    client = sign_in(world, "brand")
+    number = world.unique("CL")
+    answer = client.post("/console/lots", data=_lot_form(client, lot_number=number, recycled_share="12.5",
+                                                         certificates="https://cert.example/gots/1\nhttps://cert.example/grs/2"))
+    assert answer.status_code == 303, answer.text
+    assert answer.headers["location"].endswith("?ok=registered")
+    page = client.get(answer.headers["location"])
+    assert page.status_code == 200
+    assert f"Lot {number}" in page.text and "Lot registered." in page.text
+    assert re.search(r'<dd id="left">5,000&nbsp;g</dd>', page.text)
+    assert "https://cert.example/grs/2" in page.text
+    with world.service.sessions() as session:
+        lot = session.scalar(select(Lot).where(Lot.lot_number == number))
+        assert lot is not None and lot.recycled_share_bps == 1250 and len(lot.certificates) == 2
+    assert number in client.get("/console/lots").text
+
+
+def test_errors_are_shown_next_to_their_field_and_nothing_typed_is_lost(world: Any) -> None:
+    client = sign_in(world, "brand")
+    number = world.unique("CL")
+    answer = client.post("/console/lots", data=_lot_form(client, lot_number=number, mass_grams="lots",
+                                                         origin="Gujarat, India"))
+    assert answer.status_code == 422
+    assert re.search(r'id="e-mass_grams">A whole number, please.<', answer.text)
+    assert 'value="Gujarat, India"' in answer.text and f'value="{number}"' in answer.text
+    other = client.post("/console/lots", data=_lot_form(client, lot_number=number, gtin=GTIN_B))
+    assert other.status_code == 422
+    assert re.search(r'id="e-gtin">[^<]*not under a company prefix', other.text)
+
+
+def test_a_form_sent_twice_registers_one_lot(world: Any) -> None:
+    client = sign_in(world, "brand")
+    number = world.unique("CL")
+    form = _lot_form(client, lot_number=number, gtin=GTIN_A_LOTS)
+    answers: list[Any] = []
+    threads = [threading.Thread(target=lambda: answers.append(client.post("/console/lots", data=form)))
+               for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert [a.status_code for a in answers] == [303, 303]
+    assert answers[0].headers["location"] == answers[1].headers["location"]
+    again = client.post("/console/lots", data=form)  # later, the same form again (the back button)
+    assert again.status_code == 303 and again.headers["location"] == answers[0].headers["location"]
+    with world.service.sessions() as session:
+        assert session.scalar(select(func.count()).where(Lot.lot_number == number)) == 1
+
+
+def test_a_brand_edits_a_products_master_data(world: Any) -> None:
+    client = sign_in(world, "brand")
+    fields = form_fields(client.get("/console/products").text)
+    answer = client.post("/console/products", data={**fields, "gtin": GTIN_A_LOTS, "name": "Organic tee",
+                                                    "care": "Wash at 30 °C", "language": "en"})
+    assert answer.status_code == 303, answer.text
+    page = client.get(answer.headers["location"])
+    assert "Organic tee" in page.text and "Wash at 30 °C" in page.text
+    fields = form_fields(page.text)
+    edited = client.post(f"/console/products/{GTIN_A_LOTS}", data={**fields, "name": "Organic tee, navy",
+                                                                    "language": "en", "care": ""})
+    assert edited.status_code == 303
+    with world.service.sessions() as session:
+        product = session.get(Product, GTIN_A_LOTS)
+        assert product is not None and product.name == "Organic tee, navy" and product.care == ""
+    refused = client.post("/console/products", data={**form_fields(client.get("/console/products").text),
+                                                     "gtin": GTIN_B, "name": "Not mine", "language": "en"})
+    assert refused.status_code == 422 and "not under a company prefix" in refused.text
+
+
+def test_pages_of_another_role_are_not_found(world: Any) -> None:
+    client = sign_in(world, "retailer")
+    assert client.get("/console/lots").status_code == 404
+    assert client.get("/console/products").status_code == 404
