@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
@@ -14,6 +14,7 @@ from ledger.settings import Settings
 
 from .actors import ActorKeys, authenticate
 from .config import ApiSettings
+from .lists import Page
 from .models import Actor, ActorRole
 from .problems import Problem
 from .state import AppState
@@ -52,6 +53,18 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 ApiSettingsDep = Annotated[ApiSettings, Depends(get_api_settings)]
 KeysDep = Annotated[ActorKeys, Depends(get_keys)]
 SessionDep = Annotated[Session, Depends(get_session)]
+
+MAX_PAGE = 1_000
+
+
+def get_page(
+    skip: Annotated[int, Query(ge=0, le=2**31 - 1, description="How many matches to skip.")] = 0,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="Most matches in the answer.")] = 100,
+) -> Page:
+    return Page(skip, limit)
+
+
+PageDep = Annotated[Page, Depends(get_page)]
 
 _bearer = HTTPBearer(auto_error=False, description="An actor's API key: `Authorization: Bearer <key>`.")
 
@@ -99,6 +112,7 @@ __all__ = [
     "CurrentActor",
     "KeysDep",
     "LotOwnerActor",
+    "PageDep",
     "RecyclerActor",
     "ServiceDep",
     "SessionDep",

@@ -90,6 +90,8 @@ class Lot(Base):
     owner_id: Mapped[int] = mapped_column(ForeignKey("api_actors.id"), index=True)
     material_code: Mapped[str] = mapped_column(String(32))
     mass_grams: Mapped[int] = mapped_column(BigInteger)
+    # Grams drawn into items so far (the contract's `allocated`), kept by the completions of item and run writes.
+    allocated_grams: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     recycled_share_bps: Mapped[int] = mapped_column(Integer)
     recovered: Mapped[bool] = mapped_column(Boolean, default=False)
     source_items: Mapped[list[str] | None] = mapped_column(JSON)  # recovered lots: the item ids recycled into it
@@ -134,6 +136,9 @@ class Item(Base):
     materialized: Mapped[bool] = mapped_column(Boolean, default=True)
     # Indexed: the provenance trace asks for the items recycled into a generation's lots (api/passport.py).
     recovered_into: Mapped[str | None] = mapped_column(String(66), index=True)
+    # Who recorded the item's latest step (a retailer's sale, a recycler's collection): whose list it is in, with
+    # its brand's.
+    holder_id: Mapped[int | None] = mapped_column(ForeignKey("api_actors.id"), index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
 

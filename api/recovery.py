@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 from ledger.ids import item_id
 from ledger.merkle import MerkleTree
 from ledger.outbox import OutboxEvent
-from ledger.projection import ZERO32, ChainItem, ChainLot, ChainRun
+from ledger.projection import ZERO32, ChainItem, ChainLot, ChainRun, ChainTransition
 
 from .epcis_store import sync_index
 from .models import Actor, ActorRole, Item, Lot, Product, utcnow
@@ -127,6 +127,14 @@ def _registration_events(session: Session) -> dict[str, dict[str, Any]]:
     return found
 
 
+def _holder(actors: _Actors, account: str | None) -> int | None:
+    """The actor who took an item's latest lifecycle step; None before its first."""
+    if account is None:
+        return None
+    actor = actors.by_address.get(account.lower())
+    return actor.id if actor is not None else None
+
+
 def restore_api_tables(
     session: Session, resolver_base_url: str, archive: Any, gtin_owner: Callable[[str], str | None]
 ) -> ApiRecovery:
@@ -160,6 +168,7 @@ def restore_api_tables(
             owner_id=actors.of(chain_lot.owner, "recycler" if recovered else "brand").id,
             material_code=chain_lot.material_code,
             mass_grams=chain_lot.mass_grams,
+            allocated_grams=chain_lot.allocated_grams,
             recycled_share_bps=chain_lot.recycled_share_bps,
             recovered=recovered,
             source_items=chain_lot.source_items if recovered else None,
@@ -216,6 +225,14 @@ def restore_api_tables(
         if hex32(run_tree.root) != runs[run_id].items_root:
             report.problems.append(f"run {run_id}: its serials do not make its items root")
     existing_items = set(session.scalars(select(Item.item_id)))
+    # Whose list each item is in: the account of its latest lifecycle step (registration aside), in log order.
+    last_account: dict[str, str] = {}
+    for ident, account in session.execute(
+        select(ChainTransition.item_id, ChainTransition.account)
+        .where(ChainTransition.from_state != 0)
+        .order_by(ChainTransition.block_number, ChainTransition.log_index)
+    ):
+        last_account[ident] = account
     rows = []
     now = utcnow()
     for chain_item in chain_items:
@@ -240,6 +257,7 @@ def restore_api_tables(
                 "proof": [hex32(p) for p in tree.proof(unhex32(chain_item.item_id))] if tree else None,
                 "materialized": chain_item.materialized,
                 "recovered_into": chain_item.recovered_into,
+                "holder_id": _holder(actors, last_account.get(chain_item.item_id)),
                 "created_at": now,
                 "updated_at": now,
             }

@@ -6,7 +6,7 @@ import enum
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
 from ledger.ids import check_serial, normalize_gtin
@@ -140,6 +140,11 @@ class ProductPublic(Output):
     return_info: str
 
 
+class ProductsPublic(Output):
+    data: list[ProductPublic]
+    count: int = Field(description="How many products match, over every page.")
+
+
 # -- lots -----------------------------------------------------------------------------------------------------------
 class LotCreate(Input):
     gtin: Gtin | None = Field(None, description="A GTIN of the brand's: the lot is then `/01/<gtin>/10/<lotNumber>`.")
@@ -157,7 +162,10 @@ class LotPublic(Output):
     gtin: str | None
     lot_number: str
     material_code: str
+    material: str = Field(description="The material's name in the catalogue (recovered material named as such).")
     mass_grams: int
+    allocated_grams: int = Field(description="Grams drawn into items so far.")
+    available_grams: int = Field(description="Grams left to draw.")
     recycled_share_bps: int
     recovered: bool
     source_items: list[str] | None
@@ -165,6 +173,11 @@ class LotPublic(Output):
     certificates: list[str]
     owner: str
     created_at: UtcDatetime
+
+
+class LotsPublic(Output):
+    data: list[LotPublic]
+    count: int = Field(description="How many lots match, over every page.")
 
 
 class LotRegistered(Output):
@@ -188,8 +201,17 @@ class ApprovalPublic(Output):
 
 # -- items ----------------------------------------------------------------------------------------------------------
 class Part(Input):
-    lot_id: LotId
+    """Grams of one lot, named by its id or by its lot number (among the lots the caller may draw from)."""
+
+    lot_id: LotId | None = None
+    lot_number: LotNumber | None = None
     grams: Grams
+
+    @model_validator(mode="after")
+    def _one_name(self) -> Part:
+        if (self.lot_id is None) == (self.lot_number is None):
+            raise ValueError("name the lot by lotId or by lotNumber (one of them)")
+        return self
 
 
 class ItemCreate(Input):
@@ -208,6 +230,7 @@ class RunCreate(Input):
 
 class PartPublic(Output):
     lot_id: str
+    lot_number: str | None = None
     grams: int
 
 
@@ -223,6 +246,25 @@ class ItemPublic(Output):
     run_id: str | None
     materialized: bool
     recovered_into: str | None
+
+
+class ItemStateName(enum.StrEnum):
+    """An item's state, as lists filter on it and items show it (``ledger.client.ItemState``, lower case)."""
+
+    MANUFACTURED = "manufactured"
+    SOLD = "sold"
+    IN_USE = "in_use"
+    RETURNED = "returned"
+    COLLECTED = "collected"
+    REFURBISHED = "refurbished"
+    RESOLD = "resold"
+    RECYCLED = "recycled"
+    DISPOSED = "disposed"
+
+
+class ItemsPublic(Output):
+    data: list[ItemPublic]
+    count: int = Field(description="How many items match, over every page.")
 
 
 class ItemsMade(Output):
@@ -332,17 +374,21 @@ __all__ = [
     "ItemCreate",
     "ItemPublic",
     "ItemRef",
+    "ItemStateName",
     "ItemsMade",
+    "ItemsPublic",
     "LifecycleAction",
     "LifecycleCreate",
     "LifecycleRecorded",
     "LotCreate",
     "LotPublic",
     "LotRegistered",
+    "LotsPublic",
     "Part",
     "PartPublic",
     "ProductCreate",
     "ProductPublic",
+    "ProductsPublic",
     "Recycled",
     "RecyclingCreate",
     "ReturnRequestCreate",

@@ -15,13 +15,13 @@ from sqlalchemy.orm import Session
 from ledger.accounts import LocalAccount
 from ledger.client import ItemState
 from ledger.outbox import Stored
-from materials import material_code_bytes32
+from materials import UnknownMaterial, catalogue, material, material_code_bytes32, material_label
 
 from . import intents
 from .models import Actor, ActorRole, Item, Lot, LotApproval, Product, WriteIntent, utcnow
 from .passport import state_name
 from .problems import Problem
-from .schemas import AnchoringStatus, EventReceipt, ItemPublic, LotPublic, PartPublic
+from .schemas import AnchoringStatus, EventReceipt, ItemPublic, LotPublic, Part, PartPublic
 from .state import AppState
 from .uris import item_uri
 
@@ -73,6 +73,7 @@ def complete_lot(session: Session, intent: WriteIntent) -> None:
     for item in session.scalars(select(Item).where(Item.item_id.in_(recycled))):
         item.state = int(ItemState.RECYCLED)
         item.recovered_into = fields["lot_id"]
+        item.holder_id = actor.id
         item.updated_at = utcnow()
 
 
@@ -97,8 +98,33 @@ def complete_approval(session: Session, intent: WriteIntent) -> None:
         approval.grams, approval.tx_hash = effect["grams"], intent.tx_hash
 
 
+def check_material(code: str) -> None:
+    """A material code of the catalogue (``materials/catalogue.json``); any other is a 422 naming the valid ones."""
+    try:
+        material(code)
+    except UnknownMaterial:
+        codes = sorted(catalogue())
+        raise Problem(
+            422,
+            "Unknown material",
+            f"no material {code!r} in the catalogue; valid codes: {', '.join(codes)}",
+            materialCode=code,
+            validCodes=codes,
+        ) from None
+
+
 def material_code(code: str) -> bytes:
+    """The on-chain form of a catalogue material code (checked first: an unknown one is a 422)."""
+    check_material(code)
     return material_code_bytes32(code)
+
+
+def draw(session: Session, composition: Sequence[Sequence[Any]], copies: int) -> None:
+    """Count `copies` items of `composition` ([lot id, grams] each) against their lots' grams, as the contract did."""
+    for lot_id, grams in composition:
+        lot = session.get(Lot, str(lot_id))
+        if lot is not None:
+            lot.allocated_grams = (lot.allocated_grams or 0) + int(grams) * copies
 
 
 def check_product(session: Session, gtin14: str, actor: Actor) -> Product | None:
@@ -167,6 +193,52 @@ def usable_lots(session: Session, actor: Actor, lot_ids: Sequence[str]) -> dict[
     return lots
 
 
+def composition_of(
+    session: Session, actor: Actor, parts: Sequence[Part]
+) -> tuple[list[tuple[str, int]], dict[str, Lot]]:
+    """A composition as (lot id, grams), each part named by its lot id or by its lot number, and the lots, which
+    `actor` may all draw from (:func:`usable_lots`). A lot number names one of the actor's own lots or of those
+    approved to it; one that names none, or several, is a 422."""
+    numbers = sorted({p.lot_number for p in parts if p.lot_number is not None})
+    by_number: dict[str, list[str]] = {number: [] for number in numbers}
+    if numbers:
+        approved = select(LotApproval.lot_id).where(LotApproval.operator_id == actor.id)
+        rows = session.execute(
+            select(Lot.lot_number, Lot.lot_id)
+            .where(Lot.lot_number.in_(numbers), (Lot.owner_id == actor.id) | Lot.lot_id.in_(approved))
+            .order_by(Lot.lot_id)
+        )
+        for number, lot_id in rows:
+            by_number[number].append(lot_id)
+    composition: list[tuple[str, int]] = []
+    for part in parts:
+        if part.lot_id is not None:
+            composition.append((part.lot_id.lower(), part.grams))
+            continue
+        assert part.lot_number is not None  # the schema asks for one of the two
+        found = by_number[part.lot_number]
+        if not found:
+            raise Problem(
+                422,
+                "Unknown lot",
+                f"no lot numbered {part.lot_number} is yours or approved to you",
+                lotNumber=part.lot_number,
+            )
+        if len(found) > 1:
+            raise Problem(
+                422,
+                "Ambiguous lot number",
+                f"{len(found)} of your lots are numbered {part.lot_number}: name the one you mean by its lotId",
+                lotNumber=part.lot_number,
+                lotIds=found,
+            )
+        composition.append((found[0], part.grams))
+    ids = [lot_id for lot_id, _ in composition]
+    if len(set(ids)) != len(ids):
+        raise Problem(422, "Invalid composition", "a composition names each lot once", lotIds=ids)
+    return composition, usable_lots(session, actor, ids)
+
+
 def lot_public(lot: Lot, owner: str) -> LotPublic:
     return LotPublic(
         lot_id=lot.lot_id,
@@ -174,7 +246,10 @@ def lot_public(lot: Lot, owner: str) -> LotPublic:
         gtin=lot.gtin,
         lot_number=lot.lot_number,
         material_code=lot.material_code,
+        material=material_label(lot.material_code, recovered=lot.recovered),
         mass_grams=lot.mass_grams,
+        allocated_grams=lot.allocated_grams or 0,
+        available_grams=lot.mass_grams - (lot.allocated_grams or 0),
         recycled_share_bps=lot.recycled_share_bps,
         recovered=lot.recovered,
         source_items=lot.source_items,
@@ -185,7 +260,9 @@ def lot_public(lot: Lot, owner: str) -> LotPublic:
     )
 
 
-def item_public(state: AppState, item: Item, brand: str) -> ItemPublic:
+def item_public(state: AppState, item: Item, brand: str, lot_numbers: dict[str, str] | None = None) -> ItemPublic:
+    """The public view of `item`; `lot_numbers` (lot id → number), when given, names each part's lot."""
+    numbers = lot_numbers or {}
     return ItemPublic(
         gtin=item.gtin,
         serial=item.serial,
@@ -194,11 +271,23 @@ def item_public(state: AppState, item: Item, brand: str) -> ItemPublic:
         brand=brand,
         state=state_name(item.state),
         mass_grams=item.mass_grams,
-        composition=[PartPublic(lot_id=str(lot_id), grams=int(grams)) for lot_id, grams in item.composition],
+        composition=[
+            PartPublic(lot_id=str(lot_id), lot_number=numbers.get(str(lot_id)), grams=int(grams))
+            for lot_id, grams in item.composition
+        ],
         run_id=item.run_id,
         materialized=item.materialized,
         recovered_into=item.recovered_into,
     )
+
+
+def lot_numbers(session: Session, items: Sequence[Item]) -> dict[str, str]:
+    """Lot id → lot number of every lot in `items`' compositions, in one query."""
+    ids = sorted({str(lot_id) for item in items for lot_id, _ in item.composition})
+    if not ids:
+        return {}
+    rows = session.execute(select(Lot.lot_id, Lot.lot_number).where(Lot.lot_id.in_(ids)))
+    return {lot_id: number for lot_id, number in rows}
 
 
 def actor_name(session: Session, actor_id: int) -> str:
@@ -210,12 +299,16 @@ __all__ = [
     "actor_name",
     "authorize",
     "check_gtin_owner",
+    "check_material",
     "check_product",
     "complete_approval",
     "complete_lot",
+    "composition_of",
+    "draw",
     "ensure_product",
     "event_receipt",
     "item_public",
+    "lot_numbers",
     "lot_public",
     "material_code",
     "record",

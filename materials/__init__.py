@@ -20,6 +20,7 @@ from .catalogue import (
     material,
     material_code_bytes32,
     material_code_from_bytes32,
+    material_label,
     recovered_material,
 )
 from .errors import (
@@ -51,6 +52,7 @@ __all__ = [
     "material",
     "material_code_bytes32",
     "material_code_from_bytes32",
+    "material_label",
     "provenance",
     "recovered_material",
     "recycled_grams",

@@ -53,6 +53,21 @@ def recovered_material(code: str) -> Material:
     return material(source.recovered)
 
 
+def material_label(code: str, *, recovered: bool = False) -> str:
+    """How a lot of `code` is named to people. A recovered lot is named as the recovered material even when its code
+    is a virgin one (recovered ``CO`` reads "Recycled cotton", never "Cotton"); an unknown code is shown as it is."""
+    try:
+        found = material(code)
+    except UnknownMaterial:
+        return code
+    if recovered and not found.is_recovered:
+        try:
+            return recovered_material(code).name
+        except UnknownMaterial:
+            return f"Recycled {found.name[0].lower()}{found.name[1:]}"
+    return found.name
+
+
 def material_code_bytes32(code: str) -> bytes:
     """The on-chain form of a material code: ASCII, left-aligned, zero-padded to 32 bytes."""
     raw = code.encode("ascii")
@@ -71,5 +86,6 @@ __all__ = [
     "material",
     "material_code_bytes32",
     "material_code_from_bytes32",
+    "material_label",
     "recovered_material",
 ]

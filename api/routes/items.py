@@ -5,19 +5,25 @@ The rules (who may make and move which items) are in :mod:`api.services.items`; 
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Path, Request
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query, Request
 
 from ledger.outbox import proofs_as_hex, split_proof
 
-from ..deps import ApiSettingsDep, BrandActor, SessionDep, StateDep, SupplyChainActor
+from ..deps import ApiSettingsDep, BrandActor, CurrentActor, PageDep, SessionDep, StateDep, SupplyChainActor
+from ..lists import list_items
 from ..problems import Problem
 from ..schemas import (
     AnchoringStatus,
     AnchorPublic,
     EventStatusPublic,
+    Gtin,
     ItemCreate,
     ItemPublic,
     ItemsMade,
+    ItemsPublic,
+    ItemStateName,
     LifecycleCreate,
     LifecycleRecorded,
     RunCreate,
@@ -25,7 +31,7 @@ from ..schemas import (
 )
 from ..services import items
 from ..uris import event_id_from, hex32
-from ..writes import actor_name, item_public
+from ..writes import actor_name, item_public, lot_numbers
 
 router = APIRouter(tags=["items"])
 
@@ -47,10 +53,29 @@ def make_run(
     return items.make_run(state, session, actor, body, api_settings)
 
 
+@router.get("/items", response_model=ItemsPublic, summary="Your items, a page at a time")
+def get_items(
+    actor: CurrentActor,
+    session: SessionDep,
+    state: StateDep,
+    page: PageDep,
+    states: Annotated[
+        list[ItemStateName] | None, Query(alias="state", description="Only items in these states (repeatable).")
+    ] = None,
+    lot: Annotated[
+        str | None, Query(min_length=1, max_length=66, description="Only items made from this lot (id or number).")
+    ] = None,
+    gtin: Annotated[Gtin | None, Query(description="Only items of this product.")] = None,
+) -> ItemsPublic:
+    """A brand's items and the items whose latest step the caller recorded (an admin's: every item), in the order
+    they were made, with how many match in all."""
+    return list_items(state, session, actor, page, states=states or (), lot=lot, gtin=gtin)
+
+
 @router.get("/items/{gtin}/{serial:path}", response_model=ItemPublic, summary="An item")
 def get_item(gtin: str, serial: str, session: SessionDep, state: StateDep) -> ItemPublic:
     item = items.find_item(session, gtin, serial)
-    return item_public(state, item, actor_name(session, item.brand_id))
+    return item_public(state, item, actor_name(session, item.brand_id), lot_numbers(session, [item]))
 
 
 @router.post(

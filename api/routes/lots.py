@@ -2,14 +2,28 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
-from ..deps import LotOwnerActor, SessionDep, StateDep
+from ..deps import CurrentActor, LotOwnerActor, PageDep, SessionDep, StateDep
 from ..links import JSONLD
+from ..lists import list_lots
 from ..models import Lot, Product
 from ..problems import Problem
-from ..schemas import ApprovalCreate, ApprovalPublic, LotCreate, LotId, LotPublic, LotRegistered
+from ..schemas import (
+    ApprovalCreate,
+    ApprovalPublic,
+    Gtin,
+    LotCreate,
+    LotId,
+    LotNumber,
+    LotPublic,
+    LotRegistered,
+    LotsPublic,
+    MaterialCode,
+)
 from ..services import lots
 from ..writes import actor_name, lot_public
 from .passport import lot_jsonld
@@ -23,6 +37,23 @@ def register_lot(body: LotCreate, actor: LotOwnerActor, session: SessionDep, sta
     """A brand registers a lot under one of its GTINs (`/01/<gtin>/10/<lot>`) or by material code; a recycler by
     material code. The contract call and the signed `commissioning` event are both made as the actor."""
     return lots.register_lot(state, session, actor, body)
+
+
+@router.get("", response_model=LotsPublic, summary="Your lots, a page at a time")
+def get_lots(
+    actor: CurrentActor,
+    session: SessionDep,
+    page: PageDep,
+    gtin: Annotated[Gtin | None, Query(description="Only lots registered under this GTIN.")] = None,
+    material_code: Annotated[MaterialCode | None, Query(alias="materialCode")] = None,
+    recovered: Annotated[bool | None, Query(description="Only recovered (true) or only virgin (false) lots.")] = None,
+    lot_number: Annotated[LotNumber | None, Query(alias="lotNumber")] = None,
+) -> LotsPublic:
+    """The caller's lots and the lots approved to it (an admin's: every lot), oldest first, each with its grams used
+    and left, and how many match in all."""
+    return list_lots(
+        session, actor, page, gtin=gtin, material_code=material_code, recovered=recovered, lot_number=lot_number
+    )
 
 
 @router.get("/{lot_id}", response_model=LotPublic, summary="A lot")

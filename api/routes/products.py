@@ -6,13 +6,20 @@ from fastapi import APIRouter
 
 from ledger.ids import normalize_gtin
 
-from ..deps import BrandActor, SessionDep, SettingsDep, StateDep
+from ..deps import BrandActor, CurrentActor, PageDep, SessionDep, SettingsDep, StateDep
+from ..lists import list_products
 from ..models import Product
 from ..problems import Problem
-from ..schemas import ProductCreate, ProductPublic
+from ..schemas import ProductCreate, ProductPublic, ProductsPublic
 from ..services import products
 
 router = APIRouter(prefix="/products", tags=["products"])
+
+
+@router.get("", response_model=ProductsPublic, summary="Your products, a page at a time")
+def get_products(actor: CurrentActor, session: SessionDep, state: StateDep, page: PageDep) -> ProductsPublic:
+    """A brand's own products; for anyone else every product (master data is public). By GTIN."""
+    return list_products(state, session, actor, page)
 
 
 @router.put("/{gtin}", response_model=ProductPublic, summary="Create or update a product (its brand)")

@@ -32,11 +32,13 @@ from ..writes import (
     authorize,
     check_gtin_owner,
     check_product,
+    composition_of,
+    draw,
     ensure_product,
     event_receipt,
     item_public,
+    lot_numbers,
     record,
-    usable_lots,
 )
 
 
@@ -63,8 +65,7 @@ def make_item(state: AppState, session: Session, actor: Actor, body: ItemCreate)
     check_gtin_owner(state, actor, body.gtin)
     if session.scalar(select(Item.id).where(Item.gtin == body.gtin, Item.serial == body.serial)) is not None:
         raise Problem(409, "ItemAlreadyRegistered", f"serial {body.serial} of GTIN {body.gtin} exists already")
-    composition = [(part.lot_id.lower(), part.grams) for part in body.composition]
-    lots = usable_lots(session, actor, [lot_id for lot_id, _ in composition])
+    composition, lots = composition_of(session, actor, body.composition)
     account = state.keys.account(actor)
     uri = item_uri(state.settings.resolver_base_url, body.gtin, body.serial)
     manufactured = ev.items_manufactured(
@@ -92,7 +93,9 @@ def make_item(state: AppState, session: Session, actor: Actor, body: ItemCreate)
     if item is None:  # pragma: no cover - the completion wrote it in the same transaction as the intent's status
         raise Problem(500, "Write incomplete", f"item {ident} was written on-chain but not recorded")
     return ItemsMade(
-        items=[item_public(state, item, actor.name)], event=event_receipt(written), tx_hash=written.tx_hash
+        items=[item_public(state, item, actor.name, lot_numbers(session, [item]))],
+        event=event_receipt(written),
+        tx_hash=written.tx_hash,
     )
 
 
@@ -104,6 +107,7 @@ def complete_item(session: Session, intent: WriteIntent) -> None:
     actor = session.get(Actor, intent.actor_id)
     assert actor is not None
     ensure_product(session, effect["gtin"], actor)
+    draw(session, effect["composition"], 1)
     now = utcnow()
     session.add(
         Item(
@@ -140,14 +144,14 @@ def check_run(
         ).first()
         if taken is not None:
             raise Problem(409, "ItemAlreadyRegistered", f"serial {taken} of GTIN {body.gtin} exists already")
-    return usable_lots(session, actor, [part.lot_id.lower() for part in body.composition])
+    return composition_of(session, actor, body.composition)[1]
 
 
 def make_run(state: AppState, session: Session, actor: Actor, body: RunCreate, api_settings: ApiSettings) -> RunMade:
     """A brand makes a run of items of one composition: one transaction, one Merkle root."""
     lots = check_run(state, session, actor, body, api_settings)
+    composition, _ = composition_of(session, actor, body.composition)
     serials = body.serials
-    composition = [(part.lot_id.lower(), part.grams) for part in body.composition]
     account = state.keys.account(actor)
     call, run = state.service.ledger.register_run_call(body.gtin, serials, _parts(composition))
     run_hex = hex32(run.run_id)
@@ -197,6 +201,7 @@ def complete_run(session: Session, intent: WriteIntent) -> None:
     session.flush()
     now = utcnow()
     composition = effect["composition"]
+    draw(session, composition, len(run.serials))
     mass = sum(int(grams) for _, grams in composition)
     rows = [
         {
@@ -306,6 +311,7 @@ def complete_lifecycle(session: Session, intent: WriteIntent) -> None:
     assert item is not None
     item.state = int(intent.effect["state"])
     item.materialized = True
+    item.holder_id = intent.actor_id
     item.updated_at = utcnow()
 
 
