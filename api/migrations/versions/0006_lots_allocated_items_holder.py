@@ -4,8 +4,8 @@ Both are filled for the rows written before them: a lot's grams from the composi
 (items of a run share one composition, so each distinct one is decoded once), an item's holder from the latest
 lifecycle write recorded on it, or the recycler owning the lot it was recycled into.
 
-Revision ID: 0005_lots_allocated_items_holder
-Revises: 0004_items_recovered_into
+Revision ID: 0006_lots_allocated_items_holder
+Revises: 0005_console
 Create Date: 2026-12-07 09:00:00
 """
 
@@ -18,8 +18,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0005_lots_allocated_items_holder"
-down_revision: str | None = "0004_items_recovered_into"
+revision: str = "0006_lots_allocated_items_holder"
+down_revision: str | None = "0005_console"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
