@@ -206,6 +206,51 @@ def actors_add(
         service.close()
 
 
+@actors_app.command("link")
+@clean_errors
+def actors_link(
+    name: Annotated[str, typer.Option(help="The actor's name.")],
+    minutes: Annotated[
+        float | None, typer.Option(help="How long the link works (default: CIRCULAR_API_CONSOLE_LINK_MINUTES, 15).")
+    ] = None,
+    url: Annotated[
+        str | None,
+        typer.Option(help="The console's address (default: CIRCULAR_API_CONSOLE_URL, else the resolver's base URL)."),
+    ] = None,
+    db: DbOption = None,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Print a one-time link that signs an actor in to the console (/console): it works once, for a few minutes.
+
+    Hand it to the actor in person or through a channel you trust: whoever opens it first is signed in."""
+    from sqlalchemy.orm import Session
+
+    from ledger.db import make_engine
+
+    from .config import ApiSettings
+    from .db import upgrade
+    from .routes.console import actor_named, issue_sign_in_link
+
+    settings = load_settings(None, db, data_dir)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    upgrade(settings.database_url)
+    api_settings = ApiSettings()
+    if url:
+        api_settings = api_settings.model_copy(update={"console_url": url})
+    engine = make_engine(settings.database_url)
+    try:
+        with Session(engine) as session:
+            actor = actor_named(session, name)
+            if actor is None:
+                raise LookupError(f"no actor named {name!r}")
+            who = f"{actor.role} {actor.name}"
+            link = issue_sign_in_link(session, actor, api_settings, settings.resolver_base_url, minutes)
+        console.print(f"a one-time sign-in link for {who}, valid once:")
+        sys.stdout.write(link + "\n")
+    finally:
+        engine.dispose()
+
+
 def audit(
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON instead of a table.")] = False,
     max_travel_kmh: Annotated[

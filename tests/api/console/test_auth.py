@@ -169,3 +169,23 @@ def test_console_pages_forbid_framing_and_inline_scripts(world: Any) -> None:
     assert "frame-ancestors 'none'" in csp and "script-src 'self'" in csp and "unsafe-inline" not in csp
     assert page.headers["cache-control"] == "no-store" and page.headers["referrer-policy"] == "no-referrer"
     assert "<script>" not in page.text and " style=" not in page.text
+
+
+def test_the_admins_cli_prints_a_link_that_signs_in(world: Any) -> None:
+    from typer.testing import CliRunner
+
+    from circular.cli import app
+
+    db = ["--db", world.settings.database_url]
+    runner = CliRunner()
+    result = runner.invoke(app, ["actors", "link", "--name", "Recycler", "--url", "https://console.example",
+                                 "--data-dir", str(world.settings.data_dir), *db])
+    assert result.exit_code == 0, result.output
+    link = result.stdout.strip().splitlines()[-1]
+    assert link.startswith("https://console.example/console/sign-in#code=")
+    client = new_client(world)
+    answer = client.post("/console/sign-in", data={"csrf": sign_in_csrf(client), "code": link.split("#code=")[1]})
+    assert answer.status_code == 303 and "Recycler" in client.get("/console").text
+    unknown = runner.invoke(app, ["actors", "link", "--name", "Nobody", "--data-dir", str(world.settings.data_dir),
+                                  *db])
+    assert unknown.exit_code == 1 and unknown.output.strip().splitlines() == ["error: no actor named 'Nobody'"]
