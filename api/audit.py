@@ -13,9 +13,11 @@ Five rules, each with its checks (``RULES``); the first four are the issue's:
 4. signers outside their role: events whose EIP-712 signer did not hold a role allowed to take that step when
    the event was recorded, from the chain's ``RoleGranted``/``RoleRevoked`` logs (``ledger.audit``), or signed
    after the signer's API key was revoked;
-5. anchored events missing from the database: a root on the chain anchored more events than the database holds
-   under it (a deleted event row passes ``verify`` of what is left, so only the root's count shows it). The batch
-   archive, when there is one, names each missing event and the items it was about.
+5. the database and the chain disagree on anchoring: a root on the chain anchored more events than the database
+   holds under it (a deleted event row passes ``verify`` of what is left, so only the root's count shows it; the
+   batch archive, when there is one, names each missing event and the items it was about); and a batch the database
+   holds as confirmed whose root the chain no longer has (a development chain reverted to a snapshot, or a
+   reorganisation deeper than the confirmations): its events count as anchored and are not.
 
 Events are ordered by their outbox record (its id, and its record time): ``eventTime`` is whatever the signer wrote.
 """
@@ -38,7 +40,7 @@ from ledger.audit import RoleHistory
 from ledger.client import Role
 from ledger.lifecycle import Lifecycle, action_of_event
 from ledger.lifecycle import step as lifecycle_step
-from ledger.outbox import Batch, OutboxEvent
+from ledger.outbox import Batch, BatchStatus, OutboxEvent
 from materials.accounting import recovery_excess
 
 from .gs1.digital_link import DigitalLink, parse_path
@@ -57,6 +59,7 @@ RULES: dict[str, tuple[int, str]] = {
     "signer-role": (4, "signed by an account without a role allowed for the step"),
     "revoked-signer": (4, "signed after the signer's role or key was revoked"),
     "anchored-event-missing": (5, "anchored on-chain, missing from the database (deleted, or an older backup)"),
+    "anchor-missing": (5, "confirmed in the database, its root no longer anchored on the chain"),
 }
 ACTOR_ROLES = (ActorRole.BRAND, ActorRole.RECYCLER, ActorRole.RETAILER, ActorRole.REPAIRER)
 ITEM_FIELDS = ("epcList", "inputEPCList", "outputEPCList", "childEPCs")
@@ -515,6 +518,35 @@ def audit_missing_events(
     return anomalies
 
 
+def audit_lost_anchors(session: Session, world: _World, anchored: Mapping[bytes, int]) -> list[Anomaly]:
+    """Rule 5, the other way round: each batch confirmed in the database whose root the chain does not hold, one
+    anomaly per batch, naming how many events (and which items) count as anchored without being so."""
+    anomalies: list[Anomaly] = []
+    lost = session.execute(
+        select(Batch.id, Batch.root, Batch.tx_hash, Batch.block_number)
+        .where(Batch.status == BatchStatus.CONFIRMED)
+        .order_by(Batch.id)
+    ).all()
+    for batch_id, root, tx_hash, block_number in lost:
+        if bytes(root) in anchored:
+            continue
+        events = session.scalars(select(OutboxEvent.event).where(OutboxEvent.batch_id == batch_id)).all()
+        items = sorted({_subject(key) for event in events for _, uri in _item_epcs(event)
+                        if (key := world.item_of(uri)) is not None})
+        named = ", ".join(items[:5]) + (f" and {len(items) - 5} more" if len(items) > 5 else "")
+        tx = f"0x{bytes(tx_hash).hex()}" if tx_hash else "an unknown transaction"
+        anomalies.append(
+            Anomaly(
+                "anchor-missing",
+                f"0x{bytes(root).hex()}",
+                None,
+                f"{len(events)} event(s) confirmed by {tx} in block {block_number}, a root the chain does not hold"
+                + (f"; items {named}" if named else ""),
+            )
+        )
+    return anomalies
+
+
 def run_audit(
     session: Session,
     roles: RoleHistory,
@@ -534,6 +566,7 @@ def run_audit(
     anomalies += audit_recovered_lots(session, world)
     if anchored is not None:
         anomalies += audit_missing_events(session, world, anchored, archive)
+        anomalies += audit_lost_anchors(session, world, anchored)
     order = list(RULES)
     anomalies.sort(key=lambda a: (order.index(a.rule), a.subject, a.event_id or ""))
     return AuditReport(

@@ -135,13 +135,14 @@ def serve(
 ) -> None:
     """Start the API (resolver, passports, writes, EPCIS) with uvicorn, after running the migrations.
 
-    On the embedded chain the server owns the chain file and also serves it as JSON-RPC on /rpc (local clients
-    only), recorded in <data-dir>/server.json, so `circular actors add` in another terminal acts on the same chain.
+    On the embedded chain the server owns the chain file and also serves it as JSON-RPC on /rpc to local commands
+    holding the secret it records in <data-dir>/server.json (mode 0600), so `circular actors add` in another
+    terminal acts on the same chain.
     """
     import uvicorn
 
     from ledger.errors import DeploymentNotFound
-    from ledger.service import LedgerService, server_file
+    from ledger.service import LedgerService, server_file, write_server_file
 
     from .db import upgrade
     from .main import create_app
@@ -160,10 +161,11 @@ def serve(
             ledger = service.deploy(service.account("admin"))
             ledger.grant_role(service.account("admin"), "anchorer", service.account("anchorer").address)
             console.print(f"deployed the contracts on the embedded chain {service.chain_id}")
+        rpc_secret = None
         if not settings.rpc_url:
             local = "127.0.0.1" if host in ("0.0.0.0", "::") else host
-            info.write_text(json.dumps({"rpc": f"http://{local}:{port}/rpc", "pid": os.getpid()}))
-        app = create_app(settings, service, run_worker=worker)
+            rpc_secret = write_server_file(settings, f"http://{local}:{port}/rpc", os.getpid())
+        app = create_app(settings, service, run_worker=worker, rpc_secret=rpc_secret)
         console.print(f"serving on http://{host}:{port} (chain {service.chain_id}, database {settings.database_url})")
         # uvicorn re-raises SIGTERM once it has shut down; exiting through Python lets the cleanup below run.
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
@@ -265,7 +267,7 @@ def audit(
 ) -> None:
     """Report anomalies: likely clones (impossible travel, scans after recycling, returns never sold, bursts),
     unknown serials and EPCs, recovered mass above the collected mass, events signed outside the signer's role,
-    anchored events missing from the database.
+    anchored events missing from the database, batches confirmed in the database whose root the chain lost.
     Exit 0 when clean, 1 when anomalies are found (to gate a cron job), 2 on an error."""
     from datetime import timedelta
 

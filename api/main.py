@@ -108,11 +108,13 @@ def create_app(
     *,
     api_settings: ApiSettings | None = None,
     run_worker: bool | None = None,
+    rpc_secret: str | None = None,
 ) -> FastAPI:
     """Build the app. With `service` given, it is used as it is (tests, the CLI) and left open at shut-down.
 
     On start-up the database is migrated. The anchoring worker runs when `run_worker` says so (default: when the
-    app opens the service itself and ``settings.run_worker_in_api`` is set), with the ``anchorer`` key.
+    app opens the service itself and ``settings.run_worker_in_api`` is set), with the ``anchorer`` key. With
+    `rpc_secret` (``circular serve`` on the embedded chain) ``/rpc`` serves the chain to local commands holding it.
     """
     settings = settings or (service.settings if service is not None else Settings())
     api_settings = api_settings or ApiSettings()
@@ -128,7 +130,7 @@ def create_app(
         upgrade(settings.database_url)
         current = service if service is not None else LedgerService(settings)
         existing = getattr(app.state, "circular", None)
-        state = existing if existing is not None else AppState.create(settings, api_settings, current, completions())
+        state = existing or AppState.create(settings, api_settings, current, completions(), rpc_secret)
         app.state.circular = state
         _reconcile_writes(state)
         _resume_captures(state)
@@ -155,7 +157,7 @@ def create_app(
         lifespan=lifespan,
     )
     if service is not None:  # usable without the lifespan running (a TestClient outside `with`)
-        app.state.circular = AppState.create(settings, api_settings, service, completions())
+        app.state.circular = AppState.create(settings, api_settings, service, completions(), rpc_secret)
     # Innermost: a passport or QR answered from the response cache still passes CORS (see resolver.py).
     app.add_middleware(resolver.CachedReadsMiddleware)
     # Before CORS, so that CORS wraps it: a refused body's 413 carries the CORS headers too.

@@ -89,6 +89,8 @@ class AppState:
     verdicts: TtlCache
     completions: Mapping[str, Completion] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+    # The secret local commands send to /rpc (``routes/chain_rpc.py``); None: the app serves no chain.
+    rpc_secret: str | None = None
 
     @classmethod
     def create(
@@ -97,6 +99,7 @@ class AppState:
         api_settings: ApiSettings,
         service: LedgerService,
         completions: Mapping[str, Completion] | None = None,
+        rpc_secret: str | None = None,
     ) -> AppState:
         return cls(
             settings=settings,
@@ -106,6 +109,7 @@ class AppState:
             return_limiter=RateLimiter(api_settings.return_requests_per_minute),
             verdicts=TtlCache(api_settings.verification_ttl_s),
             completions=dict(completions or {}),
+            rpc_secret=rpc_secret,
         )
 
 

@@ -353,6 +353,15 @@ class AnchoringWorker:
         used = self.web3.eth.get_transaction_count(self.anchorer.address, "latest")
         if nonce is not None and nonce >= used:
             if not self._known_to_node(tx_hash):
+                if self._stranded(batch_id, nonce):
+                    log.warning(
+                        "anchor tx 0x%s of batch %d has nonce %d, past the node's count with no transaction of ours "
+                        "before it (the chain went back); re-anchoring under a new nonce",
+                        tx_hash.hex(), batch_id, nonce,
+                    )
+                    self.ledger.tx.forget_nonce(self.anchorer.address)
+                    self._send(batch_id)
+                    return None
                 log.info("anchor tx 0x%s of batch %d unknown to the node; re-broadcasting it", tx_hash.hex(), batch_id)
                 self._broadcast(raw_tx)
             return None
@@ -367,6 +376,25 @@ class AnchoringWorker:
         log.warning("anchor tx 0x%s of batch %d lost and its nonce reused; re-anchoring", tx_hash.hex(), batch_id)
         self._send(batch_id)
         return None
+
+    def _stranded(self, batch_id: int, nonce: int) -> bool:
+        """Whether the batch's nonce lies past the node's count (mined and pooled) with none of our open batches
+        holding a nonce in between: a gap nothing will fill, so its bytes can never be mined. That happens when the
+        chain goes back under the worker (a revert of a development chain, a reorganisation that drops our earlier
+        transactions): re-broadcasting the same bytes then failed forever (``nonce: Expected 4, but got 5``)."""
+        pending = self.web3.eth.get_transaction_count(self.anchorer.address, "pending")
+        if nonce <= pending:
+            return False
+        with self.sessions() as session:
+            filler = session.scalar(
+                select(Batch.id).where(
+                    Batch.id != batch_id,
+                    Batch.status == BatchStatus.SENT,
+                    Batch.nonce >= pending,
+                    Batch.nonce < nonce,
+                ).limit(1)
+            )
+        return filler is None
 
     def _known_to_node(self, tx_hash: bytes) -> bool:
         try:

@@ -278,7 +278,8 @@ class JsonRpcBackend:
 
     name = "json-rpc"
 
-    def __init__(self, url: str, timeout: float = 30.0) -> None:
+    def __init__(self, url: str, timeout: float = 30.0, headers: dict[str, str] | None = None) -> None:
+        """`headers` go with every request (the embedded chain's endpoint wants its secret as ``Authorization``)."""
         self.url = url
         # web3 retries idempotent calls (eth_sendRawTransaction included: same bytes) on connection errors, HTTP errors
         # and timeouts. Its default of 5 tries multiplies a slow node's timeout by five before the caller hears of it;
@@ -286,9 +287,10 @@ class JsonRpcBackend:
         retries = ExceptionRetryConfiguration(
             errors=(requests.ConnectionError, requests.HTTPError, requests.Timeout), retries=3, backoff_factor=0.1
         )
-        provider = _RetryingHTTPProvider(
-            url, request_kwargs={"timeout": timeout}, exception_retry_configuration=retries
-        )
+        request_kwargs: dict[str, Any] = {"timeout": timeout}
+        if headers:  # given headers replace web3's own, which are kept
+            request_kwargs["headers"] = {**_RetryingHTTPProvider.get_request_headers(), **headers}
+        provider = _RetryingHTTPProvider(url, request_kwargs=request_kwargs, exception_retry_configuration=retries)
         self._web3 = Web3(provider)
         # Besu/QBFT and other PoA chains put more than 32 bytes in extraData.
         self._web3.middleware_onion.inject(ExtraDataToPOAMiddleware, layer=0)

@@ -8,6 +8,7 @@ The embedded chain is a file owned by one process at a time. When another proces
 from __future__ import annotations
 
 import json
+import secrets
 import time
 from collections.abc import Sequence
 from functools import cached_property
@@ -22,7 +23,8 @@ from .chain import ChainBackend, EthTesterBackend, JsonRpcBackend
 from .client import Deployment, Ledger, Role
 from .db import Base, make_engine
 from .epcis.hashing import event_hash_id, hash_digest
-from .errors import ChainIdMismatch, ChainLocked, InvalidSignature, KeyNotFound
+from .errors import ChainIdMismatch, ChainLocked, ConfigurationError, InvalidSignature, KeyNotFound
+from .files import write_private
 from .integrity import ChainFacts
 from .outbox import Outbox, SignedEvent, Stored
 from .settings import Settings
@@ -37,6 +39,24 @@ def server_file(settings: Settings) -> Any:
     return settings.data_dir / "server.json"
 
 
+def write_server_file(settings: Settings, rpc_url: str, pid: int) -> str:
+    """Record the endpoint through which the serving process shares its embedded chain, with a new secret that
+    callers must present (``Authorization: Bearer``). The file is 0600: the secret is for the server's own user's
+    commands only, never for another local user or anyone a relay lets in. Returns the secret."""
+    secret = secrets.token_urlsafe(32)
+    write_private(server_file(settings), json.dumps({"rpc": rpc_url, "pid": pid, "secret": secret}))
+    return secret
+
+
+def _served_chain(settings: Settings) -> JsonRpcBackend:
+    """The embedded chain through the process that owns it, authenticated with the secret it recorded."""
+    info = json.loads(server_file(settings).read_text())
+    secret = info.get("secret")
+    if not isinstance(secret, str) or not secret:
+        raise ConfigurationError(f"{server_file(settings)} holds no secret: restart `circular serve`")
+    return JsonRpcBackend(info["rpc"], timeout=settings.rpc_timeout_s, headers={"Authorization": f"Bearer {secret}"})
+
+
 def open_chain(settings: Settings) -> ChainBackend:
     """The configured chain: the RPC URL, else the embedded chain (in-process, or via the process that owns it)."""
     if settings.rpc_url:
@@ -45,10 +65,9 @@ def open_chain(settings: Settings) -> ChainBackend:
         try:
             backend = EthTesterBackend(settings.chain_path)
         except ChainLocked:
-            info = server_file(settings)
-            if not info.exists():
+            if not server_file(settings).exists():
                 raise
-            backend = JsonRpcBackend(json.loads(info.read_text())["rpc"], timeout=settings.rpc_timeout_s)
+            backend = _served_chain(settings)
     if settings.chain_id is not None and backend.web3.eth.chain_id != settings.chain_id:
         actual = backend.web3.eth.chain_id
         backend.close()
@@ -181,4 +200,4 @@ class LedgerService:
         self.backend.close()
 
 
-__all__ = ["LedgerService", "Role", "open_chain"]
+__all__ = ["LedgerService", "Role", "open_chain", "server_file", "write_server_file"]
