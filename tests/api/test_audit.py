@@ -18,7 +18,8 @@ from typer.testing import CliRunner
 
 from api.audit import Anomaly, AuditReport, Thresholds, country_distance_km, run_audit
 from api.models import Actor, Scan
-from ledger import cli
+from api import cli as api_cli
+from circular import cli
 from ledger.audit import RoleChange, RoleHistory, anchored_roots, role_changes
 from ledger.client import Role
 from ledger.epcis import events as ev
@@ -53,7 +54,7 @@ class _Borrowed:
 
 
 def _cli(world: World, monkeypatch: pytest.MonkeyPatch, *args: str) -> Any:
-    monkeypatch.setattr(cli, "open_service", lambda *_: _Borrowed(world.service))
+    monkeypatch.setattr(api_cli, "open_service", lambda *_: _Borrowed(world.service))
     return CliRunner().invoke(cli.app, ["audit", *args])
 
 

@@ -174,7 +174,7 @@ def test_a_real_server_over_tcp(tmp_path: Path) -> None:
     it (what a relay or another local user is) gets 401; `circular actors add` in another process still works."""
     data, port = tmp_path / "data", _free_port()
     env = {**os.environ, "CIRCULAR_KEYSTORE_PASSWORD": "correct horse battery staple"}
-    server = subprocess.Popen([sys.executable, "-m", "ledger.cli", "serve", "--port", str(port), "--data-dir",
+    server = subprocess.Popen([sys.executable, "-m", "circular", "serve", "--port", str(port), "--data-dir",
                                str(data), "--no-worker"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 60
@@ -190,7 +190,7 @@ def test_a_real_server_over_tcp(tmp_path: Path) -> None:
         assert httpx.post(url, json=call).status_code == 401
         refused = httpx.post(url, json=call, headers={"Authorization": f"Bearer {secret}"}).json()
         assert refused["error"]["code"] == -32601
-        added = subprocess.run([sys.executable, "-m", "ledger.cli", "actors", "add", "--role", "brand", "--name",
+        added = subprocess.run([sys.executable, "-m", "circular", "actors", "add", "--role", "brand", "--name",
                                 "Brand A", "--prefix", "9506000", "--data-dir", str(data)],
                                env=env, capture_output=True, text=True, timeout=120)
         assert added.returncode == 0, added.stderr
