@@ -16,9 +16,9 @@ import pytest
 from sqlalchemy import select
 from typer.testing import CliRunner
 
+from api import cli as api_cli
 from api.audit import Anomaly, AuditReport, Thresholds, country_distance_km, run_audit
 from api.models import Actor, Scan
-from api import cli as api_cli
 from circular import cli
 from ledger.audit import RoleChange, RoleHistory, anchored_roots, role_changes
 from ledger.client import Role
