@@ -7,7 +7,7 @@ PIP := $(VENV)/bin/pip
 
 .PHONY: setup demo test compile check-artifacts lint bench slither solhint gas-report clean
 
-setup: .stamp-venv .stamp-npm .stamp-apt
+setup: .stamp-venv .stamp-npm .stamp-apt .stamp-console
 
 # The venv is rebuilt only when pyproject.toml changes.
 .stamp-venv: pyproject.toml
@@ -19,6 +19,11 @@ setup: .stamp-venv .stamp-npm .stamp-apt
 # npm ci installs exactly the lockfile's pins (solc-js, OpenZeppelin, Anvil, merkle-tree, digital-link.js).
 .stamp-npm: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+# The console's browser code from the npm pins: ECharts bundled by esbuild, zxing-wasm's QR reader (not committed).
+.stamp-console: .stamp-venv .stamp-npm scripts/console_assets.py api/static/console/src/charts.js
+	$(PY) -m scripts.console_assets
 	touch $@
 
 # Debian's Chromium for the browser tests (Playwright drives it; it never downloads a browser of its own), and

@@ -31,19 +31,24 @@ from .errors import (
     RecoveredMassExceeded,
     UnknownMaterial,
 )
+from .flow import FlowItems, FlowLink, MaterialFlow, MonthShare, material_flow
 
 __all__ = [
     "FULL_SHARE_BPS",
     "AlreadyRecycled",
     "Composition",
+    "FlowItems",
+    "FlowLink",
     "Generation",
     "InvalidComposition",
     "LotRecord",
     "MassBalance",
     "MassBalanceExceeded",
     "Material",
+    "MaterialFlow",
     "MaterialGraph",
     "MaterialsError",
+    "MonthShare",
     "Part",
     "RecoveredMassExceeded",
     "UnknownMaterial",
@@ -52,6 +57,7 @@ __all__ = [
     "material",
     "material_code_bytes32",
     "material_code_from_bytes32",
+    "material_flow",
     "material_label",
     "provenance",
     "recovered_material",
