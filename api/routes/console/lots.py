@@ -38,7 +38,7 @@ ROLES = ("brand", "recycler")
 FLASH = {"registered": "Lot registered.", "approved": "Approval recorded.", "imported": "Lots imported."}
 
 
-def material_options(recovered: bool | None = None) -> list[tuple[str, str]]:
+def material_options(*, recovered: bool | None = None) -> list[tuple[str, str]]:
     return [
         (m.code, f"{m.name} ({m.code})")
         for m in catalogue().values()

@@ -315,7 +315,10 @@ def _grams(value: Any) -> str:
 
 def _state_word(value: Any) -> str:
     if isinstance(value, str):
-        return value.replace("_", " ")
+        try:
+            return STATE_WORDS[ItemState[value.upper()]]
+        except KeyError:
+            return value.replace("_", " ")
     try:
         return STATE_WORDS[ItemState(int(value))]
     except (ValueError, TypeError):

@@ -1,0 +1,214 @@
+"""Scanning: a recycler's intake and a retailer's sales. The camera (or a typed or pasted list) gives codes; each is
+looked up at once (the item and its state); then one action records a lifecycle step for every item in the basket,
+sent in chunks so the page shows progress and a result per item.
+
+Each item's step is the write API's own (:func:`api.services.items.lifecycle`): the same roles, the same states, the
+same contract. A chunk is sent with a random key, so a chunk sent twice (a retry after a lost answer, a second
+click) records nothing twice.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import Response
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ledger.client import ItemState
+from ledger.ids import normalize_gtin
+
+from ...deps import SessionDep, StateDep
+from ...gs1.digital_link import parse_path
+from ...models import Actor, Item, Product
+from ...problems import Problem
+from ...schemas import LifecycleAction, LifecycleCreate
+from ...services import items as item_services
+from ...state import AppState
+from .web import (
+    STATE_WORDS,
+    Console,
+    ConsoleDep,
+    Refused,
+    ScriptConsole,
+    json_answer,
+    once,
+    refusal,
+    render,
+    require_role,
+    submission_key,
+)
+
+router = APIRouter()
+
+MAX_CHUNK = 100
+PAGES: dict[str, dict[str, Any]] = {
+    "intake": {
+        "role": "recycler",
+        "title": "Scan intake",
+        "actions": [("collected", "Collect")],
+        "intro": "Scan each returned item's QR code, or type or paste its serial or link. Then collect them all in one "
+        "go.",
+        "next": ("/console/recycle", "Recycle collected items"),
+    },
+    "sales": {
+        "role": "retailer",
+        "title": "Record sales",
+        "actions": [("sold", "Sale"), ("resold", "Resale")],
+        "intro": "Scan each item you sell, or type or paste its serial or link. Then record them all in one go.",
+        "next": None,
+    },
+}
+
+
+def _page(request: Request, console: Console, which: str) -> Response:
+    spec = PAGES[which]
+    require_role(console, str(spec["role"]))
+    return render(request, "console/scan.html", {"title": spec["title"], "spec": spec, "which": which},
+                  console=console)
+
+
+@router.get("/intake")
+def intake(request: Request, console: ConsoleDep) -> Response:
+    return _page(request, console, "intake")
+
+
+@router.get("/sales")
+def sales(request: Request, console: ConsoleDep) -> Response:
+    return _page(request, console, "sales")
+
+
+# -- looking up a scanned code ----------------------------------------------------------------------------------------
+_GTIN_SERIAL = re.compile(r"^\(?01\)?\s*(\d{8,14})\s*\(?21\)?\s*(\S{1,20})$")
+
+
+def parse_code(code: str) -> tuple[str | None, str]:
+    """(GTIN or None, serial) from what was scanned or typed: a Digital Link (any host, compressed or not), a GTIN
+    and a serial side by side, a GS1 element string ``(01)…(21)…``, or a serial alone."""
+    code = code.strip()
+    if "://" in code:
+        link = parse_path(urlsplit(code).path)
+        serial = link.serial
+        if serial is None:
+            raise ValueError("this link names no item (it has no serial)")
+        return link.gtin14, serial
+    match = _GTIN_SERIAL.match(code)
+    if match:
+        return normalize_gtin(match.group(1)), match.group(2)
+    parts = re.split(r"[\s,;]+", code)
+    if len(parts) == 2 and parts[0].isdigit() and 8 <= len(parts[0]) <= 14:
+        return normalize_gtin(parts[0]), unquote(parts[1])
+    if len(parts) == 1 and parts[0]:
+        return None, parts[0]
+    raise ValueError("not a serial, a GTIN and serial, or an item's link")
+
+
+def find_scanned(session: Session, code: str) -> Item:
+    gtin, serial = parse_code(code)
+    query = select(Item).where(Item.serial == serial)
+    if gtin is not None:
+        query = query.where(Item.gtin == gtin)
+    found = list(session.scalars(query.limit(2)))
+    if not found:
+        raise LookupError(f"No item with serial {serial}" + (f" of GTIN {gtin}" if gtin else "") + ".")
+    if len(found) > 1:
+        raise LookupError(f"Serial {serial} is used by several products: scan the QR code, or type the GTIN too.")
+    return found[0]
+
+
+def item_view(session: Session, item: Item) -> dict[str, Any]:
+    brand = session.get(Actor, item.brand_id)
+    product = session.get(Product, item.gtin)
+    return {
+        "gtin": item.gtin,
+        "serial": item.serial,
+        "brand": brand.name if brand else "",
+        "product": product.name if product else f"GTIN {item.gtin}",
+        "state": ItemState(item.state).name.lower(),
+        "stateWords": STATE_WORDS.get(ItemState(item.state), str(item.state)),
+        "massGrams": int(item.mass_grams),
+    }
+
+
+class LookupBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    code: str = Field(min_length=1, max_length=600)
+
+
+@router.post("/api/lookup")
+async def lookup(request: Request, console: ScriptConsole, session: SessionDep) -> Response:
+    try:
+        body = LookupBody.model_validate(await request.json())
+    except (ValidationError, ValueError):
+        return json_answer({"message": "Send {\"code\": \"…\"}."}, 422)
+    return await run_in_threadpool(_lookup, session, body.code)
+
+
+def _lookup(session: Session, code: str) -> Response:
+    try:
+        item = find_scanned(session, code)
+    except (LookupError, ValueError) as exc:
+        return json_answer({"message": str(exc).rstrip(".") + ".", "code": code[:100]}, 404)
+    return json_answer({"item": item_view(session, item)})
+
+
+# -- one lifecycle step for a basket of items ---------------------------------------------------------------------
+class ItemKey(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    gtin: str = Field(min_length=8, max_length=14)
+    serial: str = Field(min_length=1, max_length=20)
+
+
+class StepBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    key: str
+    action: LifecycleAction
+    items: list[ItemKey] = Field(min_length=1, max_length=MAX_CHUNK)
+
+
+def record_steps(state: AppState, session: Session, actor: Actor, action: LifecycleAction,
+                 keys: list[ItemKey]) -> dict[str, Any]:
+    """One lifecycle step per item, each the write API's own; a result per item (refusals in plain words)."""
+    results = []
+    for key in keys:
+        try:
+            body = LifecycleCreate(gtin=key.gtin, serial=key.serial, action=action)
+            recorded = item_services.lifecycle(state, session, actor, body)
+            results.append({"gtin": key.gtin, "serial": key.serial, "ok": True, "state": recorded.item.state,
+                            "stateWords": STATE_WORDS.get(ItemState[recorded.item.state.upper()], "")})
+        except Exception as exc:
+            try:
+                words = refusal(exc)
+            except Exception:
+                raise exc from None
+            session.rollback()
+            results.append({"gtin": key.gtin, "serial": key.serial, "ok": False, "message": words.message})
+    return {"results": results, "done": sum(1 for r in results if r["ok"])}
+
+
+@router.post("/api/steps")
+async def steps(request: Request, console: ScriptConsole, session: SessionDep, state: StateDep) -> Response:
+    try:
+        body = StepBody.model_validate(await request.json())
+        key = submission_key(body.key)
+    except (ValidationError, ValueError, Problem):
+        return json_answer({"message": f"Send a key, an action and 1 to {MAX_CHUNK} items."}, 422)
+    try:
+        result = await run_in_threadpool(
+            once, state, console.actor, key,
+            lambda: record_steps(state, session, console.actor, body.action, body.items),
+        )
+    except Refused as refused:
+        return json_answer(refused.words.as_json(), refused.words.status)
+    return json_answer(result)
+
+
+__all__ = ["find_scanned", "item_view", "parse_code", "record_steps", "router"]

@@ -1,0 +1,106 @@
+"""Scanning pages' calls: a scanned code is looked up at once; one action records a step for a basket of items,
+with a result per item in plain words; a chunk sent twice records nothing twice. A recycler recycles what it
+collected; the contract's mass rule comes back in plain words next to the mass."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from sqlalchemy import func, select
+
+from api.models import WriteIntent
+
+from ..conftest import GTIN_A
+from .helpers import csrf_of, form_fields, sign_in
+
+
+def _script(client: Any, path: str, body: dict[str, Any], page: str) -> Any:
+    return client.post(path, json=body, headers={"X-CSRF-Token": csrf_of(client, page)})
+
+
+def _returned_tees(world: Any, count: int) -> list[dict[str, Any]]:
+    cotton = world.lot(grams=100_000, gtin=None)
+    tees = [world.item([(cotton["lotId"], 200)]) for _ in range(count)]
+    for tee in tees:
+        assert world.act(tee, "sold", "retailer").status_code == 201
+        assert world.act(tee, "returned", "retailer").status_code == 201
+    return tees
+
+
+def test_a_scanned_code_is_looked_up_at_once(world: Any) -> None:
+    client = sign_in(world, "recycler")
+    tee = world.item([(world.lot(gtin=None)["lotId"], 150)])
+    for code in (
+        f"https://any-host.example/01/{GTIN_A}/21/{tee['serial']}",
+        tee["digitalLink"],
+        f"{GTIN_A} {tee['serial']}",
+        f"(01){GTIN_A}(21){tee['serial']}",
+        tee["serial"],
+    ):
+        answer = _script(client, "/console/api/lookup", {"code": code}, "/console/intake")
+        assert answer.status_code == 200, (code, answer.text)
+        item = answer.json()["item"]
+        assert (item["serial"], item["state"], item["brand"], item["massGrams"]) == (tee["serial"], "manufactured",
+                                                                                      "Brand A", 150)
+    unknown = _script(client, "/console/api/lookup", {"code": "NO-SUCH-SERIAL"}, "/console/intake")
+    assert unknown.status_code == 404 and unknown.json()["message"] == "No item with serial NO-SUCH-SERIAL."
+    assert client.post("/console/api/lookup", json={"code": tee["serial"]}).status_code == 403  # no CSRF token
+
+
+def test_a_basket_is_collected_with_a_result_per_item_and_a_resent_chunk_writes_nothing(world: Any) -> None:
+    client = sign_in(world, "recycler")
+    tees = _returned_tees(world, 3)
+    fresh = world.item([(world.lot(gtin=None)["lotId"], 150)])  # never sold: a recycler may not collect it (yet)
+    basket = [{"gtin": t["gtin"], "serial": t["serial"]} for t in [*tees, fresh]]
+    body = {"key": "k" * 20 + world.unique(), "action": "collected", "items": basket}
+    answer = _script(client, "/console/api/steps", body, "/console/intake")
+    assert answer.status_code == 200, answer.text
+    results = answer.json()["results"]
+    assert [r["ok"] for r in results] == [True, True, True, False]
+    assert results[0]["stateWords"] == "collected"
+    assert results[3]["message"].startswith("This item is made: it cannot become collected")
+    with world.service.sessions() as session:
+        writes = session.scalar(select(func.count()).select_from(WriteIntent))
+    again = _script(client, "/console/api/steps", body, "/console/intake")
+    assert again.json() == answer.json()
+    with world.service.sessions() as session:
+        assert session.scalar(select(func.count()).select_from(WriteIntent)) == writes
+    intake = client.get("/console/intake")
+    assert intake.status_code == 200 and 'id="camera-start"' in intake.text
+
+
+def test_a_retailer_records_sales(world: Any) -> None:
+    client = sign_in(world, "retailer")
+    tee = world.item([(world.lot(gtin=None)["lotId"], 150)])
+    item = {"gtin": tee["gtin"], "serial": tee["serial"]}
+    body = {"key": "s" * 20 + world.unique(), "action": "sold", "items": [item]}
+    answer = _script(client, "/console/api/steps", body, "/console/sales")
+    assert answer.json()["results"][0]["ok"] is True
+    assert world.client.get(f"/api/v1/items/{tee['gtin']}/{tee['serial']}").json()["state"] == "sold"
+    assert sign_in(world, "recycler").get("/console/sales").status_code == 404
+
+
+def test_a_recycler_recycles_what_it_collected_and_the_mass_rule_is_explained(world: Any) -> None:
+    client = sign_in(world, "recycler")
+    tees = _returned_tees(world, 2)
+    body = {"key": "r" * 20 + world.unique(), "action": "collected",
+            "items": [{"gtin": t["gtin"], "serial": t["serial"]} for t in tees]}
+    assert all(r["ok"] for r in _script(client, "/console/api/steps", body, "/console/intake").json()["results"])
+    page = client.get("/console/recycle")
+    boxes = dict(re.findall(r'name="item" value="(\d+)" data-grams="\d+"[^>]*>\s*[^<]*<span class="mono">([^<]+)',
+                            page.text))
+    chosen = [pk for pk, serial in boxes.items() if serial in {t["serial"] for t in tees}]
+    assert len(chosen) == 2
+    number = world.unique("RL")
+    form = {**form_fields(page.text), "material_code": "rCO", "lot_number": number, "mass_grams": "500",
+            "item": chosen}
+    refused = client.post("/console/recycle", data=form)
+    assert refused.status_code == 422
+    assert re.search(r'id="e-mass_grams">A recovered lot cannot weigh more than the items recycled into it: these '
+                     r"items weigh 400 g in all, and 500 g were entered", refused.text)
+    assert f'value="{number}"' in refused.text  # nothing typed is lost
+    done = client.post("/console/recycle", data={**form, **form_fields(refused.text), "mass_grams": "380"})
+    assert done.status_code == 303 and done.headers["location"].startswith("/console/lots/0x")
+    lot = client.get(done.headers["location"]).text
+    assert f"Lot {number}" in lot and "Recovered from 2 recycled items." in lot
