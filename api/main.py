@@ -25,7 +25,7 @@ from ledger.settings import Settings
 from . import problems, services, writes
 from .config import ApiSettings
 from .limits import BodyLimitMiddleware
-from .routes import actors, chain_rpc, console, epcis, items, lots, products, recycling, resolver
+from .routes import actors, chain_rpc, console, epcis, items, lots, products, recycling, resolver, returns
 from .state import AppState, Completion
 
 if TYPE_CHECKING:
@@ -179,6 +179,7 @@ def create_app(
     app.include_router(lots.router, prefix="/api/v1")
     app.include_router(items.router, prefix="/api/v1")
     app.include_router(recycling.router, prefix="/api/v1")
+    app.include_router(returns.router, prefix="/api/v1")
     app.include_router(lots.public)
     app.include_router(epcis.router, prefix="/epcis")
     app.include_router(chain_rpc.router)

@@ -187,8 +187,11 @@ class ReturnRequest(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     code: Mapped[str] = mapped_column(String(16), unique=True)
     item_pk: Mapped[int] = mapped_column(ForeignKey("api_items.id"), index=True)
-    status: Mapped[str] = mapped_column(String(16), default="open")
+    status: Mapped[str] = mapped_column(String(16), default="open")  # open, received
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # Set when the item is taken in (returned to a store, collected by a recycler), with or without the code.
+    received_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    received_by_id: Mapped[int | None] = mapped_column(ForeignKey("api_actors.id"))
 
 
 class CaptureJob(Base):

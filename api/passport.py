@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from ledger.client import ItemState
 from ledger.integrity import ItemClaim, LotClaim
-from ledger.lifecycle import label_of, state_label
+from ledger.lifecycle import action_of, label_of, state_label
 from materials import FULL_SHARE_BPS, Composition, LotRecord, UnknownMaterial, recycled_share_bps
 from materials import material as catalogue_material
 
@@ -236,6 +236,22 @@ def timeline(state: AppState, session: Session, uri: str) -> list[TimelineEntry]
     return entries
 
 
+INTAKE_STATES = (ItemState.RETURNED, ItemState.COLLECTED)
+
+
+def intake(item: Item, entries: Sequence[TimelineEntry]) -> TimelineEntry | None:
+    """The step that took the item in (returned to a store, collected for recycling) while that is where the item
+    stands: what the passport tells the consumer who brought it back. From the events, so that a rebuilt database
+    says the same."""
+    if ItemState(item.state) not in INTAKE_STATES:
+        return None
+    for entry in reversed(entries):
+        row = action_of(entry.biz_step, entry.disposition)
+        if row is not None and row.target == ItemState(item.state):
+            return entry
+    return None
+
+
 def item_claim(session: Session, item: Item) -> ItemClaim:
     """What the database says the item is made of: checked against the chain by :func:`verify`."""
     lot_ids = sorted({str(lot_id) for lot_id, _ in item.composition})
@@ -298,6 +314,13 @@ def verify(
     return verdict, bundle
 
 
+def _received(item: Item, entries: Sequence[TimelineEntry]) -> dict[str, Any]:
+    entry = intake(item, entries)
+    if entry is None:
+        return {}
+    return {"circ:received": {"circ:label": entry.label, "circ:eventTime": entry.time, "circ:actor": entry.actor}}
+
+
 def jsonld(
     *,
     uri: str,
@@ -355,7 +378,11 @@ def jsonld(
             "circ:repair": product.repair,
             "circ:endOfLife": product.end_of_life,
         },
-        "circ:howToReturn": {"circ:info": product.return_info, "circ:returnRequests": {"@id": links["returns"]}},
+        "circ:howToReturn": {
+            "circ:info": product.return_info,
+            "circ:returnRequests": {"@id": links["returns"]},
+            **_received(item, entries),
+        },
         "circ:verification": {
             "circ:status": verdict.status,
             "circ:checkedAt": verdict.checked_at,
@@ -371,6 +398,7 @@ __all__ = [
     "TimelineEntry",
     "Verdict",
     "composition",
+    "intake",
     "item_claim",
     "jsonld",
     "material_name",

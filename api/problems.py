@@ -27,6 +27,7 @@ from ledger.errors import (
     LedgerError,
     TransactionFailed,
 )
+from ledger.lifecycle import next_actions
 
 log = logging.getLogger("circular.api")
 
@@ -161,13 +162,23 @@ def revert_args(revert: ContractRevert) -> dict[str, Any]:
 
 def revert_problem(revert: ContractRevert) -> Problem:
     status = REVERT_STATUS.get(revert.name, 422)
+    args = revert_args(revert)
+    extra: dict[str, Any] = {}
+    detail = f"the contract refused: {revert}"
+    current = revert.args_by_name.get("current")
+    if revert.name in ("IllegalTransition", "UnauthorizedTransition") and isinstance(current, int):
+        # The refused step names what the item's state allows instead (the lifecycle table, the contract's mirror).
+        allowed = [action.value for action in next_actions(current)]
+        extra["allowedNext"] = allowed
+        detail += f"; the item is {args['current']}: it can next be {', '.join(allowed) or 'nothing (it is final)'}"
     return Problem(
         status,
         revert.name,
-        f"the contract refused: {revert}",
+        detail,
         type=PROBLEM_NS + "contract-revert",
         error=revert.name,
-        args=revert_args(revert),
+        args=args,
+        **extra,
     )
 
 

@@ -287,17 +287,61 @@ class RunMade(Output):
 LifecycleAction = Lifecycle
 
 
+def _drop_off_code(value: str) -> str:
+    return value.strip().upper()
+
+
+DropOffCode = Annotated[
+    str,
+    Field(
+        min_length=4,
+        max_length=32,
+        pattern=r"^\s*[A-Za-z0-9]+(-[A-Za-z0-9]+)*\s*$",
+        examples=["K7QM-3XWA"],
+        description="The code a consumer got with a return request (letters and digits; case and dashes optional).",
+    ),
+    AfterValidator(_drop_off_code),
+]
+
+
 class LifecycleCreate(Input):
-    gtin: Gtin
-    serial: Serial
+    """One step of one item, named by its GTIN and serial, or at intake by the drop-off code of its return request
+    (which the step then closes)."""
+
+    gtin: Gtin | None = None
+    serial: Serial | None = None
+    drop_off_code: DropOffCode | None = None
     action: LifecycleAction
     read_point: Uri | None = None
+
+    @model_validator(mode="after")
+    def _one_item(self) -> LifecycleCreate:
+        by_key = self.gtin is not None and self.serial is not None
+        if by_key == (self.drop_off_code is not None) or (self.gtin is None) != (self.serial is None):
+            raise ValueError("name the item by gtin and serial, or by dropOffCode (one of the two)")
+        return self
+
+
+class ReturnRequestStatusPublic(Output):
+    """A return request as intake sees it: which item it is for, and whether the item was received."""
+
+    drop_off_code: str
+    status: str = Field(description="open, or received once the item was returned or collected")
+    item: str = Field(description="The item's Digital Link.")
+    gtin: str
+    serial: str
+    created_at: UtcDatetime
+    received_at: UtcDatetime | None = None
+    received_by: str | None = None
 
 
 class LifecycleRecorded(Output):
     item: ItemPublic
     event: EventReceipt
     tx_hash: str | None = Field(description="None for a repair, which changes no on-chain state.")
+    return_request: ReturnRequestStatusPublic | None = Field(
+        default=None, description="The return request this step closed, when the item was named by its code."
+    )
 
 
 class ItemRef(Input):
@@ -369,6 +413,7 @@ __all__ = [
     "ApprovalPublic",
     "CaptureJobPublic",
     "CollectionPointPublic",
+    "DropOffCode",
     "EventReceipt",
     "EventStatusPublic",
     "ItemCreate",
@@ -393,6 +438,7 @@ __all__ = [
     "RecyclingCreate",
     "ReturnRequestCreate",
     "ReturnRequestPublic",
+    "ReturnRequestStatusPublic",
     "RunCreate",
     "RunMade",
 ]

@@ -231,6 +231,17 @@ def graph() -> dict[tuple[ItemState, ItemState], frozenset[Party]]:
     return edges
 
 
+def next_actions(state: ItemState | int, party: Party | str | None = None) -> list[Action]:
+    """The actions that may be taken on an item in `state` (by `party`, when given), in table order: what a refused
+    step names as possible instead."""
+    source = ItemState(state)
+    return [
+        row.action
+        for row in _ROWS
+        if source is not S.NONE and source in row.edges and (party is None or row.allows(party, source))
+    ]
+
+
 def state_label(state: ItemState | int) -> str:
     """How a passport names an item's state ("Collected for recycling")."""
     return _STATE_LABELS[ItemState(state)]
@@ -317,6 +328,7 @@ __all__ = [
     "disposition_of",
     "graph",
     "label_of",
+    "next_actions",
     "state_label",
     "step",
     "steps",

@@ -143,6 +143,7 @@ def _item_context(request: Request, session: Session, state: AppState, product: 
         "item": item,
         "state": pp.STATE_LABELS[ItemState(item.state)],
         "closed": ItemState(item.state) in CLOSED_STATES,
+        "received": pp.intake(item, entries),
         "materials": materials,
         "recycled": recycled,
         "generations": generations,

@@ -9,14 +9,14 @@ from __future__ import annotations
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
-from ledger.client import ItemState, RunCommitment, run_commitment
+from ledger.client import ContractCall, ItemState, RunCommitment, run_commitment
 from ledger.epcis import events as ev
 from ledger.ids import item_id, normalize_gtin
-from ledger.lifecycle import Action, Lifecycle, step
+from ledger.lifecycle import Action, Lifecycle, next_actions, step
 
 from .. import intents
 from ..config import ApiSettings
-from ..models import Actor, ActorRole, Item, Lot, WriteIntent, utcnow
+from ..models import Actor, ActorRole, Item, Lot, ReturnRequest, WriteIntent, utcnow
 from ..problems import Problem
 from ..schemas import (
     ItemCreate,
@@ -40,6 +40,7 @@ from ..writes import (
     lot_numbers,
     record,
 )
+from . import returns
 
 
 def _roles(*actions: Action) -> tuple[ActorRole, ...]:
@@ -234,8 +235,45 @@ def find_item(session: Session, gtin: str, serial: str) -> Item:
     return item
 
 
+def refused_step(item: Item, action: Action | str, party: str) -> Problem | None:
+    """Why `party` may not take `action` on `item` as it stands, naming its state and the steps allowed from there,
+    in the shape of the contract's own refusal; None when the table allows it. For the steps the contract does not
+    see (a repair) and those not worth a transaction (an item of a bulk write); the contract decides the others."""
+    rule = step(action)
+    current = ItemState(item.state)
+    if rule.allows(party, current):
+        return None
+    anyone = [a.value for a in next_actions(current)]
+    yours = [a.value for a in next_actions(current, party)]
+    name = current.name.lower()
+    allowed = ", ".join(anyone) or "nothing (it is final)"
+    args = {"itemId": item.item_id, "current": name, "requested": rule.action.value}
+    if current in rule.edges:
+        return Problem(
+            403,
+            "UnauthorizedTransition",
+            f"a {party} may not record {rule.action.value} for an item that is {name} "
+            f"({', '.join(sorted(rule.edges[current]))} may); from {name} you may record "
+            f"{', '.join(yours) or 'nothing'}",
+            error="UnauthorizedTransition",
+            args=args,
+            allowedNext=anyone,
+            allowedNextForYou=yours,
+        )
+    return Problem(
+        409,
+        "IllegalTransition",
+        f"an item that is {name} cannot be {rule.action.value}: from {name} it can be {allowed}",
+        error="IllegalTransition",
+        args=args,
+        allowedNext=anyone,
+        allowedNextForYou=yours,
+    )
+
+
 def lifecycle(state: AppState, session: Session, actor: Actor, body: LifecycleCreate) -> LifecycleRecorded:
-    """Record a sale, use, return, collection, repair, refurbishment, resale or disposal of one item."""
+    """Record a sale, use, return, collection, repair, refurbishment, resale or disposal of one item, named by its
+    GTIN and serial or, at intake, by the drop-off code of its return request (which the intake closes)."""
     authorize(actor, *LIFECYCLE_ROLES)
     rule = step(body.action)  # the lifecycle table: who may take the action, and what it moves the item to
     target, roles = rule.target, rule.parties
@@ -246,26 +284,34 @@ def lifecycle(state: AppState, session: Session, actor: Actor, body: LifecycleCr
             f"a {actor.role} may not record {body.action.value}",
             allowedRoles=sorted(r.value for r in roles),
         )
+    request: ReturnRequest | None = None
+    if body.drop_off_code is not None:
+        if target not in returns.INTAKE_STATES:
+            raise Problem(
+                422,
+                "Not an intake",
+                f"a drop-off code names an item at intake: record returned or collected, not {body.action.value}",
+            )
+        request, found = returns.find_request(session, body.drop_off_code)
+        returns.check_open(session, request)
+        gtin, serial = found.gtin, found.serial
+    else:
+        assert body.gtin is not None and body.serial is not None  # the schema asks for both, or for a code
+        gtin, serial = body.gtin, body.serial
     # A write on this item left pending (a crash, a request still waiting for its receipt) is settled first: the
     # item's row below must be what the chain says, or the call chosen from it (materialize or not) would be wrong.
-    intents.reconcile(state, subject=hex32(item_id(body.gtin, body.serial)))
-    item = find_item(session, body.gtin, body.serial)
+    intents.reconcile(state, subject=hex32(item_id(gtin, serial)))
+    item = find_item(session, gtin, serial)
     if actor.role == ActorRole.BRAND and item.brand_id != actor.id:
         raise Problem(403, "Not your item", "a brand acts only on its own items")
     account = state.keys.account(actor)
-    ledger = state.service.ledger
     uri = item_uri(state.settings.resolver_base_url, item.gtin, item.serial)
     event = ev.lifecycle(ev.Lifecycle(body.action.value), [uri], read_point=body.read_point)
     if target is None:
-        if ItemState(item.state) not in rule.sources:
-            raise Problem(
-                409,
-                "IllegalTransition",
-                f"an item that is {ItemState(item.state).name.lower()} cannot be repaired",
-                error="IllegalTransition",
-                args={"current": ItemState(item.state).name.lower(), "requested": body.action.value},
-            )
-        # No chain effect: the event alone is the write.
+        # No chain effect, so no contract to refuse it: the table decides, and the event alone is the write.
+        refusal = refused_step(item, body.action, str(actor.role))
+        if refusal is not None:
+            raise refusal
         receipt = record(state, account, [event])
         item.updated_at = utcnow()
         session.commit()
@@ -273,36 +319,46 @@ def lifecycle(state: AppState, session: Session, actor: Actor, body: LifecycleCr
         return LifecycleRecorded(
             item=item_public(state, item, brand.name if brand else ""), event=receipt, tx_hash=None
         )
-    if item.materialized:
-        call = ledger.transition_call(unhex32(item.item_id), target)
-    else:
-        assert item.run_id and item.items_root and item.proof is not None
-        run = RunCommitment(
-            unhex32(item.run_id),
-            item.gtin,
-            unhex32(item.items_root),
-            (item.serial,),
-            {item.serial: [unhex32(p) for p in item.proof]},
-        )
-        call = ledger.transition_run_item_call(run, item.serial, target)
     written = intents.write(
         state,
         actor,
         account,
         kind="lifecycle",
         subject=item.item_id,
-        call=call,
+        call=transition_call(state, item, target),
         events=[event],
         effect={"item_id": item.item_id, "state": int(target)},
     )
     session.expire_all()
-    item = find_item(session, body.gtin, body.serial)
+    item = find_item(session, gtin, serial)
     brand = session.get(Actor, item.brand_id)
+    closed = None
+    if request is not None:
+        request, _ = returns.find_request(session, request.code)
+        closed = returns.status_public(state, session, request, item)
     return LifecycleRecorded(
         item=item_public(state, item, brand.name if brand else ""),
         event=event_receipt(written),
         tx_hash=written.tx_hash,
+        return_request=closed,
     )
+
+
+def transition_call(state: AppState, item: Item, target: ItemState) -> ContractCall:
+    """The contract call that moves `item` to `target`: a plain transition, or an item of a run's first move (with
+    its Merkle proof)."""
+    ledger = state.service.ledger
+    if item.materialized:
+        return ledger.transition_call(unhex32(item.item_id), target)
+    assert item.run_id and item.items_root and item.proof is not None
+    run = RunCommitment(
+        unhex32(item.run_id),
+        item.gtin,
+        unhex32(item.items_root),
+        (item.serial,),
+        {item.serial: [unhex32(p) for p in item.proof]},
+    )
+    return ledger.transition_run_item_call(run, item.serial, target)
 
 
 def complete_lifecycle(session: Session, intent: WriteIntent) -> None:
@@ -313,6 +369,7 @@ def complete_lifecycle(session: Session, intent: WriteIntent) -> None:
     item.materialized = True
     item.holder_id = intent.actor_id
     item.updated_at = utcnow()
+    returns.close_requests(session, item.id, intent.actor_id, item.state)
 
 
 __all__ = [
@@ -326,4 +383,6 @@ __all__ = [
     "lifecycle",
     "make_item",
     "make_run",
+    "refused_step",
+    "transition_call",
 ]
