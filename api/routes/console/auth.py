@@ -16,6 +16,9 @@ from __future__ import annotations
 
 import hmac
 import secrets
+import threading
+import time
+from collections import deque
 from datetime import timedelta
 from typing import Annotated
 
@@ -28,7 +31,7 @@ from ...actors import authenticate
 from ...config import ApiSettings
 from ...deps import SessionDep, StateDep
 from ...models import Actor, ConsoleLink, ConsoleSession
-from ...state import AppState, RateLimiter
+from ...state import AppState
 from .web import (
     COOKIE,
     SIGN_IN_COOKIE,
@@ -46,7 +49,7 @@ from .web import (
 
 router = APIRouter()
 
-SIGN_IN_ATTEMPTS_PER_MINUTE = 20  # per client address: keys cannot be guessed, but nobody needs more tries than this
+FAILED_SIGN_INS_PER_MINUTE = 10  # per client address: keys cannot be guessed, but nobody needs more tries than this
 WHY = {
     "expired": "Your session has expired. Sign in again.",
     "revoked": "This actor's access was revoked.",
@@ -75,10 +78,41 @@ def issue_sign_in_link(
     return f"{base}/console/sign-in#code={code}"
 
 
-def _limiter(state: AppState) -> RateLimiter:
-    limiter = state.extra.get("console_sign_in")
+class FailedSignIns:
+    """Failed sign-ins per client address in the last minute: past the limit, sign-ins wait (successful ones are not
+    counted, so a team behind one address signs in freely)."""
+
+    def __init__(self, limit: int, window_s: float = 60.0) -> None:
+        self.limit, self.window_s = limit, window_s
+        self._failures: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def _recent(self, client: str, moment: float) -> deque[float]:
+        failures = self._failures.setdefault(client, deque())
+        while failures and failures[0] <= moment - self.window_s:
+            failures.popleft()
+        return failures
+
+    def wait(self, client: str) -> float | None:
+        """Seconds to wait before trying again, or None."""
+        moment = time.monotonic()
+        with self._lock:
+            failures = self._recent(client, moment)
+            return failures[0] + self.window_s - moment if len(failures) >= self.limit else None
+
+    def failed(self, client: str) -> None:
+        moment = time.monotonic()
+        with self._lock:
+            self._recent(client, moment).append(moment)
+            if len(self._failures) > 100_000:  # forget the oldest clients rather than grow without end
+                for stale in list(self._failures)[:50_000]:
+                    del self._failures[stale]
+
+
+def _limiter(state: AppState) -> FailedSignIns:
+    limiter = state.extra.get("console_sign_ins")
     if limiter is None:
-        limiter = state.extra.setdefault("console_sign_in", RateLimiter(SIGN_IN_ATTEMPTS_PER_MINUTE))
+        limiter = state.extra.setdefault("console_sign_ins", FailedSignIns(FAILED_SIGN_INS_PER_MINUTE))
     return limiter  # type: ignore[no-any-return]
 
 
@@ -122,7 +156,8 @@ def sign_in(
     if not same_origin(request) or not expected or not hmac.compare_digest(csrf.encode(), expected.encode()):
         raise CsrfRefused("sign-in form token")
     client = request.client.host if request.client else "unknown"
-    wait = _limiter(state).hit(client)
+    limiter = _limiter(state)
+    wait = limiter.wait(client)
     if wait is not None:
         return _form(request, error=f"Too many attempts. Wait {int(wait) + 1} seconds and try again.",
                      status_code=429, next_path=next_path)
@@ -130,6 +165,7 @@ def sign_in(
     if code:
         actor = _use_link(session, code)
         if actor is None:
+            limiter.failed(client)
             return _form(
                 request,
                 error="This sign-in link does not work any more: a link works once, and only for a few minutes. "
@@ -141,6 +177,7 @@ def sign_in(
     elif api_key:
         found = authenticate(session, api_key)
         if found is None:
+            limiter.failed(client)
             return _form(request, error="This API key is not valid, or it was revoked. Check it and try again.",
                          field="api_key", status_code=401, next_path=next_path)
         actor = found

@@ -18,7 +18,6 @@ from materials.flow import DISPOSED, IN_USE, RECOVERED, RECYCLED, RETURNED, Flow
 from ...deps import SessionDep, StateDep
 from ...models import Actor, Item, Lot
 from ...state import AppState
-from . import queries
 from .web import ConsoleDep, aware, render, require_role
 
 router = APIRouter()
@@ -78,9 +77,8 @@ def brand_flow(session: Session, state: AppState, actor: Actor) -> MaterialFlow:
     drawn: dict[str, int] = {}
     for lot_id in recovered_ids:
         recovered_lot = lots.get(lot_id)
-        left = queries.left_grams(state, recovered_lot) if recovered_lot is not None else None
-        if recovered_lot is not None and left is not None:
-            drawn[lot_id] = int(recovered_lot.mass_grams) - left
+        if recovered_lot is not None:
+            drawn[lot_id] = int(recovered_lot.allocated_grams or 0)
     items = [
         FlowItems(_composition(parts), _fate(st), aware(made).strftime("%Y-%m"), count, into)
         for parts, st, into, count, made in groups

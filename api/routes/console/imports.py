@@ -215,10 +215,8 @@ def _same_lot(lot: Lot, body: LotCreate, actor: Actor) -> bool:
 
 # -- items ------------------------------------------------------------------------------------------------------------
 def _lot_named(session: Session, actor: Actor, name: str) -> list[Lot]:
-    query = select(Lot).where(queries.usable_lot_filter(actor))
-    if name.lower().startswith("0x") and len(name) == 66:
-        return list(session.scalars(query.where(Lot.lot_id == name.lower())))
-    return list(session.scalars(query.where(Lot.lot_number == name)))
+    ids = queries.lots_named(session, actor, name)
+    return list(session.scalars(select(Lot).where(Lot.lot_id.in_(ids)))) if ids else []
 
 
 def check_items(state: AppState, session: Session, actor: Actor, rows: list[tuple[int, dict[str, str]]]) -> Checked:
@@ -286,7 +284,7 @@ def check_items(state: AppState, session: Session, actor: Actor, rows: list[tupl
         checked.writes.append(write)
     for lot_id, grams in needed.items():
         lot = session.get(Lot, lot_id)
-        left = queries.left_grams(state, lot) if lot is not None else None
+        left = queries.left_grams(lot) if lot is not None else None
         if lot is not None and left is not None and grams > left:
             first = next(w.rows[0] for w in checked.writes if not w.done and any(
                 p.lot_id == lot_id for p in w.body.composition))  # type: ignore[union-attr]

@@ -89,7 +89,7 @@ def _page(request: Request, console: Console, session: Session, state: AppState,
         except KeyError:
             wanted = None
     rows, total = queries.items_of(session, console.actor, page=max(page, 1), state=wanted, run_id=run or None)
-    lots = [row for row in queries.lots_of(session, state, console.actor)]
+    lots = queries.lots_of(session, console.actor)
     return render(
         request,
         "console/items.html",

@@ -57,7 +57,7 @@ def _list_page(request: Request, console: Console, session: Session, state: AppS
         "console/lots.html",
         {
             "title": "Lots",
-            "lots": queries.lots_of(session, state, console.actor),
+            "lots": queries.lots_of(session, console.actor),
             "materials": material_options(),
             "products": _products(session, console.actor) if console.role == "brand" else [],
             "values": values,
@@ -146,7 +146,7 @@ def _lot_page(request: Request, console: Console, session: Session, state: AppSt
             "lot": lot,
             "owner": owner.name if owner else "",
             "material": catalogue().get(lot.material_code),
-            "left": queries.left_grams(state, lot),
+            "left": queries.left_grams(lot),
             "items": items,
             "total": total,
             "page": page,

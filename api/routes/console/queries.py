@@ -1,7 +1,8 @@
 """What the console's pages read: an actor's lots, items and runs, a page at a time.
 
-Whose is what follows the write API: a brand sees its own lots and items and the lots approved to it; a recycler
-its own (recovered) lots and the items it collected or recycled; nobody sees another actor's.
+Whose is what is the write API's lists' rule (:mod:`api.lists`): a brand sees its own items and those whose latest
+step it recorded, its own lots and the lots approved to it; a recycler its own (recovered) lots and the items it
+collected; nobody sees another actor's.
 """
 
 from __future__ import annotations
@@ -9,23 +10,23 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Text, cast, func, or_, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ledger.client import ItemState
 
-from ...models import Actor, ActorRole, Item, Lot, LotApproval
-from ...state import AppState
-from ...uris import unhex32
+from ...lists import Page, items_page, lot_ids_named, lots_page, owner_names
+from ...models import Actor, Item, Lot
 
 PAGE_SIZE = 50
+ALL = Page(0, 100_000)
 
 
 @dataclass(frozen=True)
 class LotRow:
     lot: Lot
     owner: str
-    left_grams: int | None
+    left_grams: int
     mine: bool
 
 
@@ -37,35 +38,28 @@ class RunRow:
     created_at: Any
 
 
-def usable_lot_filter(actor: Actor) -> Any:
-    approved = select(LotApproval.lot_id).where(LotApproval.operator_id == actor.id)
-    return or_(Lot.owner_id == actor.id, Lot.lot_id.in_(approved))
+def left_grams(lot: Lot) -> int:
+    """Grams the lot has left to draw (the contract's count, kept by the writes' completions)."""
+    return int(lot.mass_grams) - int(lot.allocated_grams or 0)
 
 
-def left_grams(state: AppState, lot: Lot) -> int | None:
-    """Grams the lot has left to draw, as the chain counts them (None when the chain cannot be asked)."""
-    try:
-        return int(state.service.ledger.available_grams(unhex32(lot.lot_id)))
-    except Exception:
-        return None
-
-
-def lots_of(session: Session, state: AppState, actor: Actor) -> list[LotRow]:
-    rows = session.scalars(select(Lot).where(usable_lot_filter(actor)).order_by(Lot.created_at.desc())).all()
-    owners = {a.id: a.name for a in session.scalars(select(Actor).where(Actor.id.in_({r.owner_id for r in rows})))}
-    return [LotRow(r, owners.get(r.owner_id, ""), left_grams(state, r), r.owner_id == actor.id) for r in rows]
+def lots_of(session: Session, actor: Actor) -> list[LotRow]:
+    """The actor's lots and the lots approved to it, newest first."""
+    rows, _ = lots_page(session, actor, ALL)
+    rows.reverse()
+    owners = owner_names(session, [r.owner_id for r in rows])
+    return [LotRow(r, owners.get(r.owner_id, ""), left_grams(r), r.owner_id == actor.id) for r in rows]
 
 
 def lot_for(session: Session, actor: Actor, lot_id: str) -> Lot | None:
     """The lot, if the actor may see it (its own, or approved to it)."""
-    return session.scalar(select(Lot).where(Lot.lot_id == lot_id.lower(), usable_lot_filter(actor)))
-
-
-def _items_query(actor: Actor) -> Any:
-    query = select(Item)
-    if actor.role != ActorRole.ADMIN.value:
-        query = query.where(Item.brand_id == actor.id)
-    return query
+    if not (lot_id.lower().startswith("0x") and len(lot_id) == 66):
+        return None
+    lot = session.get(Lot, lot_id.lower())
+    if lot is None:
+        return None
+    visible, _ = lots_page(session, actor, ALL, lot_number=lot.lot_number)
+    return lot if any(found.lot_id == lot.lot_id for found in visible) else None
 
 
 def items_of(
@@ -77,16 +71,29 @@ def items_of(
     run_id: str | None = None,
     lot_id: str | None = None,
 ) -> tuple[list[Item], int]:
-    query = _items_query(actor)
-    if state is not None:
-        query = query.where(Item.state == int(state))
+    """A page of the actor's items (newest first), filtered by state, run or lot."""
     if run_id is not None:
-        query = query.where(Item.run_id == run_id)
-    if lot_id is not None:
-        query = query.where(cast(Item.composition, Text).contains(lot_id.lower()))
-    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
-    rows = session.scalars(query.order_by(Item.id.desc()).offset((page - 1) * PAGE_SIZE).limit(PAGE_SIZE)).all()
-    return list(rows), int(total)
+        query = select(Item).where(Item.run_id == run_id.lower(), Item.brand_id == actor.id)
+        if state is not None:
+            query = query.where(Item.state == int(state))
+        total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+        rows = session.scalars(query.order_by(Item.id).offset((page - 1) * PAGE_SIZE).limit(PAGE_SIZE)).all()
+        return list(rows), int(total)
+    states = [state] if state is not None else []
+    _, total = items_page(session, actor, Page(0, 0), states=states, lot_ids=[lot_id] if lot_id else None)
+    # Newest first: the last page of the list's own order, read backwards.
+    end = max(total - (page - 1) * PAGE_SIZE, 0)
+    start = max(end - PAGE_SIZE, 0)
+    rows, _ = items_page(session, actor, Page(start, end - start), states=states,
+                         lot_ids=[lot_id] if lot_id else None)
+    rows.reverse()
+    return rows, total
+
+
+def collected_items(session: Session, actor: Actor) -> list[Item]:
+    """The items the actor collected that are still collected (a recycler's, waiting to be recycled)."""
+    rows, _ = items_page(session, actor, ALL, states=[ItemState.COLLECTED])
+    return [item for item in rows if item.holder_id == actor.id]
 
 
 def runs_of(session: Session, actor: Actor, limit: int = 20) -> list[RunRow]:
@@ -101,7 +108,7 @@ def runs_of(session: Session, actor: Actor, limit: int = 20) -> list[RunRow]:
 
 
 def run_items(session: Session, actor: Actor, run_id: str) -> list[Item]:
-    """A run's items in serial order (its label sheet's order)."""
+    """A run's items in the order they were made (its label sheet's order): the brand's only."""
     return list(
         session.scalars(
             select(Item).where(Item.run_id == run_id.lower(), Item.brand_id == actor.id).order_by(Item.id)
@@ -109,4 +116,21 @@ def run_items(session: Session, actor: Actor, run_id: str) -> list[Item]:
     )
 
 
-__all__ = ["PAGE_SIZE", "LotRow", "RunRow", "items_of", "left_grams", "lot_for", "lots_of", "run_items", "runs_of"]
+def lots_named(session: Session, actor: Actor, name: str) -> list[str]:
+    """The lot ids a lot number (or a lot id) names for the actor (:func:`api.lists.lot_ids_named`)."""
+    return lot_ids_named(session, actor, name)
+
+
+__all__ = [
+    "PAGE_SIZE",
+    "LotRow",
+    "RunRow",
+    "collected_items",
+    "items_of",
+    "left_grams",
+    "lot_for",
+    "lots_named",
+    "lots_of",
+    "run_items",
+    "runs_of",
+]

@@ -12,14 +12,14 @@ from fastapi.responses import Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ledger.client import ItemState
 from materials import catalogue
 
 from ...deps import SessionDep, StateDep
-from ...models import Actor, Item, Lot, Product, WriteIntent
+from ...models import Item, Lot, Product
 from ...schemas import RecyclingCreate
 from ...services import recycling
 from ...state import AppState
+from . import queries
 from .forms import parse, text_fields
 from .lots import material_options
 from .web import (
@@ -35,21 +35,6 @@ from .web import (
 )
 
 router = APIRouter()
-
-
-def collected_by(session: Session, actor: Actor) -> list[Item]:
-    """The items `actor` collected that are still collected (not yet recycled or moved on), oldest first."""
-    collected = (
-        select(WriteIntent.subject)
-        .where(WriteIntent.kind == "lifecycle", WriteIntent.actor_id == actor.id, WriteIntent.status == "done")
-    )
-    return list(
-        session.scalars(
-            select(Item)
-            .where(Item.item_id.in_(collected), Item.state == int(ItemState.COLLECTED))
-            .order_by(Item.updated_at, Item.id)
-        )
-    )
 
 
 def _suggested_material(session: Session, items: list[Item]) -> str:
@@ -71,7 +56,7 @@ def _suggested_material(session: Session, items: list[Item]) -> str:
 def _page(request: Request, console: Console, session: Session, *, values: dict[str, Any] | None = None,
           errors: dict[str, str] | None = None, status_code: int = 200) -> Response:
     require_role(console, "recycler")
-    items = collected_by(session, console.actor)
+    items = queries.collected_items(session, console.actor)
     gtins = {i.gtin for i in items}
     products = {p.gtin: p.name for p in session.scalars(select(Product).where(Product.gtin.in_(gtins)))}
     chosen = (values or {}).get("chosen")
@@ -101,7 +86,7 @@ def recycle_page(request: Request, console: ConsoleDep, session: SessionDep) -> 
 def _recycle(request: Request, console: Console, session: Session, state: AppState, form: dict[str, str],
              chosen: list[str]) -> Response:
     require_role(console, "recycler")
-    mine = {str(i.id): i for i in collected_by(session, console.actor)}
+    mine = {str(i.id): i for i in queries.collected_items(session, console.actor)}
     picked = [mine[c] for c in chosen if c in mine]
     errors: dict[str, str] = {}
     if not picked:
@@ -136,4 +121,4 @@ async def recycle(request: Request, console: FormConsole, session: SessionDep, s
     return await run_in_threadpool(_recycle, request, console, session, state, text_fields(raw), chosen)
 
 
-__all__ = ["collected_by", "router"]
+__all__ = ["router"]

@@ -189,3 +189,20 @@ def test_the_admins_cli_prints_a_link_that_signs_in(world: Any) -> None:
     unknown = runner.invoke(app, ["actors", "link", "--name", "Nobody", "--data-dir", str(world.settings.data_dir),
                                   *db])
     assert unknown.exit_code == 1 and unknown.output.strip().splitlines() == ["error: no actor named 'Nobody'"]
+
+
+def test_failed_sign_ins_are_limited_per_client(sqlite_world: Any) -> None:
+    from api.routes.console.auth import FAILED_SIGN_INS_PER_MINUTE
+
+    world = sqlite_world
+    app_state = world.client.app.state.circular
+    app_state.extra.pop("console_sign_ins", None)
+    try:
+        client = new_client(world)
+        csrf = sign_in_csrf(client)
+        for _ in range(FAILED_SIGN_INS_PER_MINUTE):
+            assert client.post("/console/sign-in", data={"csrf": csrf, "api_key": "clk_wrong"}).status_code == 401
+        waited = client.post("/console/sign-in", data={"csrf": csrf, "api_key": world.keys["brand"]})
+        assert waited.status_code == 429 and "Too many attempts" in waited.text
+    finally:
+        app_state.extra.pop("console_sign_ins", None)
