@@ -29,6 +29,7 @@ from ...models import Actor, Item, Product
 from ...problems import Problem
 from ...schemas import LifecycleAction, LifecycleCreate
 from ...services import items as item_services
+from ...services import returns
 from ...state import AppState
 from .web import (
     STATE_WORDS,
@@ -52,8 +53,8 @@ PAGES: dict[str, dict[str, Any]] = {
         "role": "recycler",
         "title": "Scan intake",
         "actions": [("collected", "Collect")],
-        "intro": "Scan each returned item's QR code, or type or paste its serial or link. Then collect them all in one "
-        "go.",
+        "intro": "Scan each returned item's QR code, or type or paste its serial, its link or the drop-off code the "
+        "consumer got with a return request. Then collect them all in one go.",
         "next": ("/console/recycle", "Recycle collected items"),
     },
     "sales": {
@@ -108,7 +109,21 @@ def parse_code(code: str) -> tuple[str | None, str]:
     raise ValueError("not a serial, a GTIN and serial, or an item's link")
 
 
-def find_scanned(session: Session, code: str) -> Item:
+_DROP_OFF = re.compile(r"^[A-Za-z0-9]{4}(-?[A-Za-z0-9]{4})+$")
+
+
+def find_scanned(session: Session, code: str) -> tuple[Item, str | None]:
+    """The item a code names, and the drop-off code of its open return request when the code was one (a consumer's
+    return request, read at intake: :mod:`api.services.returns`)."""
+    code = code.strip()
+    if _DROP_OFF.match(code):
+        try:
+            request, item = returns.find_request(session, code)
+        except Problem:
+            pass
+        else:
+            returns.check_open(session, request)
+            return item, request.code
     gtin, serial = parse_code(code)
     query = select(Item).where(Item.serial == serial)
     if gtin is not None:
@@ -118,7 +133,7 @@ def find_scanned(session: Session, code: str) -> Item:
         raise LookupError(f"No item with serial {serial}" + (f" of GTIN {gtin}" if gtin else "") + ".")
     if len(found) > 1:
         raise LookupError(f"Serial {serial} is used by several products: scan the QR code, or type the GTIN too.")
-    return found[0]
+    return found[0], None
 
 
 def item_view(session: Session, item: Item) -> dict[str, Any]:
@@ -152,18 +167,24 @@ async def lookup(request: Request, console: ScriptConsole, session: SessionDep) 
 
 def _lookup(session: Session, code: str) -> Response:
     try:
-        item = find_scanned(session, code)
+        item, drop_off_code = find_scanned(session, code)
     except (LookupError, ValueError) as exc:
         return json_answer({"message": str(exc).rstrip(".") + ".", "code": code[:100]}, 404)
-    return json_answer({"item": item_view(session, item)})
+    except Problem as exc:  # a drop-off code used before
+        return json_answer({"message": refusal(exc).message, "code": code[:100]}, exc.status)
+    view = item_view(session, item)
+    if drop_off_code is not None:
+        view["dropOffCode"] = drop_off_code
+    return json_answer({"item": view})
 
 
 # -- one lifecycle step for a basket of items ---------------------------------------------------------------------
 class ItemKey(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     gtin: str = Field(min_length=8, max_length=14)
     serial: str = Field(min_length=1, max_length=20)
+    drop_off_code: str | None = Field(None, alias="dropOffCode", max_length=32)
 
 
 class StepBody(BaseModel):
@@ -180,7 +201,11 @@ def record_steps(state: AppState, session: Session, actor: Actor, action: Lifecy
     results = []
     for key in keys:
         try:
-            body = LifecycleCreate(gtin=key.gtin, serial=key.serial, action=action)
+            body = (
+                LifecycleCreate(drop_off_code=key.drop_off_code, action=action)
+                if key.drop_off_code
+                else LifecycleCreate(gtin=key.gtin, serial=key.serial, action=action)
+            )
             recorded = item_services.lifecycle(state, session, actor, body)
             results.append({"gtin": key.gtin, "serial": key.serial, "ok": True, "state": recorded.item.state,
                             "stateWords": STATE_WORDS.get(ItemState[recorded.item.state.upper()], "")})

@@ -31,7 +31,8 @@
         const li = document.createElement("li");
         li.dataset.serial = item.serial;
         const text = document.createElement("span");
-        text.textContent = `${item.product} · ${item.serial} · ${item.brand} · ${item.stateWords}`;
+        text.textContent = `${item.product} · ${item.serial} · ${item.brand} · ${item.stateWords}` +
+          (item.dropOffCode ? ` · return ${item.dropOffCode}` : "");
         li.append(text);
         if (item.result) {
           const result = document.createElement("span");
@@ -113,7 +114,8 @@
         chunk.forEach((b) => { b.pendingKey = key; });
         save();
         const answer = await api.call("/console/api/steps", {
-          key, action, items: chunk.map((b) => ({ gtin: b.gtin, serial: b.serial })),
+          key, action, items: chunk.map((b) => (b.dropOffCode && action === "collected"
+            ? { gtin: b.gtin, serial: b.serial, dropOffCode: b.dropOffCode } : { gtin: b.gtin, serial: b.serial })),
         });
         if (!answer.ok) {
           $("progress-text").textContent = answer.data.message || "The server did not answer; nothing is lost: try again.";

@@ -104,3 +104,24 @@ def test_a_recycler_recycles_what_it_collected_and_the_mass_rule_is_explained(wo
     assert done.status_code == 303 and done.headers["location"].startswith("/console/lots/0x")
     lot = client.get(done.headers["location"]).text
     assert f"Lot {number}" in lot and "Recovered from 2 recycled items." in lot
+
+
+def test_a_drop_off_code_at_intake_names_the_item_and_closes_the_return_request(world: Any) -> None:
+    tee = world.item([(world.lot(gtin=None)["lotId"], 150)])
+    for action in ("sold", "in_use"):
+        assert world.act(tee, action, "retailer").status_code == 201
+    requested = world.client.post(f"/01/{tee['gtin']}/21/{tee['serial']}/return-requests", json={})
+    assert requested.status_code in (200, 201), requested.text
+    code = requested.json()["dropOffCode"]
+    client = sign_in(world, "recycler")
+    found = _script(client, "/console/api/lookup", {"code": code.lower()}, "/console/intake")
+    assert found.status_code == 200, found.text
+    item = found.json()["item"]
+    assert (item["serial"], item["dropOffCode"]) == (tee["serial"], code)
+    body = {"key": "d" * 20 + world.unique(), "action": "collected",
+            "items": [{"gtin": item["gtin"], "serial": item["serial"], "dropOffCode": code}]}
+    assert _script(client, "/console/api/steps", body, "/console/intake").json()["results"][0]["ok"] is True
+    status = world.client.get(f"/api/v1/return-requests/{code}", headers=world.auth("recycler"))
+    assert status.json()["status"] == "received"
+    used = _script(client, "/console/api/lookup", {"code": code}, "/console/intake")
+    assert used.status_code == 409 and "was received by Recycler" in used.json()["message"]
