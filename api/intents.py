@@ -39,7 +39,7 @@ from .state import AppState, Completion
 from .uris import hex32
 
 if TYPE_CHECKING:
-    from ledger.client import ContractCall, Receipt
+    from ledger.client import ContractCall, PreparedTx, Receipt
 
 log = logging.getLogger("circular.api.intents")
 
@@ -273,6 +273,176 @@ def _reconcile_one(state: AppState, intent_id: int) -> bool:
     return True
 
 
+# -- many writes at once ----------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Planned:
+    """One write of a bulk: what :func:`write` takes, with a fixed gas limit (a pipeline estimates nothing)."""
+
+    kind: str
+    subject: str
+    call: ContractCall
+    gas: int
+    events: Sequence[dict[str, Any]]
+    effect: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """Where one write of a bulk ended: ``done`` (events stored, rows written), ``failed`` (nothing happened
+    on-chain; `error` says why) or ``pending`` (sent, its receipt not seen yet: it completes on its own)."""
+
+    status: str
+    tx_hash: str | None
+    events: list[Stored]
+    error: Exception | None = None
+
+
+def write_many(state: AppState, actor: Actor, account: LocalAccount, planned: Sequence[Planned]) -> list[Outcome]:
+    """Make many writes as one pipeline, each an intent of its own: recorded together (consecutive free nonces,
+    one database transaction) before anything is sent, broadcast in JSON-RPC batches, awaited together, and
+    completed together in one database transaction. An outcome per write, in order.
+
+    The guarantees of :func:`write` hold for each: nothing reaches the chain unrecorded, and a write whose receipt
+    is not seen stays ``pending`` and is reconciled like any other. A write the node refuses is ``failed``; those
+    after it are left ``pending`` (they may sit in the node's pool behind the refused nonce, and only their hashes
+    can tell). A revert fails its own write only: the others are mined on the state it left unchanged."""
+    for plan in planned:
+        if plan.kind not in state.completions:
+            raise ValueError(f"no completion registered for {plan.kind!r}")
+    if not planned:
+        return []
+    service = state.service
+    tx = service.ledger.tx
+    signed = service.sign_many(account, [event for plan in planned for event in plan.events])
+    per_write: list[list[SignedEvent]] = []
+    at = 0
+    for plan in planned:
+        per_write.append(signed[at : at + len(plan.events)])
+        at += len(plan.events)
+    reconcile(state, sender=account.address, older_than=STALE_AFTER)
+    sender = account.address
+    with _sender_lock(sender):  # held through the broadcast: the node gets the nonces in order
+        ids, prepared = _record_many(state, actor, account, planned, per_write)
+        refusal = tx.broadcast_many([p.raw for p in prepared])
+    outcomes: list[Outcome | None] = [None] * len(planned)
+    sent = len(prepared)
+    if refusal is not None:
+        index, error = refusal
+        _fail(state, ids[index], f"refused by the node: {error}")
+        tx.forget_nonce(sender)
+        outcomes[index] = Outcome(FAILED, hex32(prepared[index].tx_hash), [], error)
+        sent = index
+    try:
+        receipts = tx.receipts([p.tx_hash for p in prepared[:sent]])
+    except Exception as exc:  # some receipts not seen in time: every write of the bulk is settled by hash later
+        log.warning("receipts of a bulk of %d writes not all seen, left pending: %s", sent, exc)
+        receipts = []
+    done = _complete_many(state, ids[: len(receipts)], prepared, receipts, outcomes)
+    for index, plan_outcome in enumerate(outcomes):
+        if plan_outcome is None:
+            outcomes[index] = Outcome(PENDING, hex32(prepared[index].tx_hash), [])
+    log.info("bulk of %d writes: %d done", len(planned), done)
+    return [o for o in outcomes if o is not None]
+
+
+def _record_many(
+    state: AppState,
+    actor: Actor,
+    account: LocalAccount,
+    planned: Sequence[Planned],
+    signed: Sequence[Sequence[SignedEvent]],
+) -> tuple[list[int], list[PreparedTx]]:
+    """Choose a free nonce for each write, sign each transaction and commit every intent, in one transaction under
+    the sender's locks (as :func:`_record` does for one)."""
+    tx = state.service.ledger.tx
+    sender = account.address
+    with state.service.sessions.begin() as session:
+        if session.get_bind().dialect.name == "postgresql":
+            session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _advisory_key(sender)})
+        reserved = set(
+            session.scalars(
+                select(WriteIntent.nonce).where(WriteIntent.sender == sender, WriteIntent.status == PENDING)
+            )
+        )
+        nonces: list[int] = []
+        nonce = tx.pending_count(sender)
+        while len(nonces) < len(planned):
+            if nonce not in reserved:
+                nonces.append(nonce)
+            nonce += 1
+        prepared = tx.sign_many(account, [p.call for p in planned], [p.gas for p in planned], nonces)
+        now = utcnow()
+        intents = [
+            WriteIntent(
+                kind=plan.kind,
+                subject=plan.subject,
+                actor_id=actor.id,
+                sender=sender,
+                nonce=ready.nonce,
+                tx_hash=hex32(ready.tx_hash),
+                raw_tx=ready.raw,
+                tx=_json_safe(ready.tx),
+                events=[_signed_json(e) for e in events],
+                effect=plan.effect,
+                status=PENDING,
+                created_at=now,
+            )
+            for plan, ready, events in zip(planned, prepared, signed, strict=True)
+        ]
+        session.add_all(intents)
+        session.flush()
+        return [intent.id for intent in intents], prepared
+
+
+def _complete_many(
+    state: AppState,
+    ids: Sequence[int],
+    prepared: Sequence[PreparedTx],
+    receipts: Sequence[Receipt],
+    outcomes: list[Outcome | None],
+) -> int:
+    """The database side of the mined writes of a bulk, in one transaction: the reverted ones failed, the others
+    done with their events and rows. How many are done."""
+    service = state.service
+    tx = service.ledger.tx
+    succeeded: dict[int, int] = {}  # intent id → index
+    for index, (intent_id, receipt) in enumerate(zip(ids, receipts, strict=True)):
+        try:
+            tx.settle(prepared[index].tx, receipt)
+        except TransactionFailed as exc:
+            _fail(state, intent_id, str(exc))
+            outcomes[index] = Outcome(FAILED, hex32(prepared[index].tx_hash), [], exc)
+            continue
+        succeeded[intent_id] = index
+    if not succeeded:
+        return 0
+    with service.sessions.begin() as session:
+        claimed: set[int] = set()
+        wanted = sorted(succeeded)
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            result = session.execute(
+                update(WriteIntent)
+                .where(WriteIntent.id.in_(chunk), WriteIntent.status == PENDING)
+                .values(status=DONE, finished_at=utcnow())
+                .returning(WriteIntent.id)
+            )
+            claimed.update(result.scalars())
+        rows = {i.id: i for i in session.scalars(select(WriteIntent).where(WriteIntent.id.in_(wanted)))}
+        order = [rows[intent_id] for intent_id in wanted]
+        signed = [[_signed_from(data) for data in intent.events] for intent in order]
+        stored = service.outbox.add_many([e for events in signed for e in events], session=session)
+        at = 0
+        for intent, events in zip(order, signed, strict=True):
+            mine = stored[at : at + len(events)]
+            at += len(events)
+            if intent.id in claimed:
+                state.completions[intent.kind](session, intent)
+            index = succeeded[intent.id]
+            outcomes[index] = Outcome(DONE, intent.tx_hash, list(mine))
+    return len(succeeded)
+
+
 def signed_events(intent: WriteIntent) -> list[SignedEvent]:
     return [_signed_from(data) for data in intent.events]
 
@@ -291,4 +461,5 @@ __all__ = [
     "reconcile",
     "signed_events",
     "write",
+    "write_many",
 ]

@@ -344,6 +344,73 @@ class LifecycleRecorded(Output):
     )
 
 
+class ItemKey(Input):
+    """One item of a bulk write: by its GTIN and serial, or at intake by its return request's drop-off code."""
+
+    gtin: Gtin | None = None
+    serial: Serial | None = None
+    drop_off_code: DropOffCode | None = None
+
+    @model_validator(mode="after")
+    def _one_item(self) -> ItemKey:
+        by_key = self.gtin is not None and self.serial is not None
+        if by_key == (self.drop_off_code is not None) or (self.gtin is None) != (self.serial is None):
+            raise ValueError("name the item by gtin and serial, or by dropOffCode (one of the two)")
+        return self
+
+
+MAX_BULK = 1_000
+
+
+class LifecycleBatchCreate(Input):
+    """One lifecycle step for many items (a till's day of sales, a recycler's intake): sent as one pipeline."""
+
+    action: LifecycleAction
+    items: list[ItemKey] = Field(min_length=1, max_length=MAX_BULK)
+    read_point: Uri | None = None
+
+
+class StepStatus(enum.StrEnum):
+    RECORDED = "recorded"  # the step is on-chain, its event stored
+    UNCHANGED = "unchanged"  # the item was in the step's state already (a retry of a recorded step): nothing written
+    REFUSED = "refused"  # refused before any transaction (unknown item, a step its state or your role does not allow)
+    FAILED = "failed"  # the transaction reverted or was refused by the node: nothing happened on-chain
+    PENDING = "pending"  # sent, its receipt not seen yet: it completes on its own; retrying the request is safe
+
+
+class StepProblem(Output):
+    """Why a step was refused or failed, as the single write's problem details would say it."""
+
+    status: int
+    title: str
+    detail: str | None = None
+    error: str | None = None
+    args: dict[str, Any] | None = None
+    allowed_next: list[str] | None = None
+
+
+class StepResult(Output):
+    index: int = Field(description="The item's position in the request.")
+    gtin: str | None
+    serial: str | None
+    drop_off_code: str | None = None
+    status: StepStatus
+    state: str | None = Field(description="The item's state after the request, when known.")
+    event_id: str | None = None
+    tx_hash: str | None = None
+    problem: StepProblem | None = None
+
+
+class LifecycleBatchRecorded(Output):
+    action: str
+    results: list[StepResult]
+    recorded: int
+    unchanged: int
+    refused: int
+    failed: int
+    pending: int
+
+
 class ItemRef(Input):
     gtin: Gtin
     serial: Serial
@@ -402,6 +469,7 @@ class CaptureJobPublic(BaseModel):
 
 
 __all__ = [
+    "MAX_BULK",
     "MAX_GRAMS",
     "MAX_ID",
     "ActorCreate",
@@ -417,12 +485,15 @@ __all__ = [
     "EventReceipt",
     "EventStatusPublic",
     "ItemCreate",
+    "ItemKey",
     "ItemPublic",
     "ItemRef",
     "ItemStateName",
     "ItemsMade",
     "ItemsPublic",
     "LifecycleAction",
+    "LifecycleBatchCreate",
+    "LifecycleBatchRecorded",
     "LifecycleCreate",
     "LifecycleRecorded",
     "LotCreate",
@@ -441,4 +512,7 @@ __all__ = [
     "ReturnRequestStatusPublic",
     "RunCreate",
     "RunMade",
+    "StepProblem",
+    "StepResult",
+    "StepStatus",
 ]

@@ -333,6 +333,53 @@ class Transactor:
             raise PipelineFailed(failures, receipts)
         return receipts
 
+    # -- many transactions in steps, for callers that record them durably between signing and sending -------------
+    def sign_many(
+        self, account: LocalAccount, calls: Sequence[ContractFunction], gas: Sequence[int], nonces: Sequence[int]
+    ) -> list[PreparedTx]:
+        """Sign `calls` from `account` with the given gas limits and nonces, sending nothing: the pipeline's signing
+        (fees asked once, each call encoded and signed directly), for a caller that records the transactions before
+        :meth:`broadcast_many`. The process's nonce count moves past the highest nonce, as with
+        :meth:`sign_with_nonce`."""
+        if not (len(calls) == len(gas) == len(nonces)):
+            raise ValueError("one gas limit and one nonce per call")
+        if not calls:
+            return []
+        fees = self._pipeline_fees(account, calls[0], max(gas))
+        fast = TransactionSigner(account) if "maxFeePerGas" in fees else None
+        prepared = []
+        for call, limit, nonce in zip(calls, gas, nonces, strict=True):
+            params: Any = {"from": account.address, "chainId": self.chain_id, "gas": limit, "nonce": nonce, **fees}
+            tx, raw, tx_hash = self._sign_call(account, fast, call, params)
+            prepared.append(PreparedTx(account.address, nonce, tx_hash, raw, dict(tx)))
+        with self.lock:
+            cached = self._nonces.get(account.address)
+            if cached is not None and max(nonces) >= cached:
+                self._nonces[account.address] = max(nonces) + 1
+        return prepared
+
+    def broadcast_many(
+        self, raws: Sequence[bytes], batch_size: int = PIPELINE_BATCH
+    ) -> tuple[int, TransactionFailed] | None:
+        """Send signed transactions in order, in JSON-RPC batches of `batch_size`; stop at the first the node
+        refuses and return its index and the refusal (None when every one was taken). A refusal of bytes the node
+        already knows is no refusal. What comes after a refusal is not sent (it may still sit in the node's pool
+        when it shared the refused one's batch): the caller settles those by hash."""
+        for start in range(0, len(raws), batch_size):
+            refusal = self._broadcast_all(list(raws[start : start + batch_size]))
+            if refusal is not None and "already known" not in str(refusal[1]).lower():
+                return start + refusal[0], refusal[1]
+        return None
+
+    def receipts(self, hashes: Sequence[bytes]) -> list[TxReceipt]:
+        """The receipts of transactions sent in order by one sender, in order, awaited in JSON-RPC batches
+        (a timeout raises, as :meth:`await_receipt` does)."""
+        return self._await_all(list(hashes))
+
+    def failure(self, tx: dict[str, Any], receipt: TxReceipt) -> TransactionFailed:
+        """Why a mined transaction failed (status 0): its revert decoded to :class:`ContractRevert` when it can be."""
+        return self._failure(tx, receipt)
+
     @staticmethod
     def _sign_call(
         account: LocalAccount, fast: TransactionSigner | None, call: ContractFunction, params: dict[str, Any]
@@ -705,6 +752,12 @@ class Ledger:
         lot_ids, grams = _split(parts)
         run_input = (gtin14, run.items_root, len(serials), lot_ids, grams, b"\x00" * 32, "\n".join(serials).encode())
         return self.items.functions.registerRun(run_input), run
+
+    @staticmethod
+    def transition_gas(proof_steps: int | None = None) -> int:
+        """The fixed gas limit of a pipelined move: a plain transition, or (`proof_steps` given) an item of a run's
+        first move with a proof of that many steps."""
+        return TRANSITION_GAS if proof_steps is None else RUN_TRANSITION_GAS + PROOF_STEP_GAS * proof_steps
 
     def transition_call(self, ident: bytes, to: ItemState) -> ContractFunction:
         return self.items.functions.transition(ident, int(to))

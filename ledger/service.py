@@ -135,6 +135,17 @@ class LedgerService:
         signature = sign_event(actor.key, self.domain, hash_digest(event_hash_id(event)), deadline)
         return SignedEvent(event, actor.address, signature, deadline)
 
+    def sign_many(self, actor: LocalAccount, events: Sequence[dict[str, Any]]) -> list[SignedEvent]:
+        """Sign `events` as `actor`, the key loaded and the domain built once (a bulk write's hundreds of events)."""
+        signer, domain = EventSigner(actor), self.domain
+        deadline = int(time.time()) + SIGNATURE_TTL_S
+        signed = []
+        for event in events:
+            event_id = event_hash_id(event)
+            signature = signer.sign(domain, hash_digest(event_id), deadline)
+            signed.append(SignedEvent(event, actor.address, signature, deadline, computed_id=event_id))
+        return signed
+
     def record(
         self, actor: LocalAccount, events: Sequence[dict[str, Any]], event_ids: Sequence[str] | None = None
     ) -> list[Stored]:

@@ -24,6 +24,8 @@ from ..schemas import (
     ItemsMade,
     ItemsPublic,
     ItemStateName,
+    LifecycleBatchCreate,
+    LifecycleBatchRecorded,
     LifecycleCreate,
     LifecycleRecorded,
     RunCreate,
@@ -88,6 +90,20 @@ def lifecycle(
     body: LifecycleCreate, actor: SupplyChainActor, session: SessionDep, state: StateDep
 ) -> LifecycleRecorded:
     return items.lifecycle(state, session, actor, body)
+
+
+@router.post(
+    "/lifecycle-batches",
+    response_model=LifecycleBatchRecorded,
+    summary="Record one step (a sale, a return, a collection...) for up to 1,000 items at once",
+)
+def lifecycle_batch(
+    body: LifecycleBatchCreate, actor: SupplyChainActor, session: SessionDep, state: StateDep
+) -> LifecycleBatchRecorded:
+    """Each item's step is a transaction of its own, all sent as one pipeline; the answer has a result per item
+    (``recorded``, ``unchanged``, ``refused``, ``failed`` or ``pending``), in the request's order. Retrying the same
+    request is safe: what was recorded is ``unchanged`` the second time."""
+    return items.lifecycle_many(state, session, actor, body)
 
 
 def _proof_hex(proof: object) -> list[str] | None:

@@ -6,25 +6,33 @@ table, ``ledger.lifecycle``, allows), and by the contract itself (roles, states)
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from ledger.client import ContractCall, ItemState, RunCommitment, run_commitment
 from ledger.epcis import events as ev
+from ledger.errors import ContractRevert
 from ledger.ids import item_id, normalize_gtin
 from ledger.lifecycle import Action, Lifecycle, next_actions, step
 
 from .. import intents
 from ..config import ApiSettings
 from ..models import Actor, ActorRole, Item, Lot, ReturnRequest, WriteIntent, utcnow
-from ..problems import Problem
+from ..problems import Problem, revert_problem
 from ..schemas import (
     ItemCreate,
     ItemsMade,
+    LifecycleBatchCreate,
+    LifecycleBatchRecorded,
     LifecycleCreate,
     LifecycleRecorded,
     RunCreate,
     RunMade,
+    StepProblem,
+    StepResult,
+    StepStatus,
 )
 from ..state import AppState
 from ..uris import hex32, item_uri, unhex32
@@ -344,6 +352,181 @@ def lifecycle(state: AppState, session: Session, actor: Actor, body: LifecycleCr
     )
 
 
+def _problem_of(problem: Problem) -> StepProblem:
+    extra = problem.extra
+    return StepProblem(
+        status=problem.status,
+        title=problem.title,
+        detail=problem.detail,
+        error=extra.get("error"),
+        args=extra.get("args"),
+        allowed_next=extra.get("allowedNext"),
+    )
+
+
+def _failure_of(error: Exception | None) -> StepProblem:
+    if isinstance(error, ContractRevert):
+        return _problem_of(revert_problem(error))
+    return StepProblem(status=502, title="Transaction failed", detail=str(error) if error else None)
+
+
+def _items_by_id(session: Session, idents: Sequence[str]) -> dict[str, Item]:
+    """The items of `idents`, as the database has them now (a few queries of bound ids)."""
+    session.expire_all()
+    items: dict[str, Item] = {}
+    wanted = sorted(set(idents))
+    for start in range(0, len(wanted), CHUNK):
+        chunk = wanted[start : start + CHUNK]
+        items.update((i.item_id, i) for i in session.scalars(select(Item).where(Item.item_id.in_(chunk))))
+    return items
+
+
+def lifecycle_many(
+    state: AppState, session: Session, actor: Actor, body: LifecycleBatchCreate
+) -> LifecycleBatchRecorded:
+    """One lifecycle step for many items, each a write of its own sent in one pipeline; a result per item.
+
+    Every item is checked before anything is sent (unknown, another brand's, a step its state or the actor's role
+    does not allow: ``refused``, in the words of the single write's problem). An item already in the step's state is
+    ``unchanged``: a retried request records nothing twice, and writes an earlier attempt left pending are settled
+    first. What was sent ends ``recorded``, ``failed`` (reverted or refused by the node: nothing on-chain) or
+    ``pending`` (it completes on its own)."""
+    authorize(actor, *LIFECYCLE_ROLES)
+    rule = step(body.action)
+    target, roles = rule.target, rule.parties
+    if target is None:
+        raise Problem(
+            422, "Not a bulk step", f"{body.action.value} changes no on-chain state: record it item by item"
+        )
+    if str(actor.role) not in roles:
+        raise Problem(
+            403,
+            "Forbidden",
+            f"a {actor.role} may not record {body.action.value}",
+            allowedRoles=sorted(r.value for r in roles),
+        )
+    keys = [(k.gtin, k.serial) if k.drop_off_code is None else ("code", k.drop_off_code) for k in body.items]
+    if len(set(keys)) != len(keys):
+        raise Problem(422, "Duplicate items", "each item may be listed once")
+    results: list[StepResult | None] = [None] * len(body.items)
+
+    def refuse(index: int, problem: Problem, item: Item | None = None) -> None:
+        key = body.items[index]
+        results[index] = StepResult(
+            index=index,
+            gtin=item.gtin if item is not None else key.gtin,
+            serial=item.serial if item is not None else key.serial,
+            drop_off_code=key.drop_off_code,
+            status=StepStatus.REFUSED,
+            state=ItemState(item.state).name.lower() if item is not None else None,
+            problem=_problem_of(problem),
+        )
+
+    # Which item each entry names.
+    idents: dict[int, str] = {}
+    requests: dict[int, ReturnRequest] = {}
+    for index, key in enumerate(body.items):
+        if key.drop_off_code is None:
+            assert key.gtin is not None and key.serial is not None
+            idents[index] = hex32(item_id(key.gtin, key.serial))
+            continue
+        if target not in returns.INTAKE_STATES:
+            refuse(index, Problem(422, "Not an intake", "a drop-off code names an item at intake only"))
+            continue
+        try:
+            request, found = returns.find_request(session, key.drop_off_code)
+            returns.check_open(session, request)
+        except Problem as problem:
+            refuse(index, problem)
+            continue
+        idents[index], requests[index] = found.item_id, request
+    if len(set(idents.values())) != len(idents):
+        raise Problem(422, "Duplicate items", "each item may be listed once (by its key or by its code)")
+    # Writes an earlier attempt left pending are settled first: an item's row must be what the chain says.
+    wanted = sorted(set(idents.values()))
+    for start in range(0, len(wanted), CHUNK):
+        for subject in set(
+            session.scalars(
+                select(WriteIntent.subject).where(
+                    WriteIntent.subject.in_(wanted[start : start + CHUNK]), WriteIntent.status == intents.PENDING
+                )
+            )
+        ):
+            intents.reconcile(state, subject=subject)
+    items = _items_by_id(session, wanted)
+    base = state.settings.resolver_base_url
+    ledger = state.service.ledger
+    planned: list[intents.Planned] = []
+    planned_index: list[int] = []
+    for index, ident in sorted(idents.items()):
+        key = body.items[index]
+        item = items.get(ident)
+        if item is None:
+            refuse(index, Problem(404, "Unknown item", f"serial {key.serial} of GTIN {key.gtin} is not registered"))
+            continue
+        if actor.role == ActorRole.BRAND and item.brand_id != actor.id:
+            refuse(index, Problem(403, "Not your item", "a brand acts only on its own items"), item)
+            continue
+        if ItemState(item.state) == target and index not in requests:
+            results[index] = StepResult(
+                index=index,
+                gtin=item.gtin,
+                serial=item.serial,
+                status=StepStatus.UNCHANGED,
+                state=ItemState(item.state).name.lower(),
+            )
+            continue
+        refusal = refused_step(item, body.action, str(actor.role))
+        if refusal is not None:
+            refuse(index, refusal, item)
+            continue
+        uri = item_uri(base, item.gtin, item.serial)
+        proof_steps = None if item.materialized else len(item.proof or [])
+        planned.append(
+            intents.Planned(
+                kind="lifecycle",
+                subject=item.item_id,
+                call=transition_call(state, item, target),
+                gas=ledger.transition_gas(proof_steps),
+                events=[ev.lifecycle(ev.Lifecycle(body.action.value), [uri], read_point=body.read_point)],
+                effect={"item_id": item.item_id, "state": int(target)},
+            )
+        )
+        planned_index.append(index)
+    account = state.keys.account(actor) if planned else None
+    outcomes = intents.write_many(state, actor, account, planned) if account is not None else []
+    items = _items_by_id(session, [idents[index] for index in planned_index])
+    for index, outcome in zip(planned_index, outcomes, strict=True):
+        item = items[idents[index]]
+        key = body.items[index]
+        status = {intents.DONE: StepStatus.RECORDED, intents.FAILED: StepStatus.FAILED}.get(
+            outcome.status, StepStatus.PENDING
+        )
+        results[index] = StepResult(
+            index=index,
+            gtin=item.gtin,
+            serial=item.serial,
+            drop_off_code=key.drop_off_code,
+            status=status,
+            state=ItemState(item.state).name.lower(),
+            event_id=outcome.events[0].event_id if outcome.events else None,
+            tx_hash=outcome.tx_hash,
+            problem=_failure_of(outcome.error) if status == StepStatus.FAILED else None,
+        )
+    done = [r for r in results if r is not None]
+    assert len(done) == len(body.items)
+    count = {status: sum(1 for r in done if r.status == status) for status in StepStatus}
+    return LifecycleBatchRecorded(
+        action=body.action.value,
+        results=done,
+        recorded=count[StepStatus.RECORDED],
+        unchanged=count[StepStatus.UNCHANGED],
+        refused=count[StepStatus.REFUSED],
+        failed=count[StepStatus.FAILED],
+        pending=count[StepStatus.PENDING],
+    )
+
+
 def transition_call(state: AppState, item: Item, target: ItemState) -> ContractCall:
     """The contract call that moves `item` to `target`: a plain transition, or an item of a run's first move (with
     its Merkle proof)."""
@@ -381,6 +564,7 @@ __all__ = [
     "complete_run",
     "find_item",
     "lifecycle",
+    "lifecycle_many",
     "make_item",
     "make_run",
     "refused_step",
