@@ -277,6 +277,7 @@ SECTIONS: dict[str, Section] = {
     "lifecycle": _lazy("scripts.bench_chain", "lifecycle_section"),
     "capture": _lazy("scripts.bench_api", "capture_section"),
     "reads": _lazy("scripts.bench_api", "reads_section"),
+    "scan_flow": _lazy("scripts.bench_api", "scan_flow_section"),
     "trace": _lazy("scripts.bench_api", "trace_section"),
     "demo": _lazy("scripts.bench_api", "demo_section"),
 }

@@ -64,6 +64,11 @@ class World:
     gen1: list[str] = field(default_factory=list)  # Digital Link paths
     gen2: list[str] = field(default_factory=list)
     gen3: list[str] = field(default_factory=list)
+    db_url: str | None = None  # unset: SQLite in data_dir
+
+    @property
+    def database_url(self) -> str:
+        return self.db_url or f"sqlite:///{(self.data_dir / 'circular.sqlite').resolve()}"
 
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("CIRCULAR_")}
@@ -78,6 +83,8 @@ class World:
                 "CIRCULAR_BATCH_MAX_WAIT_S": "0",
             }
         )
+        if self.db_url:
+            env["CIRCULAR_DB_URL"] = self.db_url
         return env
 
 
@@ -427,6 +434,149 @@ def _check_ok(response: httpx.Response) -> None:
         raise RuntimeError(f"GET {response.request.url}: {response.status_code} {response.text[:200]}")
 
 
+# -- 2b. the scan flow -----------------------------------------------------------------------------------------------
+# What a consumer does: scan the QR code (GET the item's Digital Link with a browser's Accept: the resolver records the
+# scan and answers 307), then load the page it is sent to. Each wrk thread drives one connection, so that a thread's
+# Lua state sees its own flow: request() sends the scan, response() takes the 307's Location, the next request() loads
+# it. A flow's time runs from sending the scan to the page's answer, read from CLOCK_MONOTONIC through LuaJIT's ffi
+# (wrk's own latency figures are per request), into 0.1 ms buckets that done() merges across threads.
+FLOW_SCRIPT = """
+local ffi = require("ffi")
+ffi.cdef[[ typedef struct { long tv_sec; long tv_nsec; } flow_timespec; int clock_gettime(int, flow_timespec *); ]]
+local clock = ffi.new("flow_timespec")
+local function now_us()
+  ffi.C.clock_gettime(1, clock)
+  return tonumber(clock.tv_sec) * 1000000 + tonumber(clock.tv_nsec) / 1000
+end
+local paths = {%s}
+local accept = "%s"
+local threads = {}
+function setup(thread)
+  thread:set("offset", #threads * 61)
+  table.insert(threads, thread)
+end
+counter, following, started = 0, nil, 0
+flows, scans, others = 0, 0, 0
+buckets = {}
+function request()
+  if following ~= nil then
+    local path = following
+    following = nil
+    return wrk.format("GET", path, {["Accept"] = accept})
+  end
+  counter = counter + 1
+  started = now_us()
+  return wrk.format("GET", paths[((counter + offset) %% #paths) + 1], {["Accept"] = accept})
+end
+function response(status, headers, body)
+  if status == 307 then
+    scans = scans + 1
+    following = string.gsub(headers["location"] or headers["Location"], "^https?://[^/]+", "")
+  elseif status == 200 then
+    flows = flows + 1
+    local bucket = math.floor((now_us() - started) / 100)
+    buckets[bucket] = (buckets[bucket] or 0) + 1
+  else
+    others = others + 1
+  end
+end
+function done(summary, latency, requests)
+  local total, scanned, other, merged = 0, 0, 0, {}
+  for _, thread in ipairs(threads) do
+    total = total + thread:get("flows")
+    scanned = scanned + thread:get("scans")
+    other = other + thread:get("others")
+    for bucket, n in pairs(thread:get("buckets")) do merged[bucket] = (merged[bucket] or 0) + n end
+  end
+  local keys = {}
+  for bucket in pairs(merged) do table.insert(keys, bucket) end
+  table.sort(keys)
+  local seen, p99 = 0, 0
+  for _, bucket in ipairs(keys) do
+    seen = seen + merged[bucket]
+    if seen >= total * 0.99 then p99 = (bucket + 1) / 10; break end
+  end
+  io.write(string.format("FLOWS %%d SCANS %%d OTHER %%d SECONDS %%.3f P99MS %%.1f\\n",
+                         total, scanned, other, summary.duration / 1e6, p99))
+end
+"""
+BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,*/*;q=0.8"
+FLOW_ITEMS = 1_000  # distinct third-generation items: every one of them is scanned
+
+
+@dataclass(frozen=True)
+class FlowRun:
+    flows_per_s: float
+    p99_ms: float
+    flows: int
+    scans: int  # 307 answers: each is a scan the resolver must have recorded
+    others: int  # answers that were neither a redirect nor a page
+
+
+def _flow(url: str, paths: list[str], seconds: int) -> FlowRun:
+    """`seconds` of scan flows over `paths`, CONNECTIONS at once (one wrk thread each)."""
+    if shutil.which("wrk") is None:
+        raise ImportError("wrk is not installed (apt-get install wrk; `make bench` does it)")
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write(FLOW_SCRIPT % (", ".join(json.dumps(p) for p in paths), BROWSER_ACCEPT))
+    try:
+        completed = subprocess.run(
+            ["wrk", "-t", str(CONNECTIONS), "-c", str(CONNECTIONS), "-d", f"{seconds}s", "-s", script.name, url],
+            capture_output=True, text=True,
+        )
+    finally:
+        os.unlink(script.name)
+    if completed.returncode != 0:
+        raise RuntimeError(f"wrk failed: {completed.stderr.strip()[:300]}")
+    found = re.search(r"FLOWS (\d+) SCANS (\d+) OTHER (\d+) SECONDS ([\d.]+) P99MS ([\d.]+)", completed.stdout)
+    if found is None:
+        raise RuntimeError(f"wrk's flow script printed no summary: {completed.stdout[-300:]}")
+    flows, scans, others = (int(found.group(i)) for i in (1, 2, 3))
+    seconds_run, p99 = float(found.group(4)), float(found.group(5))
+    return FlowRun(round(flows / seconds_run, 1), p99, flows, scans, others)
+
+
+def _scan_rows(w: World) -> int:
+    from sqlalchemy import create_engine, func, select
+
+    from api.models import Scan
+
+    engine = create_engine(w.database_url)
+    try:
+        with engine.connect() as connection:
+            return int(connection.scalar(select(func.count()).select_from(Scan)) or 0)
+    finally:
+        engine.dispose()
+
+
+def scan_flow_section() -> dict[str, Any]:
+    """The scan flow (Digital Link with a browser's Accept, recorded, 307, then the page) over 1,000 distinct
+    third-generation items on one worker, beside the same run's page reads without scans; every scan must be in the
+    database once the server has stopped."""
+    w = world()
+    items = w.gen3[:FLOW_ITEMS]
+    out: dict[str, Any] = {}
+    before = _scan_rows(w)
+    with server(w) as srv:
+        _flow(srv.url, items, WARMUP_SECONDS)
+        run = _flow(srv.url, items, READ_SECONDS)
+        out["scan_flow_rps"], out["scan_flow_p99_ms"] = run.flows_per_s, run.p99_ms
+        with httpx.Client(base_url=srv.url, timeout=120) as client:
+            for path in items:  # every page answers (and is built once) before the page-only load
+                _check_ok(client.get(path + "/passport", headers={"Accept": BROWSER_ACCEPT}))
+        out["scan_flow_page_rps"], out["scan_flow_page_p99_ms"] = _load(
+            srv.url, [p + "/passport" for p in items], BROWSER_ACCEPT
+        )
+    if run.others:
+        raise RuntimeError(f"{run.others} answers of the scan flow were neither a redirect nor a page")
+    recorded = _scan_rows(w) - before  # the warm-up's scans and the measured run's
+    if recorded < run.scans:
+        raise RuntimeError(f"{run.scans} scans answered in the measured run, {recorded} recorded in all")
+    out["scan_flow_scans_recorded"] = recorded
+    out["scan_flow_vs_page"] = round(out["scan_flow_rps"] / out["scan_flow_page_rps"], 3)
+    return out
+
+
 # -- 3. trace -------------------------------------------------------------------------------------------------------
 def _p99(samples: list[float]) -> float:
     return round(statistics.quantiles(samples, n=100)[98] * 1000, 2)
@@ -537,4 +687,4 @@ def demo_section() -> dict[str, Any]:
     return {"demo_peak_rss_mb": round(int(peak_kb) / 1024, 1), "demo_seconds": round(float(seconds), 1)}
 
 
-__all__ = ["capture_section", "demo_section", "reads_section", "trace_section", "world"]
+__all__ = ["capture_section", "demo_section", "reads_section", "scan_flow_section", "trace_section", "world"]
