@@ -63,13 +63,21 @@ def verify(
     for event in verdict.events:
         mark = "[green]ok[/green]  " if event.ok else "[red]FAIL[/red]"
         console.print(f"{mark} {event.event_id}  " + ("; ".join(event.problems) or "hash, signature, proof, root"))
+    for version in verdict.versions:
+        mark = "[green]ok[/green]  " if version.ok else "[red]FAIL[/red]"
+        what = f"{version.kind} version {version.number}  "
+        console.print(f"{mark} {what}" + ("; ".join(version.problems) or "canonical, hash, chain, proof, root"))
     for problem in verdict.problems + differences:
         console.print(f"[red]FAIL[/red] {problem}")
     if not verdict.ok or differences:
         failed = [p for e in verdict.events for p in e.problems] + verdict.problems + differences
+        failed += [p for v in verdict.versions for p in v.problems]
         err_console.print(f"[red]error:[/red] verification failed: {failed[0] if failed else 'no events'}")
         raise typer.Exit(1)
-    console.print(f"[green]verified[/green]: {len(verdict.events)} events of {verdict.item}")
+    console.print(
+        f"[green]verified[/green]: {len(verdict.events)} events and {len(verdict.versions)} passport versions of "
+        f"{verdict.item}"
+    )
 
 
 @clean_errors

@@ -48,6 +48,17 @@ class ApiSettings(BaseSettings):
     console_url: str | None = Field(
         None, description="The console's public address, for sign-in links (default: the resolver's base URL)."
     )
+    scan_flush_interval_s: float = Field(
+        0.5, gt=0, le=60, description="How often buffered scans are written (a crash loses at most this much)."
+    )
+    scan_buffer_rows: int = Field(20_000, ge=1, description="Most scans waiting to be written (more are dropped).")
+    scans_per_client_per_minute: int = Field(
+        60, ge=1, description="Most scan rows one client (address and user agent) writes per minute."
+    )
+    scan_clients_tracked: int = Field(100_000, ge=1, description="Clients remembered for the per-client bound.")
+    version_catch_up_s: float = Field(
+        2.0, gt=0, description="How often passports are rebuilt for batches another process anchored."
+    )
 
 
 __all__ = ["ApiSettings", "CollectionPoint"]

@@ -10,7 +10,8 @@ from sqlalchemy import Connection, inspect
 
 import api.models  # noqa: F401  (every table in the metadata)
 import ledger.outbox
-import ledger.projection  # noqa: F401
+import ledger.projection
+import ledger.versions  # noqa: F401
 from ledger.db import Base, make_engine
 
 API_DIR = Path(__file__).resolve().parent

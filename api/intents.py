@@ -33,6 +33,7 @@ from ledger.accounts import LocalAccount
 from ledger.errors import TransactionFailed
 from ledger.outbox import SignedEvent, Stored
 
+from . import versions
 from .models import Actor, WriteIntent, utcnow
 from .problems import Problem
 from .state import AppState, Completion
@@ -220,6 +221,8 @@ def _complete(state: AppState, intent_id: int, receipt: Receipt) -> Written:
         stored = service.outbox.add_many(signed, session=session)
         if claimed:
             state.completions[intent.kind](session, intent)
+            # The passports the events change, in the same transaction: the write's answer comes after them.
+            versions.after_events(session, state, [s.event for s in signed])
     return Written(tx_hash, stored)
 
 

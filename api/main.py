@@ -22,10 +22,11 @@ from fastapi.staticfiles import StaticFiles
 
 from ledger.settings import Settings
 
-from . import problems, services, writes
+from . import problems, services, versions, writes
 from .config import ApiSettings
 from .limits import BodyLimitMiddleware
 from .routes import actors, chain_rpc, console, epcis, items, lots, products, recycling, resolver, returns
+from .scans import scans_for
 from .state import AppState, Completion
 
 if TYPE_CHECKING:
@@ -132,8 +133,13 @@ def create_app(
         existing = getattr(app.state, "circular", None)
         state = existing or AppState.create(settings, api_settings, current, completions(), rpc_secret)
         app.state.circular = state
+        versions.install(state)  # passports are rebuilt after each anchoring of this app's workers
         _reconcile_writes(state)
         _resume_captures(state)
+        scans = scans_for(state)
+        scans.start()  # scans are written in batches, off the requests' path
+        catch_up = versions.CatchUp(state, api_settings.version_catch_up_s)
+        catch_up.start()  # and after anchorings by other processes' workers
         wanted = run_worker if run_worker is not None else (own_service and settings.run_worker_in_api)
         worker = _start_worker(state) if wanted else None
         # Everything loaded so far (web3, SQLAlchemy, the ABIs, the app) lives as long as the process: frozen, it is
@@ -147,6 +153,8 @@ def create_app(
             if worker is not None:
                 worker[0].set()
                 worker[1].join(timeout=10)
+            catch_up.stop()
+            scans.stop()  # what is buffered is written before the process ends
             if own_service:
                 current.close()
 
@@ -158,6 +166,7 @@ def create_app(
     )
     if service is not None:  # usable without the lifespan running (a TestClient outside `with`)
         app.state.circular = AppState.create(settings, api_settings, service, completions(), rpc_secret)
+        versions.install(app.state.circular)
     # Innermost: a passport or QR answered from the response cache still passes CORS (see resolver.py).
     app.add_middleware(resolver.CachedReadsMiddleware)
     # Before CORS, so that CORS wraps it: a refused body's 413 carries the CORS headers too.

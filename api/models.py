@@ -312,6 +312,15 @@ class ConsoleSubmission(Base):
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
+class PassportBatch(Base):
+    """An anchored batch whose passports have been rebuilt (``api/versions.py``): the rest are caught up."""
+
+    __tablename__ = "api_passport_batches"
+
+    batch_id: Mapped[int] = mapped_column(ForeignKey("ledger_batches.id", ondelete="CASCADE"), primary_key=True)
+    done_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
 API_TABLES = (
     Actor,
     Product,
@@ -328,6 +337,7 @@ API_TABLES = (
     ConsoleSession,
     ConsoleLink,
     ConsoleSubmission,
+    PassportBatch,
 )
 
 __all__ = [
@@ -343,6 +353,7 @@ __all__ = [
     "Item",
     "Lot",
     "LotApproval",
+    "PassportBatch",
     "Product",
     "ReturnRequest",
     "Scan",

@@ -10,23 +10,26 @@ import hashlib
 import json
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Text, bindparam, cast, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from ledger.client import ItemState
 from ledger.integrity import ItemClaim, LotClaim
 from ledger.lifecycle import action_of, label_of, state_label
+from ledger.outbox import EventEpc, OutboxEvent
 from materials import FULL_SHARE_BPS, Composition, LotRecord, UnknownMaterial, recycled_share_bps
 from materials import material as catalogue_material
 
 from .gs1.linktypes import GS1_NS, OWN_NS
 from .models import Actor, Item, Lot, Product
 from .state import AppState
+from .uris import item_uri
 
+CLOSED_STATES = (ItemState.RECYCLED, ItemState.DISPOSED)  # an item that can no longer be returned
 PALETTE = ("#2f6f4f", "#d08c2c", "#3d6fb4", "#a2475e", "#6b8e23", "#7a5ca8", "#c4572a", "#2a8c8c", "#8c6d2a")
 STATE_LABELS = {state: state_label(state) for state in ItemState}
 
@@ -210,8 +213,21 @@ def provenance(session: Session, start: Sequence[tuple[Lot, int | None]], max_ge
     return generations
 
 
+def _events_for(session: Session, uri: str) -> list[OutboxEvent]:
+    """The outbox's events naming `uri`, oldest first, with their batches, read in `session` (inside a write's
+    transaction, the events it has just added are among them)."""
+    query = (
+        select(OutboxEvent)
+        .join(EventEpc, EventEpc.event_pk == OutboxEvent.id)
+        .where(EventEpc.epc == uri)
+        .order_by(OutboxEvent.id)
+        .options(selectinload(OutboxEvent.batch))
+    )
+    return list(session.scalars(query))
+
+
 def timeline(state: AppState, session: Session, uri: str) -> list[TimelineEntry]:
-    rows = state.service.outbox.events_for(uri)
+    rows = _events_for(session, uri)
     names: dict[str, str] = {}
     if rows:
         signers = sorted({row.signer for row in rows})
@@ -252,6 +268,72 @@ def intake(item: Item, entries: Sequence[TimelineEntry]) -> TimelineEntry | None
     return None
 
 
+def _product_view(product: Product) -> dict[str, Any]:
+    return {
+        "gtin": product.gtin,
+        "name": product.name,
+        "brand_name": product.brand_name,
+        "description": product.description,
+        "language": product.language,
+        "image_url": product.image_url,
+        "care": product.care,
+        "repair": product.repair,
+        "end_of_life": product.end_of_life,
+        "return_info": product.return_info,
+    }
+
+
+def passport_content(
+    session: Session,
+    state: AppState,
+    product: Product,
+    item: Item,
+    shared: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Everything the item's passport shows, as JSON values: the content of a passport version
+    (``api/versions.py``), from which the page, the JSON-LD and every other rendering are made.
+
+    Nothing here may depend on the request (links are added when rendering) or on the verification of the version
+    (it is checked when read). `shared` caches, across the items of one build, what items of one composition share
+    (their materials and provenance: a run's items are made alike)."""
+    uri = item_uri(state.settings.resolver_base_url, product.gtin, item.serial)
+    key = json.dumps(item.composition)
+    made = shared.get(key) if shared is not None else None
+    if made is None:
+        materials, recycled, lots = composition(session, item)
+        start = [(lots[str(lot_id)], int(grams)) for lot_id, grams in item.composition if str(lot_id) in lots]
+        generations = provenance(session, start, state.api_settings.provenance_max_generations)
+        made = (
+            [asdict(material) for material in materials],
+            recycled,
+            [asdict(generation) for generation in generations],
+        )
+        if shared is not None:
+            shared[key] = made
+    materials_json, recycled, generations_json = made
+    item_state = ItemState(item.state)
+    entries = timeline(state, session, uri)
+    received = intake(item, entries)
+    return {
+        "uri": uri,
+        "product": _product_view(product),
+        "item": {
+            "gtin": item.gtin,
+            "serial": item.serial,
+            "item_id": item.item_id,
+            "mass_grams": int(item.mass_grams),
+            "state": int(item.state),
+        },
+        "state": STATE_LABELS[item_state],
+        "closed": item_state in CLOSED_STATES,
+        "received": asdict(received) if received is not None else None,
+        "materials": materials_json,
+        "recycled": recycled,
+        "generations": generations_json,
+        "timeline": [asdict(entry) for entry in entries],
+    }
+
+
 def item_claim(session: Session, item: Item) -> ItemClaim:
     """What the database says the item is made of: checked against the chain by :func:`verify`."""
     lot_ids = sorted({str(lot_id) for lot_id, _ in item.composition})
@@ -290,6 +372,7 @@ def verify(
     # Composition lives on-chain: rows that no longer say what the chain says fail the passport like a bad proof.
     differences = service.chain_facts.problems(claim) if claim is not None else []
     failing = {check for event in result.events for check, ok in event.checks.items() if not ok}
+    failing |= {check for version in result.versions for check, ok in version.checks.items() if not ok}
     if differences:
         status = "failed"
     elif result.ok:
@@ -301,7 +384,10 @@ def verify(
     else:
         status = "failed"
     problems = (
-        differences + list(result.problems) + [p for e in result.events for p in e.problems if status == "failed"]
+        differences
+        + list(result.problems)
+        + [p for e in result.events for p in e.problems if status == "failed"]
+        + [p for v in result.versions for p in v.problems if status == "failed"]
     )
     # As of the newest anchor the check found, not the clock: the same evidence always renders the same passport.
     checked_at = (
@@ -393,6 +479,7 @@ def jsonld(
 
 
 __all__ = [
+    "CLOSED_STATES",
     "Generation",
     "MaterialView",
     "TimelineEntry",
@@ -402,6 +489,7 @@ __all__ = [
     "item_claim",
     "jsonld",
     "material_name",
+    "passport_content",
     "provenance",
     "state_name",
     "timeline",

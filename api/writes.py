@@ -17,7 +17,7 @@ from ledger.client import ItemState
 from ledger.outbox import Stored
 from materials import UnknownMaterial, catalogue, material, material_code_bytes32, material_label
 
-from . import intents
+from . import intents, versions
 from .models import Actor, ActorRole, Item, Lot, LotApproval, Product, WriteIntent, utcnow
 from .passport import state_name
 from .problems import Problem
@@ -41,7 +41,9 @@ def authorize(actor: Actor, *roles: ActorRole) -> None:
 
 def record(state: AppState, account: LocalAccount, events: Sequence[dict[str, Any]]) -> EventReceipt:
     """Sign `events` as `account` and store them in the outbox; the receipt of the first one."""
-    stored: list[Stored] = state.service.record(account, list(events))
+    with state.service.sessions.begin() as session:  # the events and the passport versions they make, together
+        stored: list[Stored] = state.service.record(account, list(events), session=session)
+        versions.after_events(session, state, events)
     first = stored[0]
     return EventReceipt(
         event_id=first.event_id, anchoring=AnchoringStatus(str(first.status.value)), created=first.created

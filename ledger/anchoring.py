@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
@@ -29,7 +29,8 @@ from sqlalchemy import cast as sql_cast
 from sqlalchemy.orm import Session, sessionmaker
 from web3.exceptions import TransactionNotFound
 
-from .archive import Archive, SerialisedEvent
+from . import versions
+from .archive import Archive, SerialisedEvent, SerialisedVersion
 from .chain import BroadcastRefusal, broadcast_refusal, describe_fault, rpc_fault
 from .client import Ledger
 from .merkle import MerkleTree
@@ -91,6 +92,7 @@ class AnchorResult:
     events: int
     tx_hash: bytes
     block_number: int
+    versions: int = 0  # document versions anchored with the events (ledger/versions.py)
 
 
 def _utc_iso(moment: datetime) -> str:
@@ -114,8 +116,11 @@ class AnchoringWorker:
         confirmations: int = 0,
         receipt_timeout_s: float = 60.0,
         archive: Archive | None = None,
+        on_confirmed: Sequence[Callable[[AnchorResult], object]] = (),
     ) -> None:
         self.ledger = ledger
+        # Called after each batch's confirmation has committed (the API rebuilds the passports that show it).
+        self.on_confirmed = tuple(on_confirmed)
         self.archive = archive  # where each batch's signed events are published before its root is anchored
         self.web3 = ledger.web3
         self.sessions = sessions
@@ -186,7 +191,7 @@ class AnchoringWorker:
     def _has_work(self) -> bool:
         with self.sessions() as session:
             pending = session.scalar(select(OutboxEvent.id).where(OutboxEvent.status != EventStatus.ANCHORED).limit(1))
-            return pending is not None
+            return pending is not None or versions.has_pending(session)
 
     def _prepare(self, *, force: bool) -> int | None:
         with self.sessions.begin() as session:
@@ -209,20 +214,32 @@ class AnchoringWorker:
             if session.get_bind().dialect.name == "postgresql":
                 query = query.with_for_update(skip_locked=True)
             rows = session.connection().execute(query).all()
-            if not rows:
+            # Document versions (passports) share the batch, as leaves of their own kind (ledger/versions.py).
+            pending = versions.pending_for_batch(session, self.batch_size - len(rows))
+            if not rows and not pending:
                 return None
-            # Only the oldest event's time decides whether a part batch is due.
-            oldest = session.scalar(select(OutboxEvent.created_at).where(OutboxEvent.id == rows[0].id))
-            assert oldest is not None
-            if oldest.tzinfo is None:
-                oldest = oldest.replace(tzinfo=UTC)
-            if not force and len(rows) < self.batch_size and datetime.now(UTC) - oldest < self.max_wait:
+            # Only the oldest event's (or version's) time decides whether a part batch is due.
+            times = [version.created_at for version in pending[:1]]
+            if rows:
+                first = session.scalar(select(OutboxEvent.created_at).where(OutboxEvent.id == rows[0].id))
+                assert first is not None
+                times.append(first)
+            oldest = min(t if t.tzinfo is not None else t.replace(tzinfo=UTC) for t in times)
+            leaves = len(rows) + len(pending)
+            if not force and leaves < self.batch_size and datetime.now(UTC) - oldest < self.max_wait:
                 return None
-            tree = MerkleTree.of([r.digest for r in rows])
-            batch = Batch(root=tree.root, event_count=len(rows), status=BatchStatus.PREPARED)
+            tree = MerkleTree.of([r.digest for r in rows] + [version.leaf for version in pending])
+            # The on-chain count is of every leaf, events and versions alike.
+            batch = Batch(root=tree.root, event_count=leaves, status=BatchStatus.PREPARED)
             session.add(batch)
             session.flush()
             self._trees[batch.id] = tree  # reused at confirmation; rebuilt from the outbox after a restart
+            if pending:
+                versions.mark_batched(session, pending, batch.id)
+            if not rows:
+                if self.archive is not None:
+                    self._publish(tree.root, rows, pending)
+                return batch.id
             marked = table.update().values(status=EventStatus.BATCHED.value, batch_id=batch.id)
             if session.get_bind().dialect.name == "postgresql":
                 # The rows this transaction locked (SKIP LOCKED): others in the same id range may be another
@@ -240,11 +257,11 @@ class AnchoringWorker:
                 raise RuntimeError(f"marked {done} events for a batch of {len(rows)}")
             if self.archive is not None:
                 # Inside the transaction: a batch that could not be archived is never prepared, so never anchored.
-                self._publish(tree.root, rows)
+                self._publish(tree.root, rows, pending)
             return batch.id
 
-    def _publish(self, root: bytes, rows: Sequence[Any]) -> None:
-        """Archive the batch's signed events (`rows` in id order, with the archive's columns)."""
+    def _publish(self, root: bytes, rows: Sequence[Any], pending: Sequence[versions.PendingVersion]) -> None:
+        """Archive the batch's signed events (`rows` in id order, with the archive's columns) and versions."""
         assert self.archive is not None
         # Rows unpacked by position (the columns _prepare selects): attribute access by name on 10,000 rows was
         # most of the cost of building this list.
@@ -254,6 +271,7 @@ class AnchoringWorker:
                 SerialisedEvent(event_json, event_id, signer, bytes(signature), int(deadline), _utc_iso(created_at))
                 for _, _, event_json, event_id, signer, signature, deadline, created_at in rows
             ],
+            [SerialisedVersion(v.kind, v.subject, v.number, v.document) for v in pending],
         )
 
     def _send(self, batch_id: int) -> None:
@@ -430,9 +448,10 @@ class AnchoringWorker:
             table = cast(Table, OutboxEvent.__table__)
             query = select(table.c.id, table.c.digest).where(table.c.batch_id == batch_id)
             rows = session.connection().execute(query).all()
+            leaves = versions.batch_leaves(session, batch_id)
             tree = self._trees.pop(batch_id, None)
-            if tree is None or len(tree) != len(rows):
-                tree = MerkleTree.of([r.digest for r in rows])
+            if tree is None or len(tree) != len(rows) + len(leaves):
+                tree = MerkleTree.of([r.digest for r in rows] + [leaf for _, leaf in leaves])
             if tree.root != batch.root:  # would mean the outbox was edited under us
                 raise RuntimeError(f"batch {batch_id}: events no longer hash to root 0x{batch.root.hex()}")
             proofs = tree.packed_proofs()  # stored as pack_proof() packs them
@@ -443,16 +462,24 @@ class AnchoringWorker:
             anchored = EventStatus.ANCHORED.name
             connection = session.connection()
             mark = "?" if connection.dialect.paramstyle == "qmark" else "%s"
-            connection.exec_driver_sql(
-                f"UPDATE {table.name} SET status = {mark}, proof = {mark} WHERE id = {mark}",
-                [(anchored, proofs[r.digest], r.id) for r in rows],
-            )
+            if rows:
+                connection.exec_driver_sql(
+                    f"UPDATE {table.name} SET status = {mark}, proof = {mark} WHERE id = {mark}",
+                    [(anchored, proofs[r.digest], r.id) for r in rows],
+                )
+            versions.mark_anchored(session, leaves, proofs)
             batch.status = BatchStatus.CONFIRMED
             batch.tx_hash = tx_hash
             batch.block_number = block_number
             batch.confirmed_at = datetime.now(UTC)
-            events = rows
-            return AnchorResult(batch_id, batch.root, len(events), tx_hash, block_number)
+            result = AnchorResult(batch_id, batch.root, len(rows), tx_hash, block_number, len(leaves))
+        # Committed: what follows an anchoring (rebuilding the documents that show it) sees the batch confirmed.
+        for hook in self.on_confirmed:
+            try:
+                hook(result)
+            except Exception:  # the anchoring stands; whoever registered the hook catches up on its own
+                log.exception("a hook after the anchoring of batch %d failed", batch_id)
+        return result
 
 
 __all__ = ["AnchorResult", "AnchoringWorker", "Backoff", "RetryLog"]

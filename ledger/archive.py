@@ -15,6 +15,7 @@ The archive must live apart from the database (another disk, a bucket, IPFS...):
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -35,6 +36,7 @@ from .epcis.hashing import event_hash_id, hash_digest
 from .errors import InvalidSignature
 from .merkle import MerkleTree
 from .signing import EventDomain, recover_event_signer
+from .versions import version_leaf
 
 BATCH_FORMAT = "circular-ledger-batch/1"
 MASTERDATA_FORMAT = "circular-ledger-masterdata/1"
@@ -92,6 +94,16 @@ class SerialisedEvent(NamedTuple):
     recorded_at: str  # ISO 8601 in UTC: the outbox's created_at, which EPCIS queries show as recordTime
 
 
+class SerialisedVersion(NamedTuple):
+    """One document version of a batch (``ledger/versions.py``): archived as its exact canonical text, so that the
+    archive alone gives back the bytes whose hash was anchored."""
+
+    kind: str
+    subject: str
+    number: int
+    document: str  # the envelope's JCS form
+
+
 @dataclass
 class BatchCheck:
     """The outcome of checking an archived batch against its anchored root."""
@@ -99,6 +111,8 @@ class BatchCheck:
     events: list[ArchivedEvent] = field(default_factory=list)
     proofs: dict[str, list[bytes]] = field(default_factory=dict)  # event id → Merkle proof
     problems: list[str] = field(default_factory=list)
+    versions: list[SerialisedVersion] = field(default_factory=list)
+    version_proofs: dict[bytes, list[bytes]] = field(default_factory=dict)  # version leaf → Merkle proof
 
     @property
     def ok(self) -> bool:
@@ -121,11 +135,17 @@ class Archive:
             return f"{self.base_uri}/batches/{_hex(root)}.jsonld"
         return self.batch_path(root).resolve().as_uri()
 
-    def publish_batch(self, root: bytes, events: Sequence[SerialisedEvent]) -> str:
-        """Write the batch document of `root` (idempotent: same root, same events); return its URI."""
-        head = epcis_document([], created=datetime.fromisoformat(events[0].recorded_at))
+    def publish_batch(
+        self, root: bytes, events: Sequence[SerialisedEvent], versions: Sequence[SerialisedVersion] = ()
+    ) -> str:
+        """Write the batch document of `root` (idempotent: same root, same events and versions); return its URI."""
+        if events:
+            created = datetime.fromisoformat(events[0].recorded_at)
+        else:
+            created = datetime.fromisoformat(str(json.loads(versions[0].document)["createdAt"]).replace("Z", "+00:00"))
+        head = epcis_document([], created=created)
         del head["epcisBody"]  # spliced in below, as the outbox stored each event
-        batch = {
+        batch: dict[str, Any] = {
             "format": BATCH_FORMAT,
             "root": _hex(root),
             "eventCount": len(events),
@@ -140,6 +160,10 @@ class Archive:
                 for e in events
             ],
         }
+        if versions:  # leaves of the same tree: the root is rebuilt from both
+            batch["versions"] = [
+                {"kind": v.kind, "subject": v.subject, "number": v.number, "document": v.document} for v in versions
+            ]
         # The events go in as the JSON text the outbox holds: decoding 10,000 events only to encode them again was
         # a third of the anchoring worker's time (docs/performance.md). The result is the same JSON document.
         text = "".join(
@@ -219,7 +243,11 @@ def verify_batch(document: dict[str, Any], root: bytes, event_count: int, domain
     try:
         events = list(document["epcisBody"]["eventList"])
         signatures = list(document["circ:batch"]["signatures"])
-    except (KeyError, TypeError) as exc:
+        archived_versions = [
+            SerialisedVersion(str(v["kind"]), str(v["subject"]), int(v["number"]), str(v["document"]))
+            for v in document["circ:batch"].get("versions") or []
+        ]
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
         check.problems.append(f"batch {_hex(root)}: malformed archive document ({exc})")
         return check
     if len(events) != len(signatures):
@@ -251,15 +279,18 @@ def verify_batch(document: dict[str, Any], root: bytes, event_count: int, domain
         candidates.append(
             ArchivedEvent({**event, "eventID": event_id}, signer, value, deadline, str(signature.get("recordTime")))
         )
-    if not digests:
+    leaves = [version_leaf(hashlib.sha256(v.document.encode()).digest()) for v in archived_versions]
+    if not digests and not leaves:
         check.problems.append(f"batch {_hex(root)}: no events")
         return check
-    tree = MerkleTree.of(digests)
-    if tree.root != root or len(digests) != event_count:
+    tree = MerkleTree.of(digests + leaves)
+    if tree.root != root or len(digests) + len(leaves) != event_count:
         check.problems.append(f"batch {_hex(root)}: the archived events do not make the anchored root")
         return check
     check.events = candidates
     check.proofs = {e.event_id: tree.proof(hash_digest(e.event_id)) for e in candidates}
+    check.versions = archived_versions
+    check.version_proofs = {leaf: tree.proof(leaf) for leaf in leaves}
     return check
 
 
@@ -270,5 +301,6 @@ __all__ = [
     "ArchivedEvent",
     "BatchCheck",
     "SerialisedEvent",
+    "SerialisedVersion",
     "verify_batch",
 ]

@@ -1,7 +1,10 @@
 """Evidence bundles: one JSON file per item that anyone can check with public tools alone.
 
 A bundle holds the chain id, the EventAnchor contract, the item's Digital Link and, per event, the event itself, its
-CBV 2.0 Event Hash ID, its signer's EIP-712 signature, the anchor (root, transaction, block) and the Merkle proof.
+CBV 2.0 Event Hash ID, its signer's EIP-712 signature, the anchor (root, transaction, block) and the Merkle proof; and
+per version of the item's passport (``ledger/versions.py``), its exact canonical text, its SHA-256, the anchor and the
+Merkle proof of its leaf. Versions are checked like events: the text must be canonical JCS and hash to the recorded
+hash, name its predecessor's hash, and its leaf must lead to a root anchored on-chain.
 :func:`verify_bundle` recomputes every hash from the event itself, recovers every signature, checks every proof
 offline, and checks every root on-chain: the root must be in a ``RootAnchored`` log that ``contract`` emitted in
 ``txHash``, on the canonical chain.
@@ -9,6 +12,8 @@ offline, and checks every root on-chain: the root must be in a ``RootAnchored`` 
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,6 +22,7 @@ from web3 import Web3
 from web3.exceptions import TransactionNotFound
 from web3.logs import DISCARD
 
+from . import versions
 from .artifacts import load_artifact
 from .epcis.hashing import event_hash_id, hash_digest
 from .merkle import verify_proof
@@ -60,13 +66,34 @@ def export_bundle(
         for row in outbox.events_for(epc):
             rows.setdefault(row.event_id, row)
     ordered = sorted(rows.values(), key=lambda r: r.id)
+    with outbox.sessions() as session:
+        stored = versions.history_of(session, item_uri)
     return {
         "format": BUNDLE_FORMAT,
         "chainId": chain_id,
         "contract": contract,
         "item": item_uri,
         "events": [bundle_entry(r) for r in ordered],
+        "versions": [version_entry(v) for v in stored],
     }
+
+
+def version_entry(stored: versions.StoredVersion) -> dict[str, Any]:
+    """A document version (a passport) in a bundle: its exact canonical text, hash, anchor and Merkle proof."""
+    entry: dict[str, Any] = {
+        "kind": stored.kind,
+        "subject": stored.subject,
+        "number": stored.number,
+        "document": stored.document,
+        "sha256": _hex(stored.sha256),
+        "anchor": None,
+        "proof": None,
+    }
+    if stored.root is not None and stored.tx_hash is not None and stored.block_number is not None:
+        anchor = {"root": _hex(stored.root), "txHash": _hex(stored.tx_hash), "blockNumber": stored.block_number}
+        entry["anchor"] = anchor
+        entry["proof"] = proofs_as_hex(split_proof(stored.proof))
+    return entry
 
 
 @dataclass
@@ -83,6 +110,24 @@ class EventVerdict:
 
 
 @dataclass
+class VersionVerdict:
+    """The checks of one document version: ``hash`` (its text is canonical and hashes to its hash, and it is the
+    version of the bundle's item it says), ``chain`` (it names its predecessor's hash), ``anchored``, ``proof`` and
+    ``onChain`` as for events."""
+
+    kind: str
+    number: int
+    ok: bool
+    checks: dict[str, bool] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+
+    def fail(self, check: str, problem: str) -> None:
+        self.checks[check] = False
+        self.problems.append(f"{self.kind} version {self.number}: {problem}")
+        self.ok = False
+
+
+@dataclass
 class BundleVerdict:
     item: str
     events: list[EventVerdict]
@@ -90,10 +135,16 @@ class BundleVerdict:
     # The timestamp of the newest block holding one of the bundle's verified roots: "verified as of" from the chain,
     # the same on every check (a clock reading would make two renderings of the same evidence differ).
     anchored_at: int | None = None
+    versions: list[VersionVerdict] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return not self.problems and bool(self.events) and all(e.ok for e in self.events)
+        return (
+            not self.problems
+            and bool(self.events)
+            and all(e.ok for e in self.events)
+            and all(v.ok for v in self.versions)
+        )
 
 
 def verify_bundle(bundle: dict[str, Any], web3: Web3 | None) -> BundleVerdict:
@@ -124,8 +175,75 @@ def verify_bundle(bundle: dict[str, Any], web3: Web3 | None) -> BundleVerdict:
     block_times: dict[int, int] = {}
     for entry in entries:
         verdict.events.append(_verify_entry(entry, domain, web3, anchor_contract, roots_checked, block_times))
+    previous: dict[str, str] = {}  # kind → hash of the version before, as the next one must name it
+    for entry in bundle.get("versions") or []:
+        verdict.versions.append(
+            _verify_version(entry, verdict.item, previous, web3, anchor_contract, roots_checked, block_times)
+        )
     verdict.anchored_at = max(block_times.values(), default=None)
     return verdict
+
+
+def _verify_version(
+    entry: Any,
+    item: str,
+    previous: dict[str, str],
+    web3: Web3 | None,
+    anchor_contract: Any,
+    roots_checked: dict[tuple[str, str], str | None],
+    block_times: dict[int, int],
+) -> VersionVerdict:
+    try:
+        kind, number, document = str(entry["kind"]), int(entry["number"]), str(entry["document"])
+        claimed = _unhex(str(entry["sha256"]))
+    except (KeyError, TypeError, ValueError) as exc:
+        result = VersionVerdict("?", 0, True)
+        result.fail("hash", f"malformed version entry: {exc}")
+        return result
+    result = VersionVerdict(kind, number, True)
+    digest = hashlib.sha256(document.encode()).digest()
+    if digest != claimed:
+        result.fail("hash", f"hashes to 0x{digest.hex()}, not 0x{claimed.hex()}")
+        return result
+    try:
+        envelope = json.loads(document)
+        canonical = versions.canonical(envelope) == document.encode()
+    except (ValueError, versions.VersionError):
+        envelope, canonical = None, False
+    if not isinstance(envelope, dict) or not canonical:
+        result.fail("hash", "is not a canonical (JCS) JSON document")
+        return result
+    if envelope.get("kind") != kind or envelope.get("subject") != item or envelope.get("number") != number:
+        result.fail("hash", f"is not version {number} of {item}")
+        return result
+    result.checks["hash"] = True
+    expected = previous.get(kind)
+    result.checks["chain"] = expected is None or envelope.get("previous") == expected
+    if not result.checks["chain"]:
+        result.fail("chain", f"names 0x{envelope.get('previous')} as its predecessor, not 0x{expected}")
+    previous[kind] = digest.hex()
+    anchor = entry.get("anchor")
+    if not anchor:
+        result.fail("anchored", "not anchored yet")
+        return result
+    try:
+        root = _unhex(anchor["root"])
+        proof = [_unhex(p) for p in entry.get("proof") or []]
+    except (KeyError, TypeError, ValueError) as exc:
+        result.fail("proof", f"malformed anchor or proof: {exc}")
+        return result
+    result.checks["proof"] = verify_proof(root, versions.version_leaf(digest), proof)
+    if not result.checks["proof"]:
+        result.fail("proof", "the Merkle proof of its leaf does not lead to the root")
+    if web3 is not None:
+        key = (anchor["root"], anchor["txHash"])
+        if key not in roots_checked:
+            roots_checked[key] = _root_problem(web3, anchor_contract, root, anchor, block_times)
+        problem = roots_checked[key]
+        result.checks["onChain"] = problem is None
+        if problem is not None:
+            result.fail("onChain", problem)
+    return result
 
 
 def _verify_entry(
@@ -208,4 +326,12 @@ def _root_problem(
     return None
 
 
-__all__ = ["BUNDLE_FORMAT", "BundleVerdict", "EventVerdict", "export_bundle", "verify_bundle"]
+__all__ = [
+    "BUNDLE_FORMAT",
+    "BundleVerdict",
+    "EventVerdict",
+    "VersionVerdict",
+    "export_bundle",
+    "verify_bundle",
+    "version_entry",
+]

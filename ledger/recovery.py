@@ -19,6 +19,7 @@ from .epcis.hashing import hash_digest
 from .outbox import Batch, BatchStatus, EventEpc, EventStatus, OutboxEvent, event_epcs, pack_proof
 from .projection import ChainAnchor, IngestedLog
 from .signing import EventDomain
+from .versions import restore_versions
 
 
 @dataclass
@@ -26,6 +27,7 @@ class EventRecovery:
     batches: int = 0
     events: int = 0
     lost_events: int = 0  # anchored (counted on-chain) but not recovered
+    versions: int = 0  # document versions (passports) recovered with them
     problems: list[str] = field(default_factory=list)
 
 
@@ -64,8 +66,8 @@ def recover_events(session: Session, archive: Archive, domain: EventDomain) -> E
             continue
         check = verify_batch(document, root, anchor.event_count, domain)
         result.problems += check.problems
-        result.lost_events += anchor.event_count - len(check.events)
-        if not check.events:
+        result.lost_events += anchor.event_count - len(check.events) - len(check.versions)
+        if not check.events and not check.versions:
             continue
         batch = Batch(
             root=root,
@@ -98,6 +100,7 @@ def recover_events(session: Session, archive: Archive, domain: EventDomain) -> E
             row.epcs = [EventEpc(epc=epc[:512]) for epc in sorted(event_epcs(archived.event))]
             session.add(row)
             result.events += 1
+        result.versions += restore_versions(session, check.versions, check.version_proofs, batch.id)
         session.flush()
     return result
 

@@ -10,14 +10,15 @@ from __future__ import annotations
 import json
 import secrets
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import cached_property
 from typing import Any
 
 from eth_account.signers.local import LocalAccount
 from sqlalchemy.orm import Session, sessionmaker
 
-from .anchoring import AnchoringWorker
+from . import versions as _versions  # noqa: F401  (ledger_versions in the metadata create_all makes)
+from .anchoring import AnchoringWorker, AnchorResult
 from .archive import Archive
 from .chain import ChainBackend, EthTesterBackend, JsonRpcBackend
 from .client import Deployment, Ledger, Role
@@ -87,6 +88,8 @@ class LedgerService:
         self.sessions: sessionmaker[Session] = sessionmaker(self.engine, expire_on_commit=False)
         self.outbox = Outbox(self.sessions)
         self._role_cache: dict[tuple[str, str], tuple[bool, float]] = {}
+        # Called after every batch the service's workers confirm (the API rebuilds the passports that show it).
+        self.after_anchoring: list[Callable[[AnchorResult], object]] = []
 
     @cached_property
     def chain_id(self) -> int:
@@ -147,18 +150,23 @@ class LedgerService:
         return signed
 
     def record(
-        self, actor: LocalAccount, events: Sequence[dict[str, Any]], event_ids: Sequence[str] | None = None
+        self,
+        actor: LocalAccount,
+        events: Sequence[dict[str, Any]],
+        event_ids: Sequence[str] | None = None,
+        session: Session | None = None,
     ) -> list[Stored]:
         """Sign `events` as `actor` and store them in the outbox (idempotently).
 
         `event_ids`, when given, are the events' Event Hash IDs as the caller has just computed them with
         :func:`event_hash_id` (EPCIS capture hashes every event to set its ``eventID``): each event is then hashed
-        once, not twice. Never ids taken from input: they are what gets signed and anchored.
+        once, not twice. Never ids taken from input: they are what gets signed and anchored. With `session`, the
+        events are written in its transaction and not committed (see :meth:`Outbox.add_many`).
         """
         if event_ids is not None and len(event_ids) != len(events):
             raise ValueError(f"{len(event_ids)} event ids for {len(events)} events")
         if len(events) < 2 and event_ids is None:
-            return self.outbox.add_many([self.sign(actor, e) for e in events])
+            return self.outbox.add_many([self.sign(actor, e) for e in events], session=session)
         # An EPCIS capture of 1,000 events: the key is loaded and the domain built once, not once per event (they
         # were a third of the signing time).
         signer, domain = EventSigner(actor), self.domain
@@ -168,7 +176,7 @@ class LedgerService:
             event_id = event_ids[index] if event_ids is not None else event_hash_id(event)
             signature = signer.sign(domain, hash_digest(event_id), deadline)
             signed.append(SignedEvent(event, actor.address, signature, deadline, computed_id=event_id))
-        return self.outbox.add_many(signed)
+        return self.outbox.add_many(signed, session=session)
 
     def submit(self, signed: Sequence[SignedEvent]) -> list[Stored]:
         """Store events signed elsewhere, after checking each signature, deadline and the signer's role."""
@@ -204,6 +212,7 @@ class LedgerService:
             max_wait_s=self.settings.batch_max_wait_s,
             confirmations=self.settings.confirmations,
             archive=self.archive,
+            on_confirmed=self.after_anchoring,
         )
 
     def close(self) -> None:

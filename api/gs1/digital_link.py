@@ -42,7 +42,17 @@ PRIMARY_KEYS = frozenset(
     }
 )
 RESOURCES = frozenset(
-    {"passport", "passport.jsonld", "qr.svg", "qr.png", "evidence", "verification", "return-requests", "product"}
+    {
+        "passport",
+        "passport.jsonld",
+        "passport/versions",
+        "qr.svg",
+        "qr.png",
+        "evidence",
+        "verification",
+        "return-requests",
+        "product",
+    }
 )
 
 
@@ -178,6 +188,9 @@ def _parse_uncompressed(segments: list[str]) -> DigitalLink:
             position = QUALIFIER_ORDER.index(key)
             qualifiers[key] = _check_qualifier(key, _decode(rest[1]))
             rest = rest[2:]
+            continue
+        if rest == ["passport", "versions"]:  # the passport's version list: the one resource two segments long
+            resource, rest = "passport/versions", []
             continue
         if len(rest) != 1:
             raise MalformedLink(f"unexpected path segment {key!r}")

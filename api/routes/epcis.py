@@ -21,6 +21,7 @@ from ledger.accounts import LocalAccount
 from ledger.epcis.hashing import event_hash_id
 
 from .. import epcis_store as store
+from .. import versions
 from ..deps import ApiSettingsDep, CurrentActor, SessionDep, StateDep, SupplyChainActor
 from ..models import Actor, ActorRole, CaptureJob, utcnow
 from ..problems import Problem
@@ -171,12 +172,20 @@ def run_capture(
             job.replaced = replaced
             keep = events if (job.error_behaviour == "proceed" or not errors) else []
             # prepare() has just hashed each event to set its eventID: the ledger signs that hash, not a third one.
-            stored = state.service.record(account, keep, [e["eventID"] for e in keep]) if keep else []
+            # The events, the passport versions they make and the job's outcome commit together: a job reported
+            # done has changed every passport it names.
+            ids = [e["eventID"] for e in keep]
+            stored = state.service.record(account, keep, ids, session=session) if keep else []
+            versions.after_events(session, state, keep)
             job.event_ids = [s.event_id for s in stored]
             job.errors = errors
             job.success = not errors
         except Exception as exc:
             log.exception("capture job %s failed", job_id)
+            session.rollback()
+            job = session.get(CaptureJob, job_id)
+            if job is None:
+                return
             job.errors = [{"error": f"capture failed: {type(exc).__name__}"}]
             job.success = False
         _finish(job)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import math
 import secrets
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -23,18 +24,20 @@ from sqlalchemy.orm import Session
 from ledger.client import ItemState
 
 from .. import passport as pp
+from .. import versions
 from ..gs1.digital_link import DigitalLink
 from ..links import JSONLD, item_path, lot_path
 from ..models import Item, Lot, Product, ReturnRequest, utcnow
 from ..problems import problem_response
 from ..qr import qr_png, qr_svg
+from ..reads import PassportReads
 from ..schemas import CollectionPointPublic, ReturnRequestCreate, ReturnRequestPublic
 from ..state import AppState
 from ..uris import item_uri
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).resolve().parents[1] / "templates"))
 CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read aloud and typed at a counter
-CLOSED_STATES = (ItemState.RECYCLED, ItemState.DISPOSED)
+CLOSED_STATES = pp.CLOSED_STATES
 
 
 def _base(request: Request) -> str:
@@ -61,16 +64,14 @@ def handle(request: Request, session: Session, state: AppState, link: DigitalLin
         return product_page(request, session, state, product)
     if link.serial is not None:
         item = record if isinstance(record, Item) else None
-        if resource == "passport":
-            if item is None:
-                return unregistered_page(request, product, "serial", link.serial)
-            return item_passport(request, session, state, product, item)
+        if resource == "passport" and item is None:
+            return unregistered_page(request, product, "serial", link.serial)
         if item is None:
             return problem_response(
                 request, 404, "Unknown serial", f"serial {link.serial} of GTIN {product.gtin} is not registered"
             )
-        if resource == "passport.jsonld":
-            return item_jsonld(request, session, state, product, item)
+        if resource in VERSIONED:
+            return versioned(request, session, state, product, item, resource)
         if resource in ("qr.svg", "qr.png"):
             return qr(resource, item_uri(state.settings.resolver_base_url, product.gtin, item.serial))
         if resource == "evidence":
@@ -118,62 +119,76 @@ def unregistered_page(request: Request, product: Product, kind: str, value: str)
     )
 
 
-def _item_context(request: Request, session: Session, state: AppState, product: Product, item: Item) -> dict[str, Any]:
+VERSIONED = ("passport", "passport.jsonld", "passport/versions")
+
+
+def version_number(request: Request) -> int | Response | None:
+    """The ``version`` query parameter (None: the current version), or the problem it makes."""
+    raw = request.query_params.get("version")
+    if raw is None:
+        return None
+    if not (raw.isascii() and raw.isdigit()) or int(raw) < 1 or len(raw) > 9:
+        return problem_response(request, 400, "Invalid version", f"version must be a positive integer, not {raw!r}")
+    return int(raw)
+
+
+def reads(state: AppState) -> PassportReads:
+    """The app's passport reads (one store connection, verifier and rendering cache per app)."""
+    found = state.extra.get("passport_reads")
+    if found is None:
+        with _READS_LOCK:
+            found = state.extra.get("passport_reads")
+            if found is None:
+                found = state.extra["passport_reads"] = PassportReads(state, TEMPLATES)
+    assert isinstance(found, PassportReads)
+    return found
+
+
+_READS_LOCK = threading.Lock()
+
+
+def answer_item(
+    state: AppState, resource: str, gtin14: str, serial: str, base: str, number: int | None
+) -> Response | None:
+    """A stored version's page, JSON-LD or version list, or a QR code of a registered item; None when the item has
+    no passport version (yet). Used by the routes and, before routing, by ``PassportReadsMiddleware``."""
+    subject = item_uri(state.settings.resolver_base_url, gtin14, serial)
+    passports = reads(state)
+    if resource == "passport/versions":
+        listing = passports.history(subject, gtin14, serial, base)
+        if listing is None:
+            return None
+        return JSONResponse(listing, headers={"Cache-Control": "no-cache"})
+    if resource in ("qr.svg", "qr.png"):
+        return qr(resource, subject) if passports.store.exists(subject) else None
+    found = passports.passport(resource, subject, gtin14, serial, base, number)
+    if found is None:
+        return None
+    headers = {"Cache-Control": "no-cache", "Passport-Version": str(found.version)}
+    return Response(found.body, media_type=found.media_type, headers=headers)
+
+
+def versioned(
+    request: Request, session: Session, state: AppState, product: Product, item: Item, resource: str
+) -> Response:
+    """An item's passport (page, JSON-LD) or its version list, from its stored versions."""
+    number = version_number(request)
+    if isinstance(number, Response):
+        return number
     base = _base(request)
-    path = item_path(product.gtin, item.serial)
-    uri = item_uri(state.settings.resolver_base_url, product.gtin, item.serial)
-    materials, recycled, lots = pp.composition(session, item)
-    start = [(lots[str(lot_id)], int(grams)) for lot_id, grams in item.composition if str(lot_id) in lots]
-    generations = pp.provenance(session, start, state.api_settings.provenance_max_generations)
-    entries = pp.timeline(state, session, uri)
-    verdict, _ = pp.verify(state, uri, [m.lot_uri for m in materials if m.lot_uri], pp.item_claim(session, item))
-    links = {
-        "passport": f"{base}{path}/passport",
-        "jsonld": f"{base}{path}/passport.jsonld",
-        "evidence": f"{base}{path}/evidence",
-        "verification": f"{base}{path}/verification",
-        "returns": f"{base}{path}/return-requests",
-        "qr": f"{base}{path}/qr.svg",
-        "product": f"{base}/01/{product.gtin}/product",
-        "epcis": f"{base}/epcis/events?MATCH_anyEPC={uri}",
-    }
-    return {
-        "uri": uri,
-        "product": product,
-        "item": item,
-        "state": pp.STATE_LABELS[ItemState(item.state)],
-        "closed": ItemState(item.state) in CLOSED_STATES,
-        "received": pp.intake(item, entries),
-        "materials": materials,
-        "recycled": recycled,
-        "generations": generations,
-        "timeline": entries,
-        "verdict": verdict,
-        "links": links,
-        "collection_points": state.api_settings.collection_points,
-    }
-
-
-def item_passport(request: Request, session: Session, state: AppState, product: Product, item: Item) -> HTMLResponse:
-    context = _item_context(request, session, state, product, item)
-    context["title"] = f"{product.name}: product passport"
-    return TEMPLATES.TemplateResponse(request, "passport.html", context, headers={"Cache-Control": "no-cache"})
-
-
-def item_jsonld(request: Request, session: Session, state: AppState, product: Product, item: Item) -> JSONResponse:
-    c = _item_context(request, session, state, product, item)
-    body = pp.jsonld(
-        uri=c["uri"],
-        product=product,
-        item=item,
-        materials=c["materials"],
-        recycled=c["recycled"],
-        generations=c["generations"],
-        entries=c["timeline"],
-        verdict=c["verdict"],
-        links=c["links"],
-    )
-    return JSONResponse(body, media_type=JSONLD, headers={"Cache-Control": "no-cache"})
+    found = answer_item(state, resource, product.gtin, item.serial, base, number)
+    if found is None and number is None and not versions.has_version(session, state, item):
+        # An item registered before passports were versioned, not reached by the start-up backfill yet: its first
+        # version is made now, once.
+        with state.service.sessions.begin() as own:
+            fresh = own.get(Item, item.id)
+            if fresh is not None:
+                versions.build(own, state, [fresh], "backfill")
+        found = answer_item(state, resource, product.gtin, item.serial, base, number)
+    if found is None:
+        what = f"version {number} of the passport" if number is not None else "a passport version"
+        return problem_response(request, 404, "Unknown version", f"there is no {what} of this item")
+    return found
 
 
 def lot_passport(request: Request, session: Session, state: AppState, product: Product, lot: Lot) -> HTMLResponse:
@@ -325,4 +340,4 @@ def return_request(request: Request, session: Session, state: AppState, product:
     )
 
 
-__all__ = ["handle", "nearest_points"]
+__all__ = ["VERSIONED", "answer_item", "handle", "nearest_points", "reads", "version_number"]

@@ -22,6 +22,8 @@ from sqlalchemy.orm import Session
 from sqlalchemy.pool import QueuePool
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from ledger.errors import InvalidIdentifier
+
 from ..deps import ApiSettingsDep, StateDep
 from ..gs1.digital_link import DigitalLink, MalformedLink, NotADigitalLink, UnsupportedKey, parse_path
 from ..gs1.linktypes import GS1_NS, OWN_NS, expand, gs1
@@ -32,15 +34,16 @@ from ..links import (
     Link,
     gtin_links,
     item_links,
+    item_path,
     linkset,
     lot_links,
     unknown_item_links,
     unknown_lot_links,
 )
-from ..models import Item, Lot, Product, UnknownScan, utcnow
+from ..models import Item, Lot, Product
 from ..problems import problem_response
 from ..response_cache import ChangeMarker, ResponseCache
-from ..scans import record_item_scan
+from ..scans import record_item_scan, record_unknown_scan
 from ..state import AppState
 from ..uris import item_uri
 from . import passport as resources
@@ -141,14 +144,6 @@ def resolver_headers(base: str, link: DigitalLink, cache: str = "public, max-age
     return {"Link": ", ".join(links), "Vary": "Accept", "Cache-Control": cache}
 
 
-def _record_scan(session: Session, request: Request, gtin14: str, ai: str, value: str) -> None:
-    agent = request.headers.get("user-agent")
-    session.add(
-        UnknownScan(gtin=gtin14, ai=ai, value=value, user_agent=agent[:300] if agent else None, scanned_at=utcnow())
-    )
-    session.commit()
-
-
 def lookup(session: Session, link: DigitalLink) -> tuple[Product | None, Item | Lot | None]:
     """The one indexed query of a resolution: the product, with the item or lot the link names (or None)."""
     gtin14 = link.gtin14
@@ -207,9 +202,9 @@ def resolve(request: Request, session: Session, state: AppState, link: DigitalLi
     if walked_up and (link.serial is not None or link.lot is not None):
         ai, value = ("21", link.serial) if link.serial is not None else ("10", link.lot)
         assert value is not None
-        _record_scan(session, request, product.gtin, ai, value)
+        record_unknown_scan(state, request, product.gtin, ai, value)
     elif isinstance(record, Item):
-        record_item_scan(session, request, record.gtin, record.serial)
+        record_item_scan(state, request, record.gtin, record.serial)
     accept = request.headers.get("accept")
     requested = request.query_params.get("linkType")
     if requested in ("linkset", "all") or (
@@ -340,15 +335,26 @@ def _cached_response(cache: ResponseCache, key: tuple[str, ...], marker: Any) ->
 
 
 class CachedReadsMiddleware:
-    """Answers response-cache hits before routing. A hit needs neither the router (the resolver's routes come after
-    every other route: 28 patterns tried) nor FastAPI's dependency resolution, which were a quarter of a hit's cost
-    (docs/performance.md). Everything else, misses included, goes on to the app. Installed inside the CORS and
-    body-limit middlewares, so that a hit gets the same headers as a miss."""
+    """Answers the reads of a scan before routing: an item's Digital Link (the scan: recorded in the scan buffer,
+    307 to the passport), its passport page, JSON-LD, version list and QR codes, from its stored passport version
+    (``api/reads.py``); and response-cache hits of the other cached resources. None of them needs the router (the
+    resolver's routes come after every other route: 28 patterns tried) or FastAPI's dependency resolution, which
+    were a quarter of a cached read's cost (docs/performance.md). Everything else, and whatever the fast path does
+    not take as it is (a compressed link, another query parameter, a linkset or JSON-LD request, an item without a
+    passport version), goes on to the app, which answers it the same way. Installed inside the CORS and body-limit
+    middlewares, so that a fast answer gets the same headers as a routed one."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "GET" and scope["path"].startswith("/01/"):
+            state = getattr(scope["app"].state, "circular", None)
+            if state is not None:
+                fast = _item_read(Request(scope), state)
+                if fast is not None:
+                    await fast(scope, receive, send)
+                    return
         if scope["type"] == "http" and scope["method"] == "GET" and scope["path"].endswith(CACHED_RESOURCES):
             state = getattr(scope["app"].state, "circular", None)
             if state is not None:
@@ -359,6 +365,58 @@ class CachedReadsMiddleware:
                         await hit(scope, receive, send)
                         return
         await self.app(scope, receive, send)
+
+
+FAST_RESOURCES = frozenset({None, "passport", "passport.jsonld", "passport/versions", "qr.png", "qr.svg"})
+
+
+def _item_read(request: Request, state: AppState) -> Response | None:
+    """The fast path of an item's reads (see :class:`CachedReadsMiddleware`); None: the app answers."""
+    try:
+        link = parse_path(raw_request_path(request))
+    except (UnicodeDecodeError, MalformedLink, NotADigitalLink, UnsupportedKey):
+        return None
+    if link.serial is None or link.compressed or link.resource not in FAST_RESOURCES:
+        return None
+    query = request.url.query
+    number: int | None = None
+    if link.resource in ("passport", "passport.jsonld") and query.startswith("version="):
+        raw = query[len("version=") :]
+        if not (raw.isascii() and raw.isdigit()) or len(raw) > 9 or int(raw) < 1:
+            return None
+        number = int(raw)
+    elif link.resource is not None and query:
+        return None
+    base = request_base(request)
+    try:
+        gtin14 = link.gtin14
+        if link.resource is not None:
+            return resources.answer_item(state, link.resource, gtin14, link.serial, base, number)
+        return _scan_redirect(request, state, link, gtin14, link.serial, base)
+    except InvalidIdentifier:
+        return None
+
+
+def _scan_redirect(
+    request: Request, state: AppState, link: DigitalLink, gtin14: str, serial: str, base: str
+) -> Response | None:
+    """A scan of a registered item: recorded (buffered), and sent to its passport page as :func:`resolve` would."""
+    if "linkType" in request.query_params:
+        return None  # the app answers it
+    pairs = _query_pairs(request)
+    accept = request.headers.get("accept")
+    if preferred_type(accept, [HTML, LINKSET, JSONLD]) == (LINKSET, True):
+        return None
+    media, explicit = preferred_type(accept, [HTML, JSONLD])
+    if media == JSONLD and explicit:
+        return None
+    passports = resources.reads(state)
+    if not passports.store.exists(item_uri(state.settings.resolver_base_url, gtin14, serial)):
+        return None  # not registered (walk-up) or not versioned yet: the app answers
+    record_item_scan(state, request, gtin14, serial)
+    headers = resolver_headers(base, link, "public, max-age=300")
+    target = f"{base}{item_path(gtin14, serial)}/passport"
+    return Response(status_code=307, headers={**headers, "Location": _with_query(target, pairs)})
 
 
 def _cached_resource(request: Request, state: AppState) -> tuple[ResponseCache, tuple[str, ...] | None]:
@@ -381,7 +439,7 @@ def _cached_resource(request: Request, state: AppState) -> tuple[ResponseCache, 
         path = raw_request_path(request)
     except UnicodeDecodeError:  # the dispatcher answers it (400)
         return cache, None
-    if not path.endswith(CACHED_RESOURCES):
+    if not path.endswith(CACHED_RESOURCES) or "/21/" in path:  # an item's: read from its stored versions
         return cache, None
     return cache, (path, request.url.query, request_base(request))
 

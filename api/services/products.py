@@ -6,6 +6,7 @@ from sqlalchemy.orm import Session
 
 from ledger.ids import normalize_gtin
 
+from .. import versions
 from ..models import Actor, ActorRole, Product, utcnow
 from ..recovery import product_masterdata
 from ..schemas import ProductCreate, ProductPublic
@@ -43,6 +44,7 @@ def put_product(state: AppState, session: Session, actor: Actor, gtin: str, body
             value = value or product.brand_name or actor.name
         setattr(product, field, value)
     product.updated_at = utcnow()
+    versions.after_product(session, state, gtin14)  # the passports showing it, before the answer
     session.commit()
     archive = state.service.archive
     if archive is not None:  # signed by the brand, so that `circular rebuild` can bring it back and trust it

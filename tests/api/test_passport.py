@@ -116,7 +116,7 @@ def test_verification_badge_follows_anchoring(world: World) -> None:
     path = f"/01/{GTIN_A}/21/{item['serial']}"
     before = world.client.get(path + "/verification").json()
     assert before["status"] == "pending" and before["verified"] is False
-    assert "Not yet verified" in world.client.get(path + "/passport").text
+    assert "Pending anchoring" in world.client.get(path + "/passport").text
     world.drain()
     after = world.client.get(path + "/verification").json()
     assert after["status"] == "verified" and after["verified"] is True and after["events"] == 2

@@ -19,6 +19,8 @@ from sqlalchemy import select
 
 from api.gs1.linktypes import GS1_NS, OWN_LINK_TYPES, OWN_NS, gs1_link_types
 from api.models import UnknownScan
+from api.reads import VersionStore
+from api.scans import scans_for
 from tests.conftest import standards_dir
 
 from .conftest import GTIN_A, GTIN_A_LOTS, GTIN_UNKNOWN, RESOLVER, World
@@ -340,6 +342,7 @@ def test_unknown_serial_walks_up_and_is_recorded(world: World, catalog: dict[str
     linkset = get(world, path + "?linkType=linkset").json()
     assert_valid_linkset(linkset)
     assert GS1_NS + "pip" in linkset["linkset"][0] and GS1_NS + "dpp" not in linkset["linkset"][0]
+    scans_for(world.client.app.state.circular).flush()  # scans are written in batches (api/scans.py)
     with world.service.sessions() as session:
         scans = list(session.scalars(select(UnknownScan).where(UnknownScan.value == serial)))
     assert len(scans) == 2 and scans[0].gtin == GTIN_A and scans[0].ai == "21"
@@ -378,6 +381,14 @@ def test_resolution_is_one_query_and_no_chain_call(
         raise AssertionError("resolution called the chain")
 
     monkeypatch.setattr(world.service.backend.web3.provider, "make_request", no_chain)
+    # The scan's fast path (api/routes/resolver.py) asks the passport store, on its own connection, not the engine.
+    original = VersionStore._fetch
+
+    def fetch(store: VersionStore, sql: str, *args: Any, **kwargs: Any) -> Any:
+        statements.append(sql)
+        return original(store, sql, *args, **kwargs)
+
+    monkeypatch.setattr(VersionStore, "_fetch", fetch)
     event.listen(world.service.engine, "before_cursor_execute", count)
     try:
         assert get(world, catalog["path"]).status_code == 307
