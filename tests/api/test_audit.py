@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 from api import cli as api_cli
 from api.audit import Anomaly, AuditReport, Thresholds, country_distance_km, run_audit
 from api.models import Actor, Scan
+from api.scans import scans_for
 from circular import cli
 from ledger.audit import RoleChange, RoleHistory, anchored_roots, role_changes
 from ledger.client import Role
@@ -35,6 +36,7 @@ def audit_world(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPat
 
 
 def _audit(world: World) -> AuditReport:
+    scans_for(world.client.app.state.circular).flush()  # the resolver's scans are written in batches
     roles = RoleHistory(role_changes(world.service.ledger))
     with world.service.sessions() as session:
         return run_audit(session, roles)
@@ -164,6 +166,7 @@ def test_audit_finds_each_seeded_anomaly_and_nothing_else(audit_world: World, mo
     _seed_scans(world, f, [(None, f"c{i % 4}", timedelta(minutes=i)) for i in range(9)])  # 9 scans: below a burst
     _scan(world, b, **{"CF-IPCountry": "NL"})
     recovered, recycling = _recycle(world, [a], 150)
+    scans_for(world.client.app.state.circular).flush()
     with world.service.sessions() as session:
         assert session.scalar(select(Scan.region).where(Scan.serial == b["serial"])) == "NL"
 
