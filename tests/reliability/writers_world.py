@@ -1,8 +1,8 @@
 """A deployed world served by a real uvicorn process, for the writers' reliability tests.
 
 Anvil (JSON-RPC), a database (SQLite file or a fresh PostgreSQL schema), two brands with actors made through
-``api.add_actor``, lots and runs of items made in-process; then ``uvicorn api.main:app`` is started on the same data
-directory and database, configured only through ``CIRCULAR_*`` variables as a deployment would be.
+``api.add_actor``, lots and runs of items made in-process; then ``uvicorn --factory api.main:create_app`` is started
+on the same data directory and database, configured only through ``CIRCULAR_*`` variables as a deployment would be.
 """
 
 from __future__ import annotations
@@ -50,7 +50,8 @@ class WritersWorld:
         assert self.server is None
         port = _free_port()
         self.url = f"http://127.0.0.1:{port}"
-        command = [sys.executable, "-m", "uvicorn", "api.main:app", "--host", "127.0.0.1", "--port", str(port)]
+        command = [sys.executable, "-m", "uvicorn", "--factory", "api.main:create_app", "--host", "127.0.0.1"]
+        command += ["--port", str(port)]
         command += ["--log-level", "warning", "--no-access-log"]
         if workers > 1:
             command += ["--workers", str(workers)]
