@@ -1,7 +1,7 @@
 """ledger_versions (anchored document versions: passports) and api_passport_batches (anchorings rebuilt)
 
-Revision ID: 0007_passport_versions
-Revises: 0006_lots_allocated_items_holder
+Revision ID: 0008_passport_versions
+Revises: 0007_return_requests_received
 Create Date: 2026-12-07 05:25:00
 
 Items made before this revision get their first passport version from the API's start-up backfill
@@ -15,8 +15,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0007_passport_versions"
-down_revision: str | None = "0006_lots_allocated_items_holder"
+revision: str = "0008_passport_versions"
+down_revision: str | None = "0007_return_requests_received"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
