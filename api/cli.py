@@ -84,7 +84,7 @@ def verify(
 def rebuild(rpc: RpcOption = None, db: DbOption = None, data_dir: DataDirOption = None) -> None:
     """Rebuild an empty database from the chain and the batch archive: lots, items and states from contract logs,
     events from the archived batches (each checked against its anchored root and its signature), then the API's
-    tables. Exit 1 if any anchored event could not be recovered."""
+    tables. Exit 1 if any anchored event or passport version could not be recovered."""
     from sqlalchemy import func, select
 
     from ledger.projection import ChainLot, Projector
@@ -125,10 +125,14 @@ def rebuild(rpc: RpcOption = None, db: DbOption = None, data_dir: DataDirOption 
         err_console.print(f"[yellow]warning:[/yellow] {problem}", highlight=False)
     console.print(
         f"rebuilt from {applied} logs of chain {service.chain_id}: {events.events} events recovered from "
-        f"{events.batches} batches, {api.lots} lots, {api.items} items, {api.products} products, {api.actors} actors"
+        f"{events.batches} batches (and {events.versions} passport versions), {api.lots} lots, {api.items} items, "
+        f"{api.products} products, {api.actors} actors"
     )
     if events.lost_events:
-        err_console.print(f"[red]error:[/red] {events.lost_events} anchored events could not be recovered")
+        err_console.print(
+            f"[red]error:[/red] {events.lost_events} anchored records (events, passport versions) could not be "
+            "recovered"
+        )
         raise typer.Exit(1)
 
 

@@ -182,9 +182,11 @@ def test_rebuild_reports_a_batch_missing_from_the_archive(node: AnvilNode, tmp_p
         world.call("POST", "/api/v1/items", "brand", {"gtin": GTIN, "serial": "ONE", "composition": [part]})
         world.drain()
     batches = sorted((settings.archive_path / "batches").glob("*.jsonld"), key=lambda path: path.stat().st_mtime_ns)
-    assert len(batches) == 2
-    batches[-1].unlink()
+    # The lot's event; the item's event with the passport's first version; the version that shows it anchored.
+    assert len(batches) == 3
+    batches[1].unlink()
     (settings.data_dir / "circular.sqlite").unlink()
     result = runner.invoke(app, ["rebuild", *cli_args(settings)])
     assert result.exit_code == 1
-    assert "not in the archive" in result.output and "1 anchored events could not be recovered" in result.output
+    assert "not in the archive" in result.output
+    assert "2 anchored records (events, passport versions) could not be recovered" in result.output
