@@ -435,14 +435,22 @@ def _complete_many(
         order = [rows[intent_id] for intent_id in wanted]
         signed = [[_signed_from(data) for data in intent.events] for intent in order]
         stored = service.outbox.add_many([e for events in signed for e in events], session=session)
+        by_kind: dict[str, list[WriteIntent]] = {}
         at = 0
         for intent, events in zip(order, signed, strict=True):
             mine = stored[at : at + len(events)]
             at += len(events)
             if intent.id in claimed:
-                state.completions[intent.kind](session, intent)
+                by_kind.setdefault(intent.kind, []).append(intent)
             index = succeeded[intent.id]
             outcomes[index] = Outcome(DONE, intent.tx_hash, list(mine))
+        for kind, intents in by_kind.items():
+            many = state.batch_completions.get(kind)
+            if many is not None:
+                many(session, intents)
+            else:
+                for intent in intents:
+                    state.completions[kind](session, intent)
     return len(succeeded)
 
 

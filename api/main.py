@@ -27,7 +27,7 @@ from .config import ApiSettings
 from .limits import BodyLimitMiddleware
 from .routes import actors, chain_rpc, console, epcis, items, lots, products, recycling, resolver, returns
 from .scans import scans_for
-from .state import AppState, Completion
+from .state import AppState, BatchCompletion, Completion
 
 if TYPE_CHECKING:
     from ledger.service import LedgerService
@@ -45,6 +45,11 @@ EXPOSED_HEADERS = [
     "GS1-EPCIS-Capture-Limit",
     "GS1-Extensions",
 ]
+
+
+def batch_completions() -> dict[str, BatchCompletion]:
+    """The completions that also take many intents of their kind at once (a bulk write's)."""
+    return {"lifecycle": services.items.complete_lifecycles}
 
 
 def completions() -> dict[str, Completion]:
@@ -131,7 +136,9 @@ def create_app(
         upgrade(settings.database_url)
         current = service if service is not None else LedgerService(settings)
         existing = getattr(app.state, "circular", None)
-        state = existing or AppState.create(settings, api_settings, current, completions(), rpc_secret)
+        state = existing or AppState.create(
+            settings, api_settings, current, completions(), rpc_secret, batch_completions()
+        )
         app.state.circular = state
         versions.install(state)  # passports are rebuilt after each anchoring of this app's workers
         _reconcile_writes(state)
@@ -165,7 +172,9 @@ def create_app(
         lifespan=lifespan,
     )
     if service is not None:  # usable without the lifespan running (a TestClient outside `with`)
-        app.state.circular = AppState.create(settings, api_settings, service, completions(), rpc_secret)
+        app.state.circular = AppState.create(
+            settings, api_settings, service, completions(), rpc_secret, batch_completions()
+        )
         versions.install(app.state.circular)
     # Innermost: a passport or QR answered from the response cache still passes CORS (see resolver.py).
     app.add_middleware(resolver.CachedReadsMiddleware)
@@ -198,4 +207,4 @@ def create_app(
     return app
 
 
-__all__ = ["completions", "create_app"]
+__all__ = ["batch_completions", "completions", "create_app"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 # What completing a write intent of one kind writes to the API's rows, inside the completing transaction. The intent's
 # status flip guards it: it runs once per intent, so it need not be idempotent on its own.
 Completion = Callable[["Session", "WriteIntent"], None]
+# The same for many intents of one kind at once (a bulk write's): a few set-based statements, not a few per intent.
+BatchCompletion = Callable[["Session", "Sequence[WriteIntent]"], None]
 
 
 class RateLimiter:
@@ -88,6 +90,7 @@ class AppState:
     return_limiter: RateLimiter
     verdicts: TtlCache
     completions: Mapping[str, Completion] = field(default_factory=dict)
+    batch_completions: Mapping[str, BatchCompletion] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
     # The secret local commands send to /rpc (``routes/chain_rpc.py``); None: the app serves no chain.
     rpc_secret: str | None = None
@@ -100,6 +103,7 @@ class AppState:
         service: LedgerService,
         completions: Mapping[str, Completion] | None = None,
         rpc_secret: str | None = None,
+        batch_completions: Mapping[str, BatchCompletion] | None = None,
     ) -> AppState:
         return cls(
             settings=settings,
@@ -109,8 +113,9 @@ class AppState:
             return_limiter=RateLimiter(api_settings.return_requests_per_minute),
             verdicts=TtlCache(api_settings.verification_ttl_s),
             completions=dict(completions or {}),
+            batch_completions=dict(batch_completions or {}),
             rpc_secret=rpc_secret,
         )
 
 
-__all__ = ["AppState", "Completion", "RateLimiter", "TtlCache"]
+__all__ = ["AppState", "BatchCompletion", "Completion", "RateLimiter", "TtlCache"]

@@ -280,6 +280,7 @@ SECTIONS: dict[str, Section] = {
     "scan_flow": _lazy("scripts.bench_api", "scan_flow_section"),
     "trace": _lazy("scripts.bench_api", "trace_section"),
     "demo": _lazy("scripts.bench_api", "demo_section"),
+    "bulk": _lazy("scripts.bench_loop", "bulk_section"),
 }
 
 GOALS = {  # key: (goal, "max" or "min")
@@ -296,6 +297,7 @@ GOALS = {  # key: (goal, "max" or "min")
     "passport_html_rps": (1_500, "min"),
     "qr_rps": (3_000, "min"),
     "trace_p99_ms": (25, "max"),
+    "bulk_collect_500_s": (10, "max"),
 }
 
 
@@ -332,6 +334,8 @@ README_ROWS: list[tuple[str, str, str | None, str, str | None, str | None]] = [
      "generic EIP-712, a contract call per event", "verify_speedup_vs_naive", "verify_bundle_50_ms"),
     ("Merkle proofs verified offline, per s", "merkle_proofs_verified_per_s", "merkle_naive_proofs_verified_per_s",
      "eth-hash's default Keccak", "merkle_speedup_vs_naive", "merkle_proofs_verified_per_s"),
+    ("bulk collect of 500 items, one request (1 s blocks), s", "bulk_collect_500_s", "single_collect_500_s",
+     "500 single requests (automine)", "bulk_collect_speedup_vs_single", "bulk_collect_500_s"),
     ("API peak RSS under the read load, MB", "api_peak_rss_mb", "api_start_rss_mb", "the same server at start-up",
      None, None),
     ("`make demo` peak RSS, MB", "demo_peak_rss_mb", None, "", None, None),

@@ -6,6 +6,7 @@ table, ``ledger.lifecycle``, allows), and by the contract itself (roles, states)
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Sequence
 
 from sqlalchemy import insert, select
@@ -546,13 +547,26 @@ def transition_call(state: AppState, item: Item, target: ItemState) -> ContractC
 
 def complete_lifecycle(session: Session, intent: WriteIntent) -> None:
     """The item's new state; an item of a run is on-chain in its own right from its first move."""
-    item = session.scalar(select(Item).where(Item.item_id == intent.effect["item_id"]))
-    assert item is not None
-    item.state = int(intent.effect["state"])
-    item.materialized = True
-    item.holder_id = intent.actor_id
-    item.updated_at = utcnow()
-    returns.close_requests(session, item.id, intent.actor_id, item.state)
+    complete_lifecycles(session, [intent])
+
+
+def complete_lifecycles(session: Session, done: Sequence[WriteIntent]) -> None:
+    """:func:`complete_lifecycle` for many intents at once (a bulk write): the items read in one query, an intake's
+    return requests closed in one statement per state."""
+    by_item = {str(intent.effect["item_id"]): intent for intent in done}
+    items = list(session.scalars(select(Item).where(Item.item_id.in_(sorted(by_item)))))
+    assert len(items) == len(by_item)
+    now = utcnow()
+    intakes: dict[tuple[int, int], list[int]] = defaultdict(list)  # (actor, state) → item pks
+    for item in items:
+        intent = by_item[item.item_id]
+        item.state = int(intent.effect["state"])
+        item.materialized = True
+        item.holder_id = intent.actor_id
+        item.updated_at = now
+        intakes[(intent.actor_id, item.state)].append(item.id)
+    for (actor_id, new_state), pks in intakes.items():
+        returns.close_requests(session, pks, actor_id, new_state)
 
 
 __all__ = [
@@ -561,6 +575,7 @@ __all__ = [
     "check_run",
     "complete_item",
     "complete_lifecycle",
+    "complete_lifecycles",
     "complete_run",
     "find_item",
     "lifecycle",

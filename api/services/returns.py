@@ -7,6 +7,8 @@ A request is also closed when its item is taken in without the code: a collectio
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
@@ -75,17 +77,22 @@ def lookup(state: AppState, session: Session, actor: Actor, code: str) -> Return
     return status_public(state, session, request, item)
 
 
-def close_requests(session: Session, item_pk: int, actor_id: int, new_state: int) -> int:
-    """Mark the item's open return requests received, when `new_state` is an intake; how many were closed. Runs
-    inside the completion of the intake's write, so the request closes exactly when the step is recorded."""
-    if ItemState(new_state) not in INTAKE_STATES:
+def close_requests(session: Session, item_pks: Sequence[int], actor_id: int, new_state: int) -> int:
+    """Mark the open return requests of the items `item_pks` received, when `new_state` is an intake; how many were
+    closed. Runs inside the completion of the intake's write, so a request closes exactly when the step is
+    recorded."""
+    if ItemState(new_state) not in INTAKE_STATES or not item_pks:
         return 0
-    result = session.execute(
-        update(ReturnRequest)
-        .where(ReturnRequest.item_pk == item_pk, ReturnRequest.status == OPEN)
-        .values(status=RECEIVED, received_at=utcnow(), received_by_id=actor_id)
-    )
-    return int(getattr(result, "rowcount", 0) or 0)
+    closed = 0
+    for start in range(0, len(item_pks), 500):
+        result = session.execute(
+            update(ReturnRequest)
+            .where(ReturnRequest.item_pk.in_(list(item_pks[start : start + 500])), ReturnRequest.status == OPEN)
+            .values(status=RECEIVED, received_at=utcnow(), received_by_id=actor_id)
+            .execution_options(synchronize_session=False)
+        )
+        closed += int(getattr(result, "rowcount", 0) or 0)
+    return closed
 
 
 __all__ = [
