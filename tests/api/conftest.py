@@ -95,7 +95,8 @@ def _pg_schema_url(schema: str) -> str:
     return f"{PG_URL}?options=-csearch_path%3D{schema}"
 
 
-def _make_world(db: str, data_dir: Path) -> Iterator[World]:
+def _make_world(db: str, data_dir: Path, backend: Any = None) -> Iterator[World]:
+    """A world on `db`, on the in-process chain unless another `backend` (an Anvil node's) is given."""
     from sqlalchemy import create_engine, text
 
     from api import ApiSettings, CollectionPoint, add_actor, create_app
@@ -112,7 +113,7 @@ def _make_world(db: str, data_dir: Path) -> Iterator[World]:
         db_url: str | None = _pg_schema_url(schema)
     else:
         db_url = None
-    backend = EthTesterBackend()
+    backend = backend if backend is not None else EthTesterBackend()
     settings = Settings(
         data_dir=data_dir,
         db_url=db_url,

@@ -60,8 +60,9 @@ PAGES: dict[str, dict[str, Any]] = {
     "sales": {
         "role": "retailer",
         "title": "Record sales",
-        "actions": [("sold", "Sale"), ("resold", "Resale")],
-        "intro": "Scan each item you sell, or type or paste its serial or link. Then record them all in one go.",
+        "actions": [("sold", "Sale"), ("resold", "Resale"), ("returned", "Return")],
+        "intro": "Scan each item you sell (or take back), or type or paste its serial or link. Then record them all "
+        "in one go.",
         "next": None,
     },
 }

@@ -103,6 +103,7 @@
       const action = $("action").value;
       const box = $("progress-box");
       box.hidden = false;
+      $("progress-text").textContent = `Sending ${todo.length}…`;
       $("progress").max = todo.length;
       $("progress").value = 0;
       let done = 0, ok = 0;
