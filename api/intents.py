@@ -451,6 +451,10 @@ def _complete_many(
             else:
                 for intent in intents:
                     state.completions[kind](session, intent)
+        # The passports the claimed writes change, in the same transaction (as for one write).
+        done = [events for intent, events in zip(order, signed, strict=True) if intent.id in claimed]
+        changed = [e.event for events in done for e in events]
+        versions.after_events(session, state, changed)
     return len(succeeded)
 
 

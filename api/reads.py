@@ -292,7 +292,23 @@ class PassportReads:
         self.verifier = Verifier(state)
         self.renderings = Renderings(max(1, state.api_settings.response_cache_mb) * 1_000_000)
         self._envelopes: OrderedDict[bytes, dict[str, Any]] = OrderedDict()
+        self._registered: OrderedDict[str, None] = OrderedDict()
         self._lock = threading.Lock()
+
+    def registered(self, subject: str) -> bool:
+        """Whether `subject` has a passport. A registered item stays registered, so a yes is remembered (a bounded
+        set, least recently asked out first) and a scan of a known item costs no query; a no is asked again."""
+        with self._lock:
+            if subject in self._registered:
+                self._registered.move_to_end(subject)
+                return True
+        if not self.store.exists(subject):
+            return False
+        with self._lock:
+            self._registered[subject] = None
+            while len(self._registered) > 200_000:
+                self._registered.popitem(last=False)
+        return True
 
     def _envelope(self, digest: bytes, document: str) -> dict[str, Any]:
         with self._lock:

@@ -101,11 +101,20 @@ def items_named(session: Session, state: AppState, uris: Iterable[str]) -> list[
 
 
 def after_events(session: Session, state: AppState, events: Iterable[dict[str, Any]]) -> list[Added]:
-    """The versions a write's events make: every registered item they name (in the write's transaction)."""
+    """The versions a write's events make (in the write's transaction): every registered item they name; and for
+    a correction (an event with an EPCIS ``errorDeclaration``), every item whose passport shows a lot it names."""
     uris: set[str] = set()
+    corrected: set[str] = set()
     for event in events:
-        uris |= event_epcs(event)
-    return build(session, state, items_named(session, state, uris), "event")
+        named = event_epcs(event)
+        uris |= named
+        if event.get("errorDeclaration"):
+            corrected |= named
+    added = build(session, state, items_named(session, state, uris), "event")
+    if corrected:
+        for lot in session.scalars(select(Lot).where(Lot.uri.in_(sorted(corrected)))):
+            added += after_lot(session, state, lot)
+    return added
 
 
 def after_product(session: Session, state: AppState, gtin: str) -> list[Added]:

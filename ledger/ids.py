@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from urllib.parse import quote
 
 from biip import ParseError
@@ -17,8 +18,12 @@ from .errors import InvalidIdentifier
 _CSET82 = re.compile(r"^[!\"%&'()*+,\-./0-9:;<=>?A-Z_a-z]{1,20}$")
 
 
+@lru_cache(maxsize=8192)
 def normalize_gtin(gtin: str) -> str:
-    """The GTIN-14 form of `gtin` (GTIN-8/12/13/14), with its check digit verified."""
+    """The GTIN-14 form of `gtin` (GTIN-8/12/13/14), with its check digit verified.
+
+    Kept per distinct GTIN (a refused one raises again each time): a resolver asks it for every scan, and biip's
+    parse was a third of a scan's work."""
     # isascii: str.isdigit() also accepts Arabic-Indic, fullwidth and other Unicode digits (look-alike GTINs).
     if not (gtin.isascii() and gtin.isdigit()) or len(gtin) not in (8, 12, 13, 14):
         raise InvalidIdentifier(f"GTIN must be 8, 12, 13 or 14 digits: {gtin!r}")

@@ -455,18 +455,19 @@ function setup(thread)
   thread:set("offset", #threads * 61)
   table.insert(threads, thread)
 end
-counter, following, started = 0, nil, 0
+counter, following, started, phone = 0, nil, 0, ""
 flows, scans, others = 0, 0, 0
 buckets = {}
 function request()
   if following ~= nil then
     local path = following
     following = nil
-    return wrk.format("GET", path, {["Accept"] = accept})
+    return wrk.format("GET", path, {["Accept"] = accept, ["User-Agent"] = phone})
   end
   counter = counter + 1
   started = now_us()
-  return wrk.format("GET", paths[((counter + offset) %% #paths) + 1], {["Accept"] = accept})
+  phone = "bench-phone-" .. offset .. "-" .. counter  -- every flow a consumer of its own, as 1,000 items would be
+  return wrk.format("GET", paths[((counter + offset) %% #paths) + 1], {["Accept"] = accept, ["User-Agent"] = phone})
 end
 function response(status, headers, body)
   if status == 307 then

@@ -11,6 +11,7 @@ known GTIN walk up to the product's links; scans of unknown and of registered se
 from __future__ import annotations
 
 import threading
+from functools import lru_cache
 from typing import Any
 from urllib.parse import quote, unquote
 
@@ -57,7 +58,7 @@ def request_base(request: Request) -> str:
     """The scheme and host the client used, honouring ``X-Forwarded-Proto`` (a TLS-terminating proxy) and Host."""
     proto = request.headers.get("x-forwarded-proto", "").split(",")[0].strip().lower()
     if proto not in ("http", "https"):
-        proto = request.url.scheme
+        proto = str(request.scope.get("scheme") or request.url.scheme)
     host = request.headers.get("host") or request.url.netloc
     return f"{proto}://{host}"
 
@@ -74,7 +75,20 @@ def raw_request_path(request: Request) -> str:
     return path
 
 
-def _accept(header: str | None) -> list[tuple[str, float]]:
+def _accept(header: str | None) -> tuple[tuple[str, float], ...]:
+    # A phone's browser sends one of a few Accept headers: each is parsed once (short ones only: the cache's memory
+    # stays bounded whatever clients send).
+    if header is not None and len(header) > 256:
+        return _parse_accept(header)
+    return _parse_accept_cached(header)
+
+
+@lru_cache(maxsize=512)
+def _parse_accept_cached(header: str | None) -> tuple[tuple[str, float], ...]:
+    return _parse_accept(header)
+
+
+def _parse_accept(header: str | None) -> tuple[tuple[str, float], ...]:
     out = []
     for part in (header or "*/*").split(","):
         fields = [f.strip() for f in part.split(";")]
@@ -89,7 +103,7 @@ def _accept(header: str | None) -> list[tuple[str, float]]:
                 except ValueError:
                     q = 0.0
         out.append((media, q))
-    return out
+    return tuple(out)
 
 
 def preferred_type(header: str | None, offered: list[str]) -> tuple[str | None, bool]:
@@ -117,8 +131,12 @@ def preferred_type(header: str | None, offered: list[str]) -> tuple[str | None, 
 
 def _query_pairs(request: Request) -> list[str]:
     """The request's raw key=value pairs, to pass on when redirecting (``linkType`` is addressed to us)."""
+    return _pairs_of(request.url.query)
+
+
+def _pairs_of(query: str) -> list[str]:
     pairs = []
-    for part in request.url.query.split("&"):
+    for part in query.split("&"):
         if not part:
             continue
         if unquote(part.split("=", 1)[0]) == "linkType":
@@ -370,15 +388,22 @@ class CachedReadsMiddleware:
 FAST_RESOURCES = frozenset({None, "passport", "passport.jsonld", "passport/versions", "qr.png", "qr.svg"})
 
 
+@lru_cache(maxsize=16_384)
+def _parsed(path: str) -> DigitalLink:
+    """A path parsed once (a scanned item's two paths come back with every scan); only short paths are kept."""
+    return parse_path(path)
+
+
 def _item_read(request: Request, state: AppState) -> Response | None:
     """The fast path of an item's reads (see :class:`CachedReadsMiddleware`); None: the app answers."""
     try:
-        link = parse_path(raw_request_path(request))
+        path = raw_request_path(request)
+        link = _parsed(path) if len(path) <= 160 else parse_path(path)
     except (UnicodeDecodeError, MalformedLink, NotADigitalLink, UnsupportedKey):
         return None
     if link.serial is None or link.compressed or link.resource not in FAST_RESOURCES:
         return None
-    query = request.url.query
+    query = bytes(request.scope.get("query_string") or b"").decode("latin-1")
     number: int | None = None
     if link.resource in ("passport", "passport.jsonld") and query.startswith("version="):
         raw = query[len("version=") :]
@@ -392,26 +417,25 @@ def _item_read(request: Request, state: AppState) -> Response | None:
         gtin14 = link.gtin14
         if link.resource is not None:
             return resources.answer_item(state, link.resource, gtin14, link.serial, base, number)
-        return _scan_redirect(request, state, link, gtin14, link.serial, base)
+        return _scan_redirect(request, state, link, gtin14, link.serial, base, query)
     except InvalidIdentifier:
         return None
 
 
 def _scan_redirect(
-    request: Request, state: AppState, link: DigitalLink, gtin14: str, serial: str, base: str
+    request: Request, state: AppState, link: DigitalLink, gtin14: str, serial: str, base: str, query: str
 ) -> Response | None:
     """A scan of a registered item: recorded (buffered), and sent to its passport page as :func:`resolve` would."""
-    if "linkType" in request.query_params:
+    if "linkType" in unquote(query):
         return None  # the app answers it
-    pairs = _query_pairs(request)
+    pairs = _pairs_of(query)
     accept = request.headers.get("accept")
     if preferred_type(accept, [HTML, LINKSET, JSONLD]) == (LINKSET, True):
         return None
     media, explicit = preferred_type(accept, [HTML, JSONLD])
     if media == JSONLD and explicit:
         return None
-    passports = resources.reads(state)
-    if not passports.store.exists(item_uri(state.settings.resolver_base_url, gtin14, serial)):
+    if not resources.reads(state).registered(resources.subject_of(state, gtin14, serial)):
         return None  # not registered (walk-up) or not versioned yet: the app answers
     record_item_scan(state, request, gtin14, serial)
     headers = resolver_headers(base, link, "public, max-age=300")
