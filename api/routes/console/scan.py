@@ -27,7 +27,8 @@ from ...deps import SessionDep, StateDep
 from ...gs1.digital_link import parse_path
 from ...models import Actor, Item, Product
 from ...problems import Problem
-from ...schemas import LifecycleAction, LifecycleCreate
+from ...schemas import ItemKey as BatchKey
+from ...schemas import LifecycleAction, LifecycleBatchCreate, StepResult, StepStatus
 from ...services import items as item_services
 from ...services import returns
 from ...state import AppState
@@ -196,27 +197,43 @@ class StepBody(BaseModel):
     items: list[ItemKey] = Field(min_length=1, max_length=MAX_CHUNK)
 
 
+def step_words(result: StepResult) -> str:
+    """A refused, failed or pending step in plain words, with the steps the item may take next."""
+    if result.status == StepStatus.PENDING:
+        return "Sent; the ledger has not confirmed it yet. It completes on its own."
+    problem = result.problem
+    if problem is None:
+        return "Not recorded."
+    extra: dict[str, Any] = {"error": problem.error, "args": problem.args} if problem.error and problem.args else {}
+    words = refusal(Problem(problem.status, problem.title, problem.detail, **extra)).message
+    if problem.allowed_next:
+        nexts = ", ".join(a.replace("_", " ") for a in problem.allowed_next)
+        words += f" It can be {nexts} next."
+    return words
+
+
 def record_steps(state: AppState, session: Session, actor: Actor, action: LifecycleAction,
                  keys: list[ItemKey]) -> dict[str, Any]:
-    """One lifecycle step per item, each the write API's own; a result per item (refusals in plain words)."""
+    """One lifecycle step for every item, as the write API's bulk write (one pipeline of transactions); a result
+    per item, refusals in plain words."""
+    batch = LifecycleBatchCreate(
+        action=action,
+        items=[
+            BatchKey(drop_off_code=key.drop_off_code) if key.drop_off_code
+            else BatchKey(gtin=key.gtin, serial=key.serial)
+            for key in keys
+        ],
+    )
+    recorded = item_services.lifecycle_many(state, session, actor, batch)
     results = []
-    for key in keys:
-        try:
-            body = (
-                LifecycleCreate(drop_off_code=key.drop_off_code, action=action)
-                if key.drop_off_code
-                else LifecycleCreate(gtin=key.gtin, serial=key.serial, action=action)
-            )
-            recorded = item_services.lifecycle(state, session, actor, body)
-            results.append({"gtin": key.gtin, "serial": key.serial, "ok": True, "state": recorded.item.state,
-                            "stateWords": STATE_WORDS.get(ItemState[recorded.item.state.upper()], "")})
-        except Exception as exc:
-            try:
-                words = refusal(exc)
-            except Exception:
-                raise exc from None
-            session.rollback()
-            results.append({"gtin": key.gtin, "serial": key.serial, "ok": False, "message": words.message})
+    for key, result in zip(keys, sorted(recorded.results, key=lambda r: r.index), strict=True):
+        ok = result.status in (StepStatus.RECORDED, StepStatus.UNCHANGED)
+        entry: dict[str, Any] = {"gtin": key.gtin, "serial": key.serial, "ok": ok, "state": result.state}
+        if result.state:
+            entry["stateWords"] = STATE_WORDS.get(ItemState[result.state.upper()], result.state)
+        if not ok:
+            entry["message"] = step_words(result)
+        results.append(entry)
     return {"results": results, "done": sum(1 for r in results if r["ok"])}
 
 

@@ -30,10 +30,14 @@
       for (const item of basket) {
         const li = document.createElement("li");
         li.dataset.serial = item.serial;
-        const text = document.createElement("span");
-        text.textContent = `${item.product} · ${item.serial} · ${item.brand} · ${item.stateWords}` +
+        const serial = document.createElement("strong");
+        serial.className = "mono";
+        serial.textContent = item.serial;
+        const what = document.createElement("span");
+        what.className = "what";
+        what.textContent = `${item.product} · ${item.brand} · ${item.stateWords}` +
           (item.dropOffCode ? ` · return ${item.dropOffCode}` : "");
-        li.append(text);
+        li.append(serial, what);
         if (item.result) {
           const result = document.createElement("span");
           result.className = item.result.ok ? "result-ok" : "result-bad";

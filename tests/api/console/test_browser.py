@@ -168,8 +168,10 @@ class Phone:
         assert violations == [], (self.page.url, violations)
         assert self.errors == [], (self.page.url, self.errors)
         self.checked.append(self.page.url.split("?")[0].replace(self.base, ""))
-        if shot and self.shots:
-            self.page.screenshot(path=str(self.shots / f"{shot}.png"), full_page=True)
+        if shot and self.shots:  # the page's top, at most two and a half phone screens
+            height = min(int(self.page.evaluate("document.documentElement.scrollHeight")), 2_100)
+            self.page.screenshot(path=str(self.shots / f"{shot}.png"), full_page=True,
+                                 clip={"x": 0, "y": 0, "width": PHONE["viewport"]["width"], "height": height})
 
     def close(self) -> None:
         self.page.context.close()

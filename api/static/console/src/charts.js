@@ -19,14 +19,21 @@ const grams = (value) => (value >= 10000 ? `${(value / 1000).toLocaleString("en"
   : `${value.toLocaleString("en")} g`);
 
 function sankey(element, flow) {
+  // On a phone the flow runs top to bottom: five columns of labels do not fit across 390 px, five rows do.
+  const narrow = element.clientWidth < 560;
+  if (narrow) element.classList.add("chart-tall");
   const chart = echarts.init(element, null, { renderer: "canvas" });
+  const layout = narrow
+    ? { orient: "vertical", left: 8, right: 8, top: 8, bottom: 28, nodeWidth: 12, nodeGap: 14,
+      label: { position: "bottom", fontSize: 11, color: "#1d2521", width: 90, overflow: "break" } }
+    : { orient: "horizontal", left: 8, right: 140, top: 8, bottom: 8, nodeWidth: 14, nodeGap: 10,
+      label: { fontSize: 12, color: "#1d2521" } };
   chart.setOption({
     aria: { enabled: true, label: { description: element.getAttribute("aria-label") || "Material flow" } },
     tooltip: { trigger: "item", valueFormatter: grams },
     series: [{
-      type: "sankey", left: 8, right: 110, top: 8, bottom: 8, nodeWidth: 14, nodeGap: 10, draggable: false,
+      type: "sankey", draggable: false, ...layout,
       emphasis: { focus: "adjacency" },
-      label: { fontSize: 11, color: "#1d2521" },
       lineStyle: { color: "gradient", opacity: 0.45 },
       data: flow.nodes.map((name) => ({ name, itemStyle: { color: COLORS[name] || GREEN } })),
       links: flow.links.map((l) => ({ source: l.source, target: l.target, value: l.grams })),
@@ -41,8 +48,8 @@ function monthly(element, months) {
   chart.setOption({
     aria: { enabled: true, label: { description: element.getAttribute("aria-label") || "Recycled content" } },
     tooltip: { trigger: "axis" },
-    legend: { top: 0 },
-    grid: { left: 48, right: 48, top: 36, bottom: 28 },
+    legend: { top: 0, left: 0, itemWidth: 14, textStyle: { fontSize: 11 } },
+    grid: { left: 44, right: 40, top: 64, bottom: 28 },
     xAxis: { type: "category", data: months.map((m) => m.month) },
     yAxis: [
       { type: "value", name: "kg", axisLabel: { formatter: (v) => (v / 1000).toLocaleString("en") } },
