@@ -12,7 +12,10 @@ Five rules, each with its checks (``RULES``); the first four are the issue's:
    grams of the items (and quantities) recycled into it (the arithmetic is ``materials.recovery_excess``);
 4. signers outside their role: events whose EIP-712 signer did not hold a role allowed to take that step when
    the event was recorded, from the chain's ``RoleGranted``/``RoleRevoked`` logs (``ledger.audit``), or signed
-   after the signer's API key was revoked;
+   after the signer's API key was revoked; events whose own ``circ:lifecycle`` names another action than their
+   vocabulary (the step is read from the vocabulary, never from that field); and events about items or lots their
+   signer may not write about (another brand's item, a lot neither owned nor approved: ``api/authority.py``, the
+   rules EPCIS capture enforces);
 5. the database and the chain disagree on anchoring: a root on the chain anchored more events than the database
    holds under it (a deleted event row passes ``verify`` of what is left, so only the root's count shows it; the
    batch archive, when there is one, names each missing event and the items it was about); and a batch the database
@@ -38,12 +41,12 @@ from sqlalchemy.orm import Session
 from ledger.archive import Archive
 from ledger.audit import RoleHistory
 from ledger.client import Role
-from ledger.lifecycle import Lifecycle, action_of_event
 from ledger.lifecycle import step as lifecycle_step
 from ledger.outbox import Batch, BatchStatus, OutboxEvent
 from ledger.versions import DocumentVersion
 from materials.accounting import recovery_excess
 
+from .authority import Subjects, read_claims, refusals
 from .gs1.digital_link import DigitalLink, parse_path
 from .models import Actor, ActorRole, Item, Lot, Scan, UnknownScan
 
@@ -58,6 +61,8 @@ RULES: dict[str, tuple[int, str]] = {
     "unknown-epc": (2, "an event names an item or lot never registered"),
     "recovery-excess": (3, "recovered grams above the grams recycled into it"),
     "signer-role": (4, "signed by an account without a role allowed for the step"),
+    "lifecycle-mismatch": (4, "circ:lifecycle names another action than the event's bizStep and disposition"),
+    "not-a-party": (4, "about an item or lot its signer may not write about (another brand's, not owned or approved)"),
     "revoked-signer": (4, "signed after the signer's role or key was revoked"),
     "anchored-event-missing": (5, "anchored on-chain, missing from the database (deleted, or an older backup)"),
     "anchor-missing": (5, "confirmed in the database, its root no longer anchored on the chain"),
@@ -149,30 +154,24 @@ def country_distance_km(a: str, b: str) -> float | None:
 
 
 # -- what an event says -----------------------------------------------------------------------------------------
-_ITEM_ACTIONS = frozenset(action.value for action in Lifecycle)
-
-
 def event_kind(event: dict[str, Any]) -> str | None:
-    """What an event records: a lifecycle action, ``recycled``, ``manufactured``, ``lot`` or None.
-
-    The lifecycle table reads the action from the event's vocabulary; of the actions on items an event may also name
-    its own (``circ:lifecycle``), which tells a resale from a sale.
-    """
-    row = action_of_event(event)
-    if row is not None and row.action.value not in _ITEM_ACTIONS:
-        return row.action.value
-    action = event.get("circ:lifecycle")
-    if isinstance(action, str):
-        return action
+    """What an event records: an action of the lifecycle table (``sold``, ``recycled``, ``manufactured``, ``lot``
+    ...) or None. Read from its vocabulary (bizStep, disposition, type), never from its own ``circ:lifecycle``, which
+    only tells apart two actions that share a vocabulary (a sale and a resale): see ``api/authority.py``."""
+    row = read_claims(event).action
     return row.action.value if row is not None else None
 
 
 def required_roles(kind: str | None) -> frozenset[ActorRole]:
-    """The roles that may record an event of `kind`: the lifecycle table's (the contracts' lifecycle graph)."""
-    try:
-        row = lifecycle_step(kind or "")
-    except ValueError:
+    """The roles that may record an event of `kind`: the lifecycle table's (the contracts' lifecycle graph). An
+    event recording none of its actions (None: ``shipping``, ``inspecting`` ...) takes any actor role, and is judged
+    by whose items and lots it names (``not-a-party``); a kind the table does not know allows no role."""
+    if kind is None:
         return frozenset(ACTOR_ROLES)
+    try:
+        row = lifecycle_step(kind)
+    except ValueError:
+        return frozenset()
     return frozenset(ActorRole(party.value) for party in row.parties)
 
 
@@ -270,11 +269,20 @@ def audit_events(session: Session, world: _World, roles: RoleHistory) -> tuple[l
             OutboxEvent.id
         )
     )
+    subjects = Subjects.everything(session)
     for event_id, event, signer, created in rows:
         count += 1
         at = _utc(created)
-        kind = event_kind(event)
+        claims = read_claims(event)
+        kind = claims.action.action.value if claims.action is not None else None
         who = world.who(signer)
+        # rule 4: the event's own circ:lifecycle against its vocabulary, and whose items and lots it names
+        if claims.mismatch is not None:
+            anomalies.append(Anomaly("lifecycle-mismatch", event_id, who, claims.mismatch, event_id))
+        actor = world.actors.get(signer.lower())
+        for refusal in refusals(claims, actor.id if actor else None, actor.role if actor else None, subjects):
+            if refusal.kind == "party":
+                anomalies.append(Anomaly("not-a-party", event_id, who, refusal.message, event_id))
         # rule 2: identifiers never registered
         inputs: list[tuple[str, str]] = []
         for key, uri in _item_epcs(event):

@@ -24,6 +24,7 @@ from ledger.outbox import EventEpc, OutboxEvent
 from materials import FULL_SHARE_BPS, Composition, LotRecord, UnknownMaterial, recycled_share_bps
 from materials import material as catalogue_material
 
+from .authority import Subjects, read_claims, refusals
 from .gs1.linktypes import GS1_NS, OWN_NS
 from .models import Actor, Item, Lot, Product
 from .state import AppState
@@ -78,6 +79,7 @@ class TimelineEntry:
     actor: str
     anchoring: str
     tx_hash: str | None
+    third_party: bool = False  # signed by someone else than the item's brand (the lot's owner), as the rules allow
 
 
 @dataclass
@@ -226,14 +228,28 @@ def _events_for(session: Session, uri: str) -> list[OutboxEvent]:
     return list(session.scalars(query))
 
 
-def timeline(state: AppState, session: Session, uri: str) -> list[TimelineEntry]:
+# What hides an event from a passport: it breaks the rules of who may record what (``api/authority.py``). Events
+# that got into the outbox around EPCIS capture's checks (before them, or signed and submitted elsewhere) stay in the
+# evidence bundle, where anyone can check them, and `circular audit` names them.
+_HIDDEN = frozenset({"mismatch", "role", "party"})
+
+
+def timeline(state: AppState, session: Session, uri: str, owner_id: int | None = None) -> list[TimelineEntry]:
+    """The events naming `uri` that the rules allow, oldest first. `owner_id` is the item's brand (the lot's owner):
+    an event someone else signed is marked ``third_party``."""
     rows = _events_for(session, uri)
-    names: dict[str, str] = {}
+    actors: dict[str, Actor] = {}
     if rows:
         signers = sorted({row.signer for row in rows})
-        names = {a.address.lower(): a.name for a in session.scalars(select(Actor).where(Actor.address.in_(signers)))}
+        actors = {a.address.lower(): a for a in session.scalars(select(Actor).where(Actor.address.in_(signers)))}
+    claims = [read_claims(row.event) for row in rows]
+    subjects = Subjects.load(session, claims, state.settings.resolver_base_url)
     entries = []
-    for row in rows:
+    for row, claim in zip(rows, claims, strict=True):
+        actor = actors.get(row.signer.lower())
+        reasons = refusals(claim, actor.id if actor else None, actor.role if actor else None, subjects)
+        if any(reason.kind in _HIDDEN for reason in reasons):
+            continue
         event = row.event
         batch = row.batch
         entries.append(
@@ -243,9 +259,10 @@ def timeline(state: AppState, session: Session, uri: str) -> list[TimelineEntry]
                 label=label_of(event),
                 biz_step=event.get("bizStep"),
                 disposition=event.get("disposition"),
-                actor=names.get(row.signer.lower(), row.signer),
+                actor=actor.name if actor is not None else row.signer,
                 anchoring=str(row.status.value if hasattr(row.status, "value") else row.status),
                 tx_hash=("0x" + batch.tx_hash.hex()) if batch is not None and batch.tx_hash else None,
+                third_party=owner_id is not None and (actor is None or actor.id != owner_id),
             )
         )
     entries.sort(key=lambda e: e.time)
@@ -312,7 +329,7 @@ def passport_content(
             shared[key] = made
     materials_json, recycled, generations_json = made
     item_state = ItemState(item.state)
-    entries = timeline(state, session, uri)
+    entries = timeline(state, session, uri, item.brand_id)
     received = intake(item, entries)
     return {
         "uri": uri,
@@ -455,6 +472,7 @@ def jsonld(
                 "circ:bizStep": e.biz_step,
                 "circ:disposition": e.disposition,
                 "circ:actor": e.actor,
+                "circ:thirdParty": e.third_party,
                 "circ:anchoring": e.anchoring,
             }
             for e in entries

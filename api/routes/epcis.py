@@ -20,6 +20,7 @@ from sqlalchemy import select
 from ledger.accounts import LocalAccount
 from ledger.epcis.hashing import event_hash_id
 
+from .. import authority
 from .. import epcis_store as store
 from .. import versions
 from ..deps import ApiSettingsDep, CurrentActor, SessionDep, StateDep, SupplyChainActor
@@ -106,6 +107,18 @@ async def capture(
         raise Problem(400, "No events", "the document holds no events")
     if len(events) > api_settings.capture_max_events:
         raise Problem(413, "Too many events", f"at most {api_settings.capture_max_events} events per capture")
+    with state.service.sessions() as session:
+        # Per event, per item and lot it names, per bizStep: the write API's rules (api/authority.py). A refusal is
+        # a security matter, not a data error: the whole document is refused, whatever the error behaviour.
+        refused = authority.judge(session, events, actor, state.settings.resolver_base_url)
+    if refused:
+        raise Problem(
+            403,
+            "Forbidden",
+            f"{len(refused)} of {len(events)} events may not be recorded by {actor.name}: {refused[0]['error']}",
+            type="epcisException:SecurityException",
+            errors=refused[:20],
+        )
     account = state.keys.account(actor)
     job_id = uuid.uuid4().hex
     with state.service.sessions() as session:

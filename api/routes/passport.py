@@ -205,7 +205,7 @@ def versioned(
 def lot_passport(request: Request, session: Session, state: AppState, product: Product, lot: Lot) -> HTMLResponse:
     base = _base(request)
     generations = pp.provenance(session, [(lot, None)], state.api_settings.provenance_max_generations)
-    entries = pp.timeline(state, session, lot.uri)
+    entries = pp.timeline(state, session, lot.uri, lot.owner_id)
     context = {
         "title": f"Material lot {lot.lot_number}",
         "product": product,

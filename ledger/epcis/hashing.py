@@ -44,6 +44,7 @@ __all__ = [
     "EventHashError",
     "InvalidEventError",
     "MalformedEventHashIdError",
+    "canonical_identifier",
     "document_event_hash_ids",
     "document_event_prehashes",
     "document_events",
@@ -459,6 +460,12 @@ def _digital_link(uri: str) -> str | None:
             if result is not None:
                 return result
     return None
+
+
+def canonical_identifier(text: str) -> str:
+    """An identifier as the event hash sees it: an EPC URN or a Digital Link of any domain as the canonical
+    ``https://id.gs1.org/...`` Digital Link; anything else unchanged. Two spellings of one item are one identifier."""
+    return _canonical_uri(text)
 
 
 @lru_cache(maxsize=65536)

@@ -33,7 +33,7 @@ def _capture_doc() -> dict[str, Any]:
                     "type": "ObjectEvent",
                     "eventTime": "2026-11-01T10:00:00.000Z",
                     "eventTimeZoneOffset": "+00:00",
-                    "epcList": ["https://id.circular.example/01/09506000134352/21/AUTHZ"],
+                    "epcList": ["https://id.circular.example/01/00614141107346/21/AUTHZ"],  # nobody's GTIN here
                     "action": "OBSERVE",
                     "bizStep": "inspecting",
                 }

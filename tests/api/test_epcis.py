@@ -16,7 +16,11 @@ from api import add_actor
 from ledger.epcis.hashing import event_hash_id
 from tests.conftest import standards_dir
 
-from .conftest import GTIN_A, RESOLVER, World
+from .conftest import RESOLVER, World
+
+# A GTIN no brand registered here (GS1's example prefix): events about it are not a registered item's, so any
+# supply-chain actor may capture them (api/authority.py); these tests are about the EPCIS interface itself.
+GTIN_ELSEWHERE = "00614141107346"
 
 EPCIS = standards_dir() / "epcis"
 BASE_CONTEXT = ["https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"]
@@ -107,7 +111,7 @@ def test_capture_the_standards_examples(world: World) -> None:
 
 
 def test_capture_is_idempotent(world: World) -> None:
-    document = _doc([_observe(f"{RESOLVER}/01/{GTIN_A}/21/{world.unique('IDEM')}")])
+    document = _doc([_observe(f"{RESOLVER}/01/{GTIN_ELSEWHERE}/21/{world.unique('IDEM')}")])
     first, second = _job(world, _capture(world, document)), _job(world, _capture(world, document))
     assert first["eventIDs"] == second["eventIDs"]
     found = world.client.get("/epcis/events", params={"EQ_eventID": first["eventIDs"][0]}).json()
@@ -143,7 +147,7 @@ def test_invalid_documents_are_400(world: World) -> None:
 
 
 def test_capture_needs_json_and_a_supply_chain_actor(world: World) -> None:
-    document = _doc([_observe(f"{RESOLVER}/01/{GTIN_A}/21/X")])
+    document = _doc([_observe(f"{RESOLVER}/01/{GTIN_ELSEWHERE}/21/X")])
     xml = world.client.post(
         "/epcis/capture", content=b"<epcis/>", headers={**world.auth("retailer"), "Content-Type": "application/xml"}
     )
@@ -157,7 +161,7 @@ def test_capture_needs_json_and_a_supply_chain_actor(world: World) -> None:
 
 
 def test_capture_jobs_are_private(world: World) -> None:
-    response = _capture(world, _doc([_observe(f"{RESOLVER}/01/{GTIN_A}/21/{world.unique('P')}")]))
+    response = _capture(world, _doc([_observe(f"{RESOLVER}/01/{GTIN_ELSEWHERE}/21/{world.unique('P')}")]))
     location = response.headers["location"]
     assert world.client.get(location, headers=world.auth("brand")).status_code == 404
     assert world.client.get(location, headers=world.auth("admin")).status_code == 200
@@ -181,7 +185,7 @@ def _failing_hash(monkeypatch: pytest.MonkeyPatch, bad_epc: str) -> None:
 
 @pytest.mark.parametrize(("behaviour", "stored"), [("rollback", 0), ("proceed", 1)])
 def test_capture_error_behaviour(world: World, monkeypatch: pytest.MonkeyPatch, behaviour: str, stored: int) -> None:
-    good, bad = (f"{RESOLVER}/01/{GTIN_A}/21/{world.unique('G')}", f"{RESOLVER}/01/{GTIN_A}/21/{world.unique('B')}")
+    good, bad = (f"{RESOLVER}/01/{GTIN_ELSEWHERE}/21/{world.unique(tag)}" for tag in "GB")
     _failing_hash(monkeypatch, bad)
     job = _job(
         world, _capture(world, _doc([_observe(good), _observe(bad)]), **{"GS1-Capture-Error-Behaviour": behaviour})
@@ -201,8 +205,8 @@ def test_an_accepted_capture_is_finished_after_a_stop(world: World) -> None:
     from api import create_app
     from api.models import Actor, CaptureJob, utcnow
 
-    epc = f"{RESOLVER}/01/{GTIN_A}/21/{world.unique('STOP')}"
-    revoked_epc = f"{RESOLVER}/01/{GTIN_A}/21/{world.unique('STOP')}"
+    epc = f"{RESOLVER}/01/{GTIN_ELSEWHERE}/21/{world.unique('STOP')}"
+    revoked_epc = f"{RESOLVER}/01/{GTIN_ELSEWHERE}/21/{world.unique('STOP')}"
     with world.service.sessions() as session:
         keys = world.client.app.state.circular.keys
         gone, _ = add_actor(world.service, session, "retailer", "Gone retailer", keys=keys)
@@ -242,7 +246,7 @@ def history(world: World) -> dict[str, Any]:
     for action, role in [("sold", "retailer"), ("in_use", "retailer"), ("returned", "retailer")]:
         assert world.act(item, action, role).status_code == 201
     marker = world.unique("Q")
-    epcs = [f"{RESOLVER}/01/{GTIN_A}/21/{marker}-{n}" for n in range(7)]
+    epcs = [f"{RESOLVER}/01/{GTIN_ELSEWHERE}/21/{marker}-{n}" for n in range(7)]
     times = [f"2030-01-0{n + 1}T12:00:00.000Z" for n in range(7)]
     events = [
         _observe(

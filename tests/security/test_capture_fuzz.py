@@ -32,10 +32,14 @@ CSET82 = "!\"%&'()*+,-./0123456789:;<=>?ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklm
 COUNTS = {"valid": 0, "invalid": 0, "tolerated": 0}
 
 serials = st.text(alphabet=CSET82, min_size=1, max_size=20)
-gtins = st.sampled_from(["9506000", "4012345", "0614141"]).flatmap(
+# Items and lots no brand registered here (GS1's example prefix, another resolver): capture judges events about
+# registered ones by who may write about them (tests/security/test_capture_authorisation.py); these are about
+# documents themselves, which anyone may record about identifiers that are not ours.
+ELSEWHERE = "https://id.elsewhere.example"
+gtins = st.sampled_from(["0614141", "0614142", "0614143"]).flatmap(
     lambda prefix: st.from_regex(r"\A[0-9]{5}\Z").map(lambda ref: make_gtin(prefix, ref)))
 item_uris = st.builds(lambda g, s: f"{RESOLVER}/01/{g}/21/{_pct(s)}", gtins, serials)
-lot_uris = st.binary(min_size=32, max_size=32).map(lambda b: f"{RESOLVER}/lots/0x{b.hex()}")
+lot_uris = st.binary(min_size=32, max_size=32).map(lambda b: f"{ELSEWHERE}/lots/0x{b.hex()}")
 grams = st.integers(1, 2**63 - 1)
 moments = st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2099, 12, 31),
                        timezones=st.just(UTC))
