@@ -348,7 +348,7 @@ def test_free_text_on_both_databases(any_db_world: World) -> None:
             "type": "EPCISDocument", "schemaVersion": "2.0", "creationDate": "2026-11-01T10:00:00.000Z",
             "epcisBody": {"eventList": [{
                 "type": "ObjectEvent", "eventTime": "2026-11-01T10:00:00.000Z", "eventTimeZoneOffset": "+00:00",
-                "epcList": [f"https://id.circular.example/01/{GTIN_A}/21/{name}"], "action": "OBSERVE",
+                "epcList": [f"https://id.circular.example/01/00614141107346/21/{name}"], "action": "OBSERVE",
                 "circ:note": text}]},
         }
         response = w.client.post("/epcis/capture", content=json.dumps(document), headers=headers)
