@@ -20,9 +20,8 @@ from sqlalchemy import select
 from ledger.accounts import LocalAccount
 from ledger.epcis.hashing import event_hash_id
 
-from .. import authority
+from .. import authority, versions
 from .. import epcis_store as store
-from .. import versions
 from ..deps import ApiSettingsDep, CurrentActor, SessionDep, StateDep, SupplyChainActor
 from ..models import Actor, ActorRole, CaptureJob, utcnow
 from ..problems import Problem
