@@ -423,6 +423,8 @@ VALID: dict[str, dict[str, Any]] = {
     "RecyclingCreate": {"items": [{"gtin": GTIN_A, "serial": "S1"}], "materialCode": "CO", "lotNumber": "R1",
                         "massGrams": 1},
     "ReturnRequestCreate": {},
+    "ItemKey": {"gtin": GTIN_A, "serial": "S1"},
+    "LifecycleBatchCreate": {"action": "sold", "items": [{"gtin": GTIN_A, "serial": "S1"}]},
 }
 EXTRA = {"owner": "0x" + "11" * 20, "role": "admin", "verified": True}
 
@@ -459,6 +461,11 @@ def _endpoints(w: World, lot: dict[str, Any]) -> list[tuple[str, str, str | None
         ("POST", "/api/v1/runs", "brand", {**VALID["RunCreate"], "verified": True}, ("body", "verified")),
         ("POST", "/api/v1/lifecycle-events", "retailer", {**VALID["LifecycleCreate"], "role": "brand"},
          ("body", "role")),
+        ("POST", "/api/v1/lifecycle-batches", "retailer", {**VALID["LifecycleBatchCreate"], "role": "brand"},
+         ("body", "role")),
+        ("POST", "/api/v1/lifecycle-batches", "retailer",
+         {**VALID["LifecycleBatchCreate"], "items": [{**VALID["ItemKey"], "verified": True}]},
+         ("body", "items", 0, "verified")),
         ("POST", "/api/v1/recycling", "recycler", {**VALID["RecyclingCreate"], **owner}, ("body", "owner")),
         ("POST", "/api/v1/recycling", "recycler",
          {**VALID["RecyclingCreate"], "items": [{**VALID["ItemRef"], "verified": True}]},
