@@ -95,3 +95,19 @@ def test_pages_of_another_role_are_not_found(world: Any) -> None:
     client = sign_in(world, "retailer")
     assert client.get("/console/lots").status_code == 404
     assert client.get("/console/products").status_code == 404
+
+
+def test_a_recycler_approves_grams_of_its_recovered_lot_to_a_brand(world: Any) -> None:
+    recovered = world.lot(role="recycler", gtin=None, code="rCO", grams=2_000, share=10_000)
+    recycler = sign_in(world, "recycler")
+    page = recycler.get(f"/console/lots/{recovered['lotId']}")
+    assert page.status_code == 200 and "Approve grams to a brand" in page.text
+    brand_a = str(world.actor_ids["brand"])
+    answer = recycler.post(f"/console/lots/{recovered['lotId']}/approvals",
+                           data={**form_fields(page.text), "operator": brand_a, "grams": "1500"})
+    assert answer.status_code == 303, answer.text
+    assert "Brand A: 1,500&nbsp;g" in recycler.get(answer.headers["location"]).text
+    brand = sign_in(world, "brand")
+    assert recovered["lotNumber"] in brand.get("/console/lots").text  # approved to it: in its list
+    assert brand.get(f"/console/lots/{recovered['lotId']}").status_code == 200
+    assert sign_in(world, "brand_b").get(f"/console/lots/{recovered['lotId']}").status_code == 404

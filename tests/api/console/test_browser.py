@@ -170,8 +170,10 @@ class Phone:
         self.checked.append(self.page.url.split("?")[0].replace(self.base, ""))
         if shot and self.shots:  # the page's top, at most two and a half phone screens
             height = min(int(self.page.evaluate("document.documentElement.scrollHeight")), 2_100)
-            self.page.screenshot(path=str(self.shots / f"{shot}.png"), full_page=True,
-                                 clip={"x": 0, "y": 0, "width": PHONE["viewport"]["width"], "height": height})
+            png = self.page.screenshot(full_page=True, clip={"x": 0, "y": 0, "width": PHONE["viewport"]["width"],
+                                                             "height": height})
+            # 256 colours are plenty for a page of text and flat colours: a third of the bytes in the repository.
+            Image.open(BytesIO(png)).quantize(256).save(self.shots / f"{shot}.png", optimize=True)
 
     def close(self) -> None:
         self.page.context.close()
@@ -211,7 +213,7 @@ def journeys(world: Any, chromium: Chromium, tmp: Path) -> list[str]:
         page.wait_for_url(base + "/console/items")
         assert world.keys["brand"] not in page.content()
         brand.go("/console")
-        brand.check("brand-home")
+        brand.check()
         brand.go("/console/products")
         page.fill("#f-gtin", GTIN_A)
         page.fill("#f-name", "Organic cotton T-shirt")
@@ -223,7 +225,7 @@ def journeys(world: Any, chromium: Chromium, tmp: Path) -> list[str]:
         lots_csv = ("lot_number,material_code,mass_grams,recycled_share,origin\n"
                     f"{numbers[0]},CO,250000,0,Gujarat\n{numbers[1]},PES,80000,30,\n{numbers[2]},CO,1000,0,\n")
         brand.go("/console/import")
-        brand.check("import")
+        brand.check()
         page.set_input_files("#f-file", files=[{"name": "lots.csv", "mimeType": "text/csv",
                                                  "buffer": lots_csv.encode()}])
         page.click("form[action='/console/import/preview'] button[type=submit]")
@@ -237,7 +239,7 @@ def journeys(world: Any, chromium: Chromium, tmp: Path) -> list[str]:
         brand.go("/console/lots")
         for number in numbers:
             assert number in _text(brand, "#lots")
-        brand.check("lots")
+        brand.check()
         with world.service.sessions() as session:
             cotton = session.scalar(select(Lot).where(Lot.lot_number == numbers[0]))
             assert cotton is not None
@@ -257,7 +259,7 @@ def journeys(world: Any, chromium: Chromium, tmp: Path) -> list[str]:
         page.fill("#f-run_prefix", prefix)
         page.select_option("#f-run_lot_0", cotton_id)
         page.fill("#f-run_grams_0", "180")
-        brand.check("items")
+        brand.check()
         page.click("form[action='/console/runs'] button[type=submit]")
         page.wait_for_url(f"{base}/console/runs/**")
         assert "Run of 100" in _text(brand, "h1")
@@ -309,7 +311,7 @@ def journeys(world: Any, chromium: Chromium, tmp: Path) -> list[str]:
         page.goto(link)
         page.wait_for_url(base + "/console")
         assert "#code=" not in page.url
-        recycler.check("recycler-home")
+        recycler.check()
         recycler.go("/console/intake")
         write_y4m(chromium.camera, [expected[0]])
         page.click("#camera-start")
