@@ -9,7 +9,10 @@ Five rules, each with its checks (``RULES``); the first four are the issue's:
 2. unknown identifiers: resolver lookups of serials never registered; events naming items or lots never
    registered;
 3. recovered mass above the collected mass: a recycling event, or a recovered lot, whose grams exceed the
-   grams of the items (and quantities) recycled into it (the arithmetic is ``materials.recovery_excess``);
+   grams of the items (and quantities) recycled into it (the arithmetic is ``materials.recovery_excess``); per
+   material, where the totals fit, recovered lots of one material holding more than the items held of what recycles
+   into it (``materials.recovery``: cotton is no polyester); and lots of a material outside the catalogue. The API
+   refuses both before any transaction: these find what was written before it did, or around it;
 4. signers outside their role: events whose EIP-712 signer did not hold a role allowed to take that step when
    the event was recorded, from the chain's ``RoleGranted``/``RoleRevoked`` logs (``ledger.audit``), or signed
    after the signer's API key was revoked; events whose own ``circ:lifecycle`` names another action than their
@@ -44,7 +47,9 @@ from ledger.client import Role
 from ledger.lifecycle import step as lifecycle_step
 from ledger.outbox import Batch, BatchStatus, OutboxEvent
 from ledger.versions import DocumentVersion
+from materials import UnknownMaterial, material
 from materials.accounting import recovery_excess
+from materials.recovery import RecoveryError, balance, item_parts
 
 from .authority import Subjects, read_claims, refusals
 from .gs1.digital_link import DigitalLink, parse_path
@@ -60,6 +65,8 @@ RULES: dict[str, tuple[int, str]] = {
     "unknown-serial": (2, "a serial never registered was looked up"),
     "unknown-epc": (2, "an event names an item or lot never registered"),
     "recovery-excess": (3, "recovered grams above the grams recycled into it"),
+    "material-excess": (3, "recovered lots holding more of a material than their items held of what recycles into it"),
+    "unknown-material": (3, "a lot of a material the catalogue does not know"),
     "signer-role": (4, "signed by an account without a role allowed for the step"),
     "lifecycle-mismatch": (4, "circ:lifecycle names another action than the event's bizStep and disposition"),
     "not-a-party": (4, "about an item or lot its signer may not write about (another brand's, not owned or approved)"),
@@ -218,6 +225,7 @@ class _World:
     lot_uris: set[str]
     lot_keys: set[tuple[str, str]]
     actors: dict[str, Actor]
+    lot_materials: dict[str, str] = field(default_factory=dict)  # lot id → material code
 
     @classmethod
     def load(cls, session: Session) -> _World:
@@ -229,6 +237,13 @@ class _World:
             lot_uris={lot.uri for lot in lots},
             lot_keys={(lot.gtin, lot.lot_number) for lot in lots if lot.gtin},
             actors={a.address.lower(): a for a in session.scalars(select(Actor))},
+            lot_materials={lot.lot_id: lot.material_code for lot in lots},
+        )
+
+    def parts_of(self, items: Sequence[Item]) -> list[tuple[str, int]]:
+        """The items' parts as (material code, grams)."""
+        return item_parts(
+            ([(str(lot), int(grams)) for lot, grams in item.composition] for item in items), self.lot_materials
         )
 
     def who(self, address: str) -> str:
@@ -300,12 +315,19 @@ def audit_events(session: Session, world: _World, roles: RoleHistory) -> tuple[l
             for uri, _ in _quantities(event, key):
                 if world.lot_known(uri) is False:
                     anomalies.append(Anomaly("unknown-epc", uri, who, f"{key} of event {event_id}", event_id))
-        # rule 3: a recycling event recovers no more grams than it was given
+        # rule 3: a recycling event recovers no more grams than it was given, nor more of a material
         if kind == "recycled":
             recovered = sum(g or 0 for _, g in _quantities(event, "outputQuantityList"))
             given = [world.items[i].mass_grams for i in inputs]
             given += [g for _, g in _quantities(event, "inputQuantityList") if g is not None]
             excess = recovery_excess(recovered, given)
+            code = (event.get("ilmd") or {}).get("circ:materialCode")
+            if not excess and isinstance(code, str) and not list(_quantities(event, "inputQuantityList")):
+                made = [(str(code), g or 0) for _, g in _quantities(event, "outputQuantityList")]
+                parts = world.parts_of([world.items[i] for i in inputs])
+                for detail in _material_excess(parts, made):
+                    subject = next(iter(uri for uri, _ in _quantities(event, "outputQuantityList")), event_id)
+                    anomalies.append(Anomaly("material-excess", subject, who, f"event {event_id}: {detail}", event_id))
             if excess:
                 outputs = [uri for uri, _ in _quantities(event, "outputQuantityList")]
                 anomalies.append(
@@ -485,6 +507,56 @@ def audit_recovered_lots(session: Session, world: _World) -> list[Anomaly]:
     return anomalies
 
 
+def _material_excess(parts: Sequence[tuple[str, int]], outputs: Sequence[tuple[str, int]]) -> list[str]:
+    """What recovered lots of `outputs` hold beyond the items' `parts` of each material, in words."""
+    try:
+        entries = balance(parts, outputs)
+    except RecoveryError as exc:
+        return [str(exc)]
+    return [
+        f"{entry.requested:,} g of {entry.material} from items that held {entry.available:,} g of what recycles into "
+        f"it ({', '.join(entry.sources) or 'none'}): {entry.excess:,} g too many"
+        for entry in entries
+        if entry.excess
+    ]
+
+
+def audit_lot_materials(session: Session, world: _World) -> list[Anomaly]:
+    """Rule 3 per material, on the records: the recovered lots of one recycling (those sharing their source items)
+    against the items' compositions, where their total fits (else ``recovery-excess`` says it); and every lot's
+    material code against the catalogue."""
+    anomalies: list[Anomaly] = []
+    owners = {a.id: a.name for a in world.actors.values()}
+    recyclings: dict[tuple[str, ...], list[Lot]] = defaultdict(list)
+    for lot in session.scalars(select(Lot).order_by(Lot.created_at, Lot.lot_id)):
+        try:
+            material(lot.material_code)
+        except UnknownMaterial:
+            detail = f"lot {lot.lot_number} is of {lot.material_code!r}, which is not in the catalogue"
+            anomalies.append(Anomaly("unknown-material", lot.uri, owners.get(lot.owner_id), detail, lot.event_id))
+            continue
+        if lot.recovered and lot.source_items:
+            recyclings[tuple(sorted(str(i).lower() for i in lot.source_items))].append(lot)
+    for sources, lots in recyclings.items():
+        items = [world.items_by_id[i] for i in sources if i in world.items_by_id]
+        recovered = sum(lot.mass_grams for lot in lots)
+        if recovery_excess(recovered, [item.mass_grams for item in items]):
+            continue  # the total is already too much: recovery-excess reports it
+        for detail in _material_excess(world.parts_of(items), [(lot.material_code, lot.mass_grams) for lot in lots]):
+            first = lots[0]
+            numbers = ", ".join(lot.lot_number for lot in lots)
+            anomalies.append(
+                Anomaly(
+                    "material-excess",
+                    first.uri,
+                    owners.get(first.owner_id),
+                    f"recovered lot(s) {numbers} of {len(items)} items: {detail}",
+                    first.event_id,
+                )
+            )
+    return anomalies
+
+
 def audit_missing_events(
     session: Session, world: _World, anchored: Mapping[bytes, int], archive: Archive | None
 ) -> list[Anomaly]:
@@ -582,6 +654,7 @@ def run_audit(
     anomalies += scan_anomalies
     anomalies += audit_unknown_serials(session)
     anomalies += audit_recovered_lots(session, world)
+    anomalies += audit_lot_materials(session, world)
     if anchored is not None:
         anomalies += audit_missing_events(session, world, anchored, archive)
         anomalies += audit_lost_anchors(session, world, anchored)

@@ -31,7 +31,7 @@ ITEMS_IN_RUN = 1000
 RETURNED = 10
 QR_ITEMS = 3
 COTTON_G, POLYESTER_G = 150, 50
-RECOVERED_G = 1_900
+RECOVERED_G = 1_400  # recycled cotton: at most the 1,500 g of cotton in the ten T-shirts
 GEN2_RECOVERED_G, GEN2_VIRGIN_G = 120, 80
 # Demo keys are throwaway development keys on a throwaway chain; real deployments set their own password.
 DEMO_KEYSTORE_PASSWORD = "circular-demo"
@@ -249,8 +249,9 @@ def _story(
     ).json()
     recovered = recycled["lot"]
     console.print(
-        f"6. the recycler recycled them into recovered lot {recovered['uri']}: {RECOVERED_G:,} g of the "
-        f"{RETURNED * (COTTON_G + POLYESTER_G):,} g collected, 100% recycled, its lineage on-chain"
+        f"6. the recycler recycled them into recovered lot {recovered['uri']}: {RECOVERED_G:,} g of recycled cotton "
+        f"from the {RETURNED * COTTON_G:,} g of cotton in the {RETURNED * (COTTON_G + POLYESTER_G):,} g collected "
+        "(never more of a material than the items held), 100% recycled, its lineage on-chain"
     )
 
     _call(

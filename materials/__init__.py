@@ -32,6 +32,14 @@ from .errors import (
     UnknownMaterial,
 )
 from .flow import FlowItems, FlowLink, MaterialFlow, MonthShare, material_flow
+from .recovery import (
+    MaterialBalance,
+    MaterialMassExceeded,
+    NotRecoverable,
+    RecoveryError,
+    check_recovery,
+    recovered_code,
+)
 
 __all__ = [
     "FULL_SHARE_BPS",
@@ -45,21 +53,27 @@ __all__ = [
     "MassBalance",
     "MassBalanceExceeded",
     "Material",
+    "MaterialBalance",
     "MaterialFlow",
     "MaterialGraph",
+    "MaterialMassExceeded",
     "MaterialsError",
     "MonthShare",
+    "NotRecoverable",
     "Part",
     "RecoveredMassExceeded",
+    "RecoveryError",
     "UnknownMaterial",
     "by_material",
     "catalogue",
+    "check_recovery",
     "material",
     "material_code_bytes32",
     "material_code_from_bytes32",
     "material_flow",
     "material_label",
     "provenance",
+    "recovered_code",
     "recovered_material",
     "recycled_grams",
     "recycled_share_bps",

@@ -43,7 +43,7 @@ def loop(world: World) -> dict[str, Any]:
             "items": [{"gtin": GTIN_A, "serial": first["serial"]}],
             "materialCode": "rCO",
             "lotNumber": world.unique("R"),
-            "massGrams": 190,
+            "massGrams": 140,
         },
     )
     assert recycled.status_code == 201, recycled.text

@@ -82,7 +82,7 @@ def _populate(world: ApiWorld) -> list[str]:
             "items": [{"gtin": GTIN, "serial": s} for s in serials[:3]],
             "materialCode": "CO",
             "lotNumber": "REC-1",
-            "massGrams": 2_000,
+            "massGrams": 1_800,
         },
     )["lot"]
     world.call(
