@@ -166,6 +166,8 @@ class Phone:
                  .map(v => `${v.id} (${v.impact}): ${v.nodes.map(n => n.target.join(" ")).join(", ")}`))"""
         )
         assert violations == [], (self.page.url, violations)
+        width = self.page.evaluate("document.documentElement.scrollWidth")
+        assert width <= PHONE["viewport"]["width"], (self.page.url, f"{width} px wide: the page scrolls sideways")
         assert self.errors == [], (self.page.url, self.errors)
         self.checked.append(self.page.url.split("?")[0].replace(self.base, ""))
         if shot and self.shots:  # the page's top, at most two and a half phone screens
@@ -208,8 +210,14 @@ def journeys(world: Any, chromium: Chromium, tmp: Path) -> list[str]:
         brand.go("/console/items")
         assert "/console/sign-in" in page.url
         brand.check("sign-in")
-        page.fill("#f-api_key", world.keys["brand"])
-        page.click("#key-form button[type=submit]")
+        # With the keyboard alone: Tab to the key's field, type it, Enter.
+        for _ in range(10):
+            page.keyboard.press("Tab")
+            if page.evaluate("document.activeElement.id") == "f-api_key":
+                break
+        assert page.evaluate("document.activeElement.id") == "f-api_key"
+        page.keyboard.type(world.keys["brand"])
+        page.keyboard.press("Enter")
         page.wait_for_url(base + "/console/items")
         assert world.keys["brand"] not in page.content()
         brand.go("/console")
