@@ -9,18 +9,19 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import defaultdict
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Text, bindparam, cast, select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session
 
 from ledger.client import ItemState
 from ledger.integrity import ItemClaim, LotClaim
 from ledger.lifecycle import action_of, label_of, state_label
-from ledger.outbox import EventEpc, OutboxEvent
+from ledger.outbox import Batch, EventEpc, OutboxEvent
+from ledger.versions import Canonical
 from materials import FULL_SHARE_BPS, Composition, LotRecord, UnknownMaterial, recycled_share_bps
 from materials import material as catalogue_material
 
@@ -215,17 +216,26 @@ def provenance(session: Session, start: Sequence[tuple[Lot, int | None]], max_ge
     return generations
 
 
-def _events_for(session: Session, uri: str) -> list[OutboxEvent]:
-    """The outbox's events naming `uri`, oldest first, with their batches, read in `session` (inside a write's
-    transaction, the events it has just added are among them)."""
+class _EventRow(NamedTuple):
+    event_id: str
+    event: dict[str, Any]
+    signer: str
+    status: Any
+    tx_hash: bytes | None
+
+
+def _events_for(session: Session, uri: str) -> list[_EventRow]:
+    """The outbox's events naming `uri`, oldest first, with their batch's transaction, read in `session` (inside a
+    write's transaction, the events it has just added are among them). One query of plain rows: a passport version
+    is built for every change, and loading the events and their batches as entities was a tenth of a build."""
     query = (
-        select(OutboxEvent)
+        select(OutboxEvent.event_id, OutboxEvent.event, OutboxEvent.signer, OutboxEvent.status, Batch.tx_hash)
         .join(EventEpc, EventEpc.event_pk == OutboxEvent.id)
+        .outerjoin(Batch, Batch.id == OutboxEvent.batch_id)
         .where(EventEpc.epc == uri)
         .order_by(OutboxEvent.id)
-        .options(selectinload(OutboxEvent.batch))
     )
-    return list(session.scalars(query))
+    return [_EventRow(*row) for row in session.execute(query)]
 
 
 # What hides an event from a passport: it breaks the rules of who may record what (``api/authority.py``). Events
@@ -234,14 +244,47 @@ def _events_for(session: Session, uri: str) -> list[OutboxEvent]:
 _HIDDEN = frozenset({"mismatch", "role", "party"})
 
 
-def timeline(state: AppState, session: Session, uri: str, owner_id: int | None = None) -> list[TimelineEntry]:
+def events_by_uri(session: Session, uris: Sequence[str], chunk: int = 500) -> dict[str, list[_EventRow]]:
+    """:func:`_events_for` of many URIs at once (a change that reaches a thousand passports: one query a chunk)."""
+    found: dict[str, list[_EventRow]] = {uri: [] for uri in uris}
+    ordered = sorted(found)
+    for start in range(0, len(ordered), chunk):
+        query = (
+            select(EventEpc.epc, OutboxEvent.event_id, OutboxEvent.event, OutboxEvent.signer, OutboxEvent.status,
+                   Batch.tx_hash)
+            .join(EventEpc, EventEpc.event_pk == OutboxEvent.id)
+            .outerjoin(Batch, Batch.id == OutboxEvent.batch_id)
+            .where(EventEpc.epc.in_(ordered[start : start + chunk]))
+            .order_by(OutboxEvent.id)
+        )
+        for epc, *row in session.execute(query):
+            found[epc].append(_EventRow(*row))
+    return found
+
+
+def actors_by_address(session: Session, addresses: Iterable[str] | None = None) -> dict[str, Actor]:
+    """Actors by lower-case address (every actor when `addresses` is None)."""
+    query = select(Actor)
+    if addresses is not None:
+        query = query.where(Actor.address.in_(sorted(set(addresses))))
+    return {actor.address.lower(): actor for actor in session.scalars(query)}
+
+
+def timeline(
+    state: AppState,
+    session: Session,
+    uri: str,
+    owner_id: int | None = None,
+    rows: Sequence[_EventRow] | None = None,
+    actors: dict[str, Actor] | None = None,
+) -> list[TimelineEntry]:
     """The events naming `uri` that the rules allow, oldest first. `owner_id` is the item's brand (the lot's owner):
-    an event someone else signed is marked ``third_party``."""
-    rows = _events_for(session, uri)
-    actors: dict[str, Actor] = {}
-    if rows:
-        signers = sorted({row.signer for row in rows})
-        actors = {a.address.lower(): a for a in session.scalars(select(Actor).where(Actor.address.in_(signers)))}
+    an event someone else signed is marked ``third_party``. `rows` and `actors` when the caller has read them
+    already (:func:`events_by_uri`, :func:`actors_by_address`)."""
+    if rows is None:
+        rows = _events_for(session, uri)
+    if actors is None:
+        actors = actors_by_address(session, [row.signer for row in rows]) if rows else {}
     claims = [read_claims(row.event) for row in rows]
     subjects = Subjects.load(session, claims, state.settings.resolver_base_url)
     entries = []
@@ -251,7 +294,6 @@ def timeline(state: AppState, session: Session, uri: str, owner_id: int | None =
         if any(reason.kind in _HIDDEN for reason in reasons):
             continue
         event = row.event
-        batch = row.batch
         entries.append(
             TimelineEntry(
                 event_id=row.event_id,
@@ -261,7 +303,7 @@ def timeline(state: AppState, session: Session, uri: str, owner_id: int | None =
                 disposition=event.get("disposition"),
                 actor=actor.name if actor is not None else row.signer,
                 anchoring=str(row.status.value if hasattr(row.status, "value") else row.status),
-                tx_hash=("0x" + batch.tx_hash.hex()) if batch is not None and batch.tx_hash else None,
+                tx_hash=("0x" + bytes(row.tx_hash).hex()) if row.tx_hash else None,
                 third_party=owner_id is not None and (actor is None or actor.id != owner_id),
             )
         )
@@ -300,6 +342,12 @@ def _product_view(product: Product) -> dict[str, Any]:
     }
 
 
+def _plain(view: Any) -> dict[str, Any]:
+    """A view dataclass as the JSON object a version holds (its fields; nested values are JSON already). Shallow:
+    ``dataclasses.asdict`` copies every nested list and dict again, a tenth of a build for nothing."""
+    return dict(vars(view))
+
+
 def passport_content(
     session: Session,
     state: AppState,
@@ -321,19 +369,26 @@ def passport_content(
         start = [(lots[str(lot_id)], int(grams)) for lot_id, grams in item.composition if str(lot_id) in lots]
         generations = provenance(session, start, state.api_settings.provenance_max_generations)
         made = (
-            [asdict(material) for material in materials],
+            [_plain(material) for material in materials],
             recycled,
-            [asdict(generation) for generation in generations],
+            [_plain(generation) for generation in generations],
         )
-        if shared is not None:
+        if shared is not None:  # canonicalised once for all the items that share them
+            made = (Canonical.of(made[0]), recycled, Canonical.of(made[2]))
             shared[key] = made
     materials_json, recycled, generations_json = made
     item_state = ItemState(item.state)
-    entries = timeline(state, session, uri, item.brand_id)
+    prefetched = shared.get("events") if shared is not None else None
+    actors = shared.get("actors") if shared is not None else None
+    rows = prefetched.get(uri) if prefetched is not None else None
+    entries = timeline(state, session, uri, item.brand_id, rows, actors)
     received = intake(item, entries)
+    product_view: Any = _product_view(product)
+    if shared is not None:
+        product_view = shared.setdefault(f"product {product.gtin}", Canonical.of(product_view))
     return {
         "uri": uri,
-        "product": _product_view(product),
+        "product": product_view,
         "item": {
             "gtin": item.gtin,
             "serial": item.serial,
@@ -343,11 +398,11 @@ def passport_content(
         },
         "state": STATE_LABELS[item_state],
         "closed": item_state in CLOSED_STATES,
-        "received": asdict(received) if received is not None else None,
+        "received": _plain(received) if received is not None else None,
         "materials": materials_json,
         "recycled": recycled,
         "generations": generations_json,
-        "timeline": [asdict(entry) for entry in entries],
+        "timeline": [_plain(entry) for entry in entries],
     }
 
 
@@ -502,7 +557,9 @@ __all__ = [
     "MaterialView",
     "TimelineEntry",
     "Verdict",
+    "actors_by_address",
     "composition",
+    "events_by_uri",
     "intake",
     "item_claim",
     "jsonld",

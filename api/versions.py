@@ -65,14 +65,14 @@ def build(
     gtins = sorted({item.gtin for item in items})
     products = {p.gtin: p for p in session.scalars(select(Product).where(Product.gtin.in_(gtins)))}
     shared: dict[str, Any] = {}  # items of one run share their materials and provenance
+    kept = [item for item in items if item.gtin in products]
+    subjects = [subject(state, item.gtin, item.serial) for item in kept]
+    if len(kept) > 1:  # the events of every item at once, and every actor's name
+        shared["events"] = pp.events_by_uri(session, subjects)
+        shared["actors"] = pp.actors_by_address(session)
     wanted = [
-        NewVersion(
-            subject(state, item.gtin, item.serial),
-            pp.passport_content(session, state, products[item.gtin], item, shared),
-            reason,
-        )
-        for item in items
-        if item.gtin in products
+        NewVersion(uri, pp.passport_content(session, state, products[item.gtin], item, shared), reason)
+        for uri, item in zip(subjects, kept, strict=True)
     ]
     return add_versions(session, KIND, wanted, at)
 

@@ -26,6 +26,7 @@ import re
 import shutil
 import signal
 import socket
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -66,6 +67,7 @@ class World:
     gen2: list[str] = field(default_factory=list)
     gen3: list[str] = field(default_factory=list)
     db_url: str | None = None  # unset: SQLite in data_dir
+    filler: list[str] = field(default_factory=list)  # the scale world's further items
 
     @property
     def database_url(self) -> str:
@@ -118,7 +120,42 @@ def world() -> World:
     return _WORLD
 
 
-def _build_world() -> World:
+SCALE_ITEMS = 100_000  # the scale section's world: the three generations and items of further runs up to this many
+FILLER_RUN = 10_000  # items per further run (the API's largest run)
+_WORLDS: dict[str, World] = {}
+
+
+def scale_world() -> World:
+    """The three-generation world grown to SCALE_ITEMS items with runs of virgin material, made through the API."""
+    if "scale" not in _WORLDS:
+        _WORLDS["scale"] = _build_world(filler=SCALE_ITEMS - 3 * ITEMS_PER_GENERATION)
+    return _WORLDS["scale"]
+
+
+def postgres_world() -> World:
+    """The three-generation world on PostgreSQL (a schema of its own, dropped at exit)."""
+    if "postgres" not in _WORLDS:
+        from sqlalchemy import create_engine, text
+
+        schema = f"bench_{os.getpid()}_{int(time.time())}"
+        admin = create_engine(PG_URL)
+        with admin.begin() as connection:
+            connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+
+        def drop() -> None:
+            with admin.begin() as connection:
+                connection.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+            admin.dispose()
+
+        atexit.register(drop)
+        _WORLDS["postgres"] = _build_world(db_url=f"{PG_URL}?options=-csearch_path%3D{schema}")
+    return _WORLDS["postgres"]
+
+
+PG_URL = os.environ.get("CIRCULAR_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+def _build_world(filler: int = 0, db_url: str | None = None) -> World:
     from fastapi.testclient import TestClient
 
     from api import add_actor, create_app
@@ -138,6 +175,7 @@ def _build_world() -> World:
     settings = Settings(
         data_dir=data_dir,
         rpc_url=node.url,
+        db_url=db_url,
         resolver_base_url=RESOLVER,
         keystore_password=PASSWORD,  # type: ignore[arg-type]
         run_worker_in_api=False,
@@ -154,7 +192,7 @@ def _build_world() -> World:
     keys: dict[str, str] = {}
     accounts: dict[str, Any] = {}
     ids: dict[str, int] = {}
-    out = World(data_dir, node.url, keys)
+    out = World(data_dir, node.url, keys, db_url=db_url)
     with TestClient(app, base_url="http://testserver") as client:
         with service.sessions() as session:
             for role, name, prefixes in (
@@ -234,9 +272,17 @@ def _build_world() -> World:
         for m, lot_id in enumerate(r2):
             out.gen3 += run("Brand A", GTIN_A, gen3[m * GROUP : (m + 1) * GROUP],
                             [(lot_id, RECOVERED_PER_ITEM), (cotton_a, VIRGIN_PER_ITEM)])
+        if filler:  # runs of virgin material, as a brand's other products would be made
+            cotton = lot("Brand A", GTIN_A_LOTS, "CO-F", "CO", 200 * filler)
+            polyester = lot("Brand A", GTIN_A_LOTS, "PES-F", "PES", 100 * filler)
+            for start in range(0, filler, FILLER_RUN):
+                serials = _serials("F-", start, min(FILLER_RUN, filler - start))
+                out.filler += run("Brand A", GTIN_A, serials, [(cotton, 150), (polyester, 50)])
         service.worker(anchorer).drain()  # passports say "verified", as they would in production
     service.close()
-    print(f"FIGURE bench_api_world_seconds: {time.perf_counter() - started:.1f}")
+    kind = f"{len(out.gen1) + len(out.gen2) + len(out.gen3) + len(out.filler):,} items"
+    print(f"FIGURE bench_api_world_seconds ({kind}, {'PostgreSQL' if db_url else 'SQLite'}): "
+          f"{time.perf_counter() - started:.1f}")
     return out
 
 
@@ -552,22 +598,19 @@ def _scan_rows(w: World) -> int:
         engine.dispose()
 
 
-def scan_flow_section() -> dict[str, Any]:
-    """The scan flow (Digital Link with a browser's Accept, recorded, 307, then the page) over 1,000 distinct
-    third-generation items on one worker, beside the same run's page reads without scans; every scan must be in the
-    database once the server has stopped."""
-    w = world()
-    items = w.gen3[:FLOW_ITEMS]
+def _scan_flow(w: World, name: str, items: list[str]) -> dict[str, Any]:
+    """`name`_rps and _p99_ms of the scan flow over `items` on one worker; `name`_page_rps and _page_p99_ms of the
+    page alone in the same server's run. Every answered scan must be in the database once the server has stopped."""
     out: dict[str, Any] = {}
     before = _scan_rows(w)
     with server(w) as srv:
         _flow(srv.url, items, WARMUP_SECONDS)
         run = _flow(srv.url, items, READ_SECONDS)
-        out["scan_flow_rps"], out["scan_flow_p99_ms"] = run.flows_per_s, run.p99_ms
+        out[f"{name}_rps"], out[f"{name}_p99_ms"] = run.flows_per_s, run.p99_ms
         with httpx.Client(base_url=srv.url, timeout=120) as client:
-            for path in items:  # every page answers (and is built once) before the page-only load
+            for path in items:  # every page answers (and is rendered once) before the page-only load
                 _check_ok(client.get(path + "/passport", headers={"Accept": BROWSER_ACCEPT}))
-        out["scan_flow_page_rps"], out["scan_flow_page_p99_ms"] = _load(
+        out[f"{name}_page_rps"], out[f"{name}_page_p99_ms"] = _load(
             srv.url, [p + "/passport" for p in items], BROWSER_ACCEPT
         )
     if run.others:
@@ -575,9 +618,164 @@ def scan_flow_section() -> dict[str, Any]:
     recorded = _scan_rows(w) - before  # the warm-up's scans and the measured run's
     if recorded < run.scans:
         raise RuntimeError(f"{run.scans} scans answered in the measured run, {recorded} recorded in all")
-    out["scan_flow_scans_recorded"] = recorded
-    out["scan_flow_vs_page"] = round(out["scan_flow_rps"] / out["scan_flow_page_rps"], 3)
+    out[f"{name}_scans_recorded"] = recorded
+    out[f"{name}_vs_page"] = round(out[f"{name}_rps"] / out[f"{name}_page_rps"], 3)
     return out
+
+
+def _first_reads(url: str, paths: list[str], accept: str) -> float:
+    """p99 (ms) of reading each of `paths` once, one after the other, on a server that has rendered none of them."""
+    timings = []
+    with httpx.Client(base_url=url, timeout=60) as client:
+        for path in paths:
+            started = time.perf_counter()
+            _check_ok(client.get(path, headers={"Accept": accept}))
+            timings.append(time.perf_counter() - started)
+    return _p99(timings)
+
+
+def scan_flow_section() -> dict[str, Any]:
+    """The scan flow (Digital Link with a browser's Accept, recorded, 307, then the page) over 1,000 distinct
+    third-generation items on one worker, beside the same run's page reads without scans (SQLite); and beside them,
+    a page and a JSON-LD read of a version not rendered yet, and the JSON-LD and QR code reads under load."""
+    w = world()
+    items = w.gen3[:FLOW_ITEMS]
+    out = _scan_flow(w, "scan_flow", items)
+    with server(w) as srv:
+        pages = [p + "/passport" for p in items[:200]]
+        out["passport_page_uncached_p99_ms"] = _first_reads(srv.url, pages, BROWSER_ACCEPT)
+        out["passport_json_uncached_version_p99_ms"] = _first_reads(
+            srv.url, [p + "/passport.jsonld" for p in items[:200]], "application/ld+json"
+        )
+        for name, suffix, accept in (("flow_items_json", "/passport.jsonld", "application/ld+json"),
+                                     ("flow_items_qr", "/qr.png", "image/png")):
+            out[f"{name}_rps"], out[f"{name}_p99_ms"] = _load(srv.url, [p + suffix for p in items], accept)
+    return out
+
+
+def scan_flow_pg_section() -> dict[str, Any]:
+    """The scan flow of :func:`scan_flow_section` on PostgreSQL."""
+    w = postgres_world()
+    return _scan_flow(w, "scan_flow_pg", w.gen3[:FLOW_ITEMS])
+
+
+def _database_bytes(w: World) -> int:
+    from sqlalchemy import create_engine, text
+
+    if w.db_url is None:
+        path = w.data_dir / "circular.sqlite"
+        with sqlite3.connect(path) as db:
+            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return path.stat().st_size
+    engine = create_engine(w.database_url)
+    try:
+        with engine.connect() as connection:
+            schema = connection.execute(text("SELECT current_schema()")).scalar_one()
+            total = connection.execute(
+                text("SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class c JOIN pg_namespace n "
+                     "ON n.oid = c.relnamespace WHERE n.nspname = :schema AND c.relkind = 'r'"),
+                {"schema": schema},
+            ).scalar_one()
+            return int(total or 0)
+    finally:
+        engine.dispose()
+
+
+def _counts(w: World) -> tuple[int, int, int]:
+    """(items, events, passport versions) in the world's database."""
+    from sqlalchemy import create_engine, func, select
+
+    from api.models import Item
+    from ledger.outbox import OutboxEvent
+    from ledger.versions import DocumentVersion
+
+    engine = create_engine(w.database_url)
+    try:
+        with engine.connect() as connection:
+            return tuple(  # type: ignore[return-value]
+                int(connection.scalar(select(func.count()).select_from(table)) or 0)
+                for table in (Item, OutboxEvent, DocumentVersion)
+            )
+    finally:
+        engine.dispose()
+
+
+def scale_section() -> dict[str, Any]:
+    """The scan flow and the page on a world of 100,000 items against the 3,000-item world, back to back in the same
+    run (the same 1,000 third-generation items flowed in both); the database's size per item and per event."""
+    small, big = world(), scale_world()
+    out: dict[str, Any] = {}
+    out.update(_scan_flow(small, "scale_small", small.gen3[:FLOW_ITEMS]))
+    out.update(_scan_flow(big, "scale_big", big.gen3[:FLOW_ITEMS]))
+    out["scale_flow_slowdown"] = round(out["scale_small_rps"] / out["scale_big_rps"], 2)
+    out["scale_flow_p99_ratio"] = round(out["scale_big_p99_ms"] / out["scale_small_p99_ms"], 2)
+    out["scale_page_p99_ratio"] = round(out["scale_big_page_p99_ms"] / out["scale_small_page_p99_ms"], 2)
+    items, events, versions = _counts(big)
+    size = _database_bytes(big)
+    out.update(
+        scale_items=items,
+        scale_events=events,
+        scale_versions=versions,
+        scale_db_mb=round(size / 1e6, 1),
+        scale_db_bytes_per_item=round(size / items),
+        scale_db_bytes_per_event=round(size / events),
+    )
+    return out
+
+
+def build_section() -> dict[str, Any]:
+    """A third-generation passport version built as a write builds it (its content, JCS form, hash and row), in-process
+    on the world's database, each in a transaction rolled back; and a lot correction that reaches every passport
+    showing the lot (a recovered lot of the first generation: its 100 tote bags and every third-generation item)."""
+    from sqlalchemy import select
+
+    from api import versions
+    from api.config import ApiSettings
+    from api.main import completions
+    from api.models import Item, Lot
+    from api.state import AppState
+    from ledger.client import ItemState
+    from ledger.service import LedgerService
+    from ledger.settings import Settings
+
+    w = world()
+    settings = Settings(data_dir=w.data_dir, rpc_url=w.rpc_url, db_url=w.db_url, resolver_base_url=RESOLVER,
+                        keystore_password=PASSWORD)  # type: ignore[arg-type]
+    service = LedgerService(settings)
+    state = AppState.create(settings, ApiSettings(), service, completions())
+    serials = [p.rsplit("/", 1)[1] for p in w.gen3][::5]  # 200 items, spread over the 10 runs
+    timings: list[float] = []
+    gc.collect()
+    gc.freeze()  # as the API does at start-up (see trace_section)
+    try:
+        for serial in serials:
+            with service.sessions() as session:
+                item = session.scalar(select(Item).where(Item.gtin == GTIN_A, Item.serial == serial))
+                assert item is not None
+                item.state = int(ItemState.SOLD)  # what a sale changes: a version to make
+                session.flush()  # the write's own row, not the version's work
+                started = time.perf_counter()
+                made = versions.build(session, state, [item], "event")
+                timings.append(time.perf_counter() - started)
+                assert len(made) == 1
+                session.rollback()
+        with service.sessions() as session:
+            lot = session.scalar(select(Lot).where(Lot.lot_number == "R1-0"))
+            assert lot is not None
+            lot.origin = "Corrected by the bench"
+            started = time.perf_counter()
+            fanned = versions.after_lot(session, state, lot)
+            fan_s = time.perf_counter() - started
+            session.rollback()
+    finally:
+        gc.unfreeze()
+        service.close()
+    return {
+        "version_build_p99_ms": _p99(timings),
+        "version_build_median_ms": round(statistics.median(timings) * 1000, 2),
+        "lot_correction_versions": len(fanned),
+        "lot_correction_versions_per_s": round(len(fanned) / fan_s),
+    }
 
 
 # -- 3. trace -------------------------------------------------------------------------------------------------------
@@ -690,4 +888,15 @@ def demo_section() -> dict[str, Any]:
     return {"demo_peak_rss_mb": round(int(peak_kb) / 1024, 1), "demo_seconds": round(float(seconds), 1)}
 
 
-__all__ = ["capture_section", "demo_section", "reads_section", "scan_flow_section", "trace_section", "world"]
+__all__ = [
+    "build_section",
+    "capture_section",
+    "demo_section",
+    "reads_section",
+    "scale_section",
+    "scale_world",
+    "scan_flow_pg_section",
+    "scan_flow_section",
+    "trace_section",
+    "world",
+]

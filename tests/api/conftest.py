@@ -139,6 +139,7 @@ def _make_world(db: str, data_dir: Path, backend: Any = None) -> Iterator[World]
         ],
         nearest_points=2,
         return_requests_per_minute=3,
+        version_catch_up_s=3600,  # the tests' anchorings run the app's hook; no other process anchors here
         max_run_size=5000,
     )
     app = create_app(settings, service, api_settings=api_settings)

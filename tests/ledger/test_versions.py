@@ -25,6 +25,7 @@ from ledger.merkle import verify_proof
 from ledger.outbox import Batch, EventStatus, split_proof
 from ledger.service import LedgerService
 from ledger.versions import (
+    Canonical,
     DocumentVersion,
     NewVersion,
     VersionError,
@@ -54,6 +55,14 @@ def test_the_envelope_is_the_jcs_form_of_the_whole(content: dict[str, Any], numb
     meta = {"kind": "passport", "subject": ITEM, "number": number, "createdAt": "2026-11-01T12:00:00.000Z",
             "reason": "event", "previous": None}
     assert envelope_bytes(meta, canonical(content)) == rfc8785.dumps({**meta, "content": content})
+
+
+@settings(max_examples=200, deadline=None)
+@given(content=st.dictionaries(st.text(max_size=8), _json, min_size=1, max_size=6), data=st.data())
+def test_parts_canonicalised_once_make_the_same_bytes(content: dict[str, Any], data: st.DataObject) -> None:
+    shared = data.draw(st.sets(st.sampled_from(sorted(content))))
+    mixed = {key: Canonical.of(value) if key in shared else value for key, value in content.items()}
+    assert canonical(mixed) == rfc8785.dumps(content)
 
 
 def test_what_json_cannot_say_exactly_is_refused() -> None:
