@@ -170,13 +170,13 @@ def heads(session: Session, kind: str, subjects: Iterable[str], chunk: int = 500
     found: dict[str, Head] = {}
     table = cast(Table, DocumentVersion.__table__)
     if len(wanted) == 1:  # one write's item: the unique index's last entry, no grouping
-        newest = (
+        last = (
             select(table.c.number, table.c.sha256, table.c.content_sha256)
             .where(table.c.kind == kind, table.c.subject == wanted[0])
             .order_by(table.c.number.desc())
             .limit(1)
         )
-        row = session.connection().execute(newest).first()
+        row = session.connection().execute(last).first()
         if row is not None:
             found[wanted[0]] = Head(int(row[0]), bytes(row[1]), bytes(row[2]))
         return found

@@ -88,16 +88,24 @@ def test_a_bulk_write_answers_after_its_versions_exist(world: World) -> None:
 def test_a_captured_event_is_on_the_passport_when_the_job_reports_done(world: World) -> None:
     item = world.item([(world.lot()["lotId"], 100)])
     uri = f"{RESOLVER}{_path(item)}"
-    document = ev.epcis_document([ev.lifecycle(ev.Lifecycle.SOLD, [uri])])
+    inspected = {
+        "type": "ObjectEvent",
+        "eventTime": "2026-11-01T10:00:00.000Z",
+        "eventTimeZoneOffset": "+00:00",
+        "epcList": [uri],
+        "action": "OBSERVE",
+        "bizStep": "inspecting",
+    }
     response = world.client.post(
         "/epcis/capture",
-        content=json.dumps(document),
-        headers={**world.auth("retailer"), "Content-Type": "application/ld+json"},
+        content=json.dumps(ev.epcis_document([inspected])),
+        headers={**world.auth("brand"), "Content-Type": "application/ld+json"},
     )
     assert response.status_code == 202, response.text
-    job = world.client.get(response.headers["location"], headers=world.auth("retailer")).json()
+    job = world.client.get(response.headers["location"], headers=world.auth("brand")).json()
     assert job["success"] is True and not job["running"]
-    assert [e["circ:label"] for e in _current(world, item)["circ:lifecycle"]] == ["Made", "Sold"]
+    assert len(_current(world, item)["circ:lifecycle"]) == 2  # made, then inspected
+    assert _history(world, item)["current"] == 2
 
 
 def test_a_product_correction_makes_a_version_of_every_item_showing_it(world: World) -> None:
