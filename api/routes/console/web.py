@@ -32,6 +32,7 @@ from sqlalchemy.orm import Session
 
 from ledger.client import ItemState
 from ledger.errors import ContractRevert, LedgerError, TransactionFailed
+from materials import catalogue
 
 from ...deps import SessionDep, StateDep
 from ...models import Actor, ConsoleSession, ConsoleSubmission, utcnow
@@ -391,6 +392,18 @@ def refusal(exc: BaseException) -> Refusal:
             words = _revert_words(error, exc.extra["args"])
             if not words.message.startswith("The ledger refused"):
                 return words
+        if exc.title == "Material mass exceeded":
+            code = str(exc.extra.get("material", ""))
+            known = catalogue().get(code)
+            name = known.name.lower() if known is not None else code
+            return Refusal(
+                f"These items held {_grams(exc.extra.get('availableGrams'))} of what recycles into {name}: a "
+                f"recovered lot of it cannot weigh more, and {_grams(exc.extra.get('requestedGrams'))} were entered.",
+                "mass_grams",
+            )
+        if exc.title == "Not a recovered material":
+            return Refusal(f"{exc.detail or 'This is not a recovered material'}. Choose the material recycling "
+                           "yields (recycled cotton for cotton, for example).", "material_code")
         if exc.status == 503:
             return Refusal(
                 "The ledger has not confirmed this yet. It completes on its own; send the form again in a minute "

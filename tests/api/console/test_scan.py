@@ -125,3 +125,20 @@ def test_a_drop_off_code_at_intake_names_the_item_and_closes_the_return_request(
     assert status.json()["status"] == "received"
     used = _script(client, "/console/api/lookup", {"code": code}, "/console/intake")
     assert used.status_code == 409 and "was received by Recycler" in used.json()["message"]
+
+
+def test_a_recovered_lot_holds_no_more_of_a_material_than_the_items_held(world: Any) -> None:
+    client = sign_in(world, "recycler")
+    cotton, polyester = world.lot(grams=100_000, gtin=None), world.lot(grams=100_000, gtin=None, code="PES")
+    tee = world.item([(cotton["lotId"], 150), (polyester["lotId"], 30)])
+    for action, role in (("sold", "retailer"), ("returned", "retailer"), ("collected", "recycler")):
+        assert world.act(tee, action, role).status_code == 201
+    page = client.get("/console/recycle")
+    pk = re.search(rf'name="item" value="(\d+)"[^>]*>\s*<span class="mono">{tee["serial"]}<', page.text)
+    assert pk is not None
+    form = {**form_fields(page.text), "material_code": "rCO", "lot_number": world.unique("RL"), "mass_grams": "170",
+            "item": [pk.group(1)]}
+    refused = client.post("/console/recycle", data=form)
+    assert refused.status_code == 422
+    assert re.search(r'id="e-mass_grams">These items held 150 g of what recycles into recycled cotton: a recovered '
+                     r"lot of it cannot weigh more, and 170 g were entered.", refused.text)
