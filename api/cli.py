@@ -30,6 +30,7 @@ from ledger.errors import LedgerError
 
 @clean_errors
 def verify(
+    ctx: typer.Context,
     target: Annotated[str, typer.Argument(help="An evidence bundle file, or an item's Digital Link URI.")],
     rpc: RpcOption = None,
     db: DbOption = None,
@@ -42,7 +43,7 @@ def verify(
 
     from .integrity import claim_for_link
 
-    service = open_service(rpc, db, data_dir)
+    service = open_service(ctx, rpc, db, data_dir)
     differences: list[str] = []
     try:
         path = Path(target)
@@ -266,6 +267,7 @@ def actors_link(
 
 
 def audit(
+    ctx: typer.Context,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON instead of a table.")] = False,
     max_travel_kmh: Annotated[
         float, typer.Option(help="Scans of one serial in two countries faster than this are a clone.")
@@ -291,7 +293,7 @@ def audit(
         from .audit import RULES, Thresholds, run_audit
 
         limits = Thresholds(max_travel_kmh, burst_scans, burst_clients, timedelta(minutes=burst_minutes))
-        service = open_service(rpc, db, data_dir)
+        service = open_service(ctx, rpc, db, data_dir)
         try:
             roles = RoleHistory(role_changes(service.ledger))
             anchored = anchored_roots(service.ledger)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, inspect
+from sqlalchemy import Connection, inspect, make_url
 
 import api.models  # noqa: F401  (every table in the metadata)
 import ledger.outbox
@@ -27,31 +27,85 @@ def alembic_config(url: str | None = None) -> Config:
     return config
 
 
-def _created_without_migrations(connection: Connection) -> bool:
-    """Tables made by ``Base.metadata.create_all`` (``LedgerService`` does so) but never stamped by alembic."""
+class UnknownSchema(ValueError):
+    """A database holds tables of ours but no Alembic version, and they are the tables of no revision."""
+
+
+def _tables(connection: Connection) -> dict[str, frozenset[str]]:
+    inspector = inspect(connection)
+    return {
+        name: frozenset(column["name"] for column in inspector.get_columns(name))
+        for name in inspector.get_table_names()
+        if name != "alembic_version"
+    }
+
+
+def revision_tables() -> list[tuple[str, dict[str, frozenset[str]]]]:
+    """Every revision, oldest first, with the tables (and their columns) the migrations up to it make, as built in a
+    scratch SQLite file."""
+    import tempfile
+
+    from alembic.script import ScriptDirectory
+
+    with tempfile.TemporaryDirectory() as scratch:
+        url = f"sqlite:///{Path(scratch) / 'revisions.sqlite'}"
+        config = alembic_config(url)
+        revisions = [script.revision for script in ScriptDirectory.from_config(config).walk_revisions()][::-1]
+        engine = make_engine(url)
+        try:
+            result = []
+            with engine.begin() as connection:
+                config.attributes["connection"] = connection
+                for revision in revisions:
+                    command.upgrade(config, revision)
+                    result.append((revision, _tables(connection)))
+            return result
+        finally:
+            engine.dispose()
+
+
+def _unstamped_revision(connection: Connection) -> str | None:
+    """The revision an unstamped database of ours is at, or None for a stamped or an empty one.
+
+    Before the ledger's tables came from migrations, ``LedgerService`` created them itself: a database that only the
+    ledger's commands had opened holds the outbox's tables without an Alembic version (revision 0000's tables), and
+    one created with every model loaded holds the whole schema of its day. Such a database is at the newest revision
+    whose tables and columns are exactly its own; one that matches no revision is refused, never completed."""
     inspector = inspect(connection)
     if inspector.has_table("alembic_version"):
-        return False
-    return any(inspector.has_table(name) for name in Base.metadata.tables)
+        return None
+    if not set(inspector.get_table_names()) & set(Base.metadata.tables):
+        return None
+    revisions = revision_tables()
+    ours = {name for _, tables in revisions for name in tables}
+    present = {name: columns for name, columns in _tables(connection).items() if name in ours}
+    for revision, tables in reversed(revisions):
+        if tables == present:
+            return revision
+    raise UnknownSchema(
+        f"the database holds tables of circular-ledger ({', '.join(sorted(present))}) but no alembic_version, and "
+        "they are the tables of no migration: restore it from a backup or migrate it by hand"
+    )
 
 
 def upgrade(url: str, revision: str = "head") -> None:
-    """Migrate the database at `url` to `revision`.
+    """Migrate the database at `url` to `revision`: every table, the ledger's included, comes from the migrations.
 
-    A database whose tables were created from the metadata directly (``LedgerService`` calls ``create_all``) and
-    never stamped is completed from the same metadata and stamped at head, since the head migration describes
-    exactly that metadata (``tests/api/test_migrations.py`` checks so).
+    A database from before the ledger's tables had migrations (no ``alembic_version``) is first stamped at the
+    revision its tables are exactly (:func:`_unstamped_revision`), then migrated from there.
     """
+    database = make_url(url).database
+    if make_url(url).get_backend_name() == "sqlite" and database and database != ":memory:":
+        Path(database).parent.mkdir(parents=True, exist_ok=True)  # a new data directory's first database
     engine = make_engine(url)
     try:
         with engine.begin() as connection:
             config = alembic_config(url)
             config.attributes["connection"] = connection
-            if _created_without_migrations(connection):
-                Base.metadata.create_all(connection)
-                command.stamp(config, revision)
-            else:
-                command.upgrade(config, revision)
+            unstamped = _unstamped_revision(connection)
+            if unstamped is not None:
+                command.stamp(config, unstamped)
+            command.upgrade(config, revision)
     finally:
         engine.dispose()
 
@@ -84,4 +138,4 @@ def main(argv: list[str] | None = None) -> None:
 if __name__ == "__main__":
     main()
 
-__all__ = ["alembic_config", "autogenerate", "upgrade"]
+__all__ = ["UnknownSchema", "alembic_config", "autogenerate", "revision_tables", "upgrade"]

@@ -16,7 +16,19 @@ from api import cli as api_cli
 from ledger import cli as ledger_cli
 from ledger.cli import DbOption, RpcOption, clean_errors, console
 
-app = typer.Typer(help="circular-ledger: product passports and material loops on an EVM chain.", no_args_is_help=True)
+
+def _migrate(url: str) -> None:
+    from api.db import upgrade  # on first use: `circular hash` or `--help` need no database
+
+    upgrade(url)
+
+
+app = typer.Typer(
+    help="circular-ledger: product passports and material loops on an EVM chain.",
+    no_args_is_help=True,
+    # Every command migrates a database before the ledger opens it: the migrations are the one source of tables.
+    context_settings={"obj": ledger_cli.CommandContext(migrate=_migrate)},
+)
 
 
 @app.command()

@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -73,16 +74,36 @@ def load_settings(rpc: str | None = None, db: str | None = None, data_dir: Path 
     return Settings(**overrides)
 
 
-def open_service(rpc: str | None, db: str | None, data_dir: Path | None) -> Any:
+@dataclass(frozen=True)
+class CommandContext:
+    """What the application gives every command, as the command line's context object (``circular/cli.py``)."""
+
+    # Brings the database at a URL to the schema. The ledger creates no tables: its tables and the API's come from
+    # one history of migrations, which the application runs before the ledger opens a database.
+    migrate: Callable[[str], None]
+
+
+def migrate(ctx: typer.Context, settings: Any) -> None:
+    """Run the application's migrations on `settings`' database (nothing when the command runs outside the
+    application; the ledger then refuses a database without its tables)."""
+    application = ctx.find_object(CommandContext)
+    if application is not None:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        application.migrate(settings.database_url)
+
+
+def open_service(ctx: typer.Context, rpc: str | None, db: str | None, data_dir: Path | None) -> Any:
     from .service import LedgerService
 
-    return LedgerService(load_settings(rpc, db, data_dir))
+    settings = load_settings(rpc, db, data_dir)
+    migrate(ctx, settings)
+    return LedgerService(settings)
 
 
 @clean_errors
-def deploy(rpc: RpcOption = None, db: DbOption = None, data_dir: DataDirOption = None) -> None:
+def deploy(ctx: typer.Context, rpc: RpcOption = None, db: DbOption = None, data_dir: DataDirOption = None) -> None:
     """Deploy the contracts and record their addresses for this chain id."""
-    service = open_service(rpc, db, data_dir)
+    service = open_service(ctx, rpc, db, data_dir)
     try:
         admin = service.account("admin")
         anchorer = service.account("anchorer")
@@ -97,6 +118,7 @@ def deploy(rpc: RpcOption = None, db: DbOption = None, data_dir: DataDirOption =
 
 @clean_errors
 def worker(
+    ctx: typer.Context,
     once: Annotated[bool, typer.Option(help="Anchor everything pending, then stop.")] = False,
     rpc: RpcOption = None,
     db: DbOption = None,
@@ -113,7 +135,7 @@ def worker(
     from .chain import rpc_fault
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    service = open_service(rpc, db, data_dir)
+    service = open_service(ctx, rpc, db, data_dir)
     try:
         if once:
             results = service.worker(service.account("anchorer")).drain()
@@ -145,6 +167,7 @@ def worker(
 
 @clean_errors
 def export(
+    ctx: typer.Context,
     digital_link: Annotated[str, typer.Argument(help="The item's GS1 Digital Link URI.")],
     output: Annotated[Path | None, typer.Option("-o", "--output", help="Bundle file; default: stdout.")] = None,
     rpc: RpcOption = None,
@@ -154,7 +177,7 @@ def export(
     """Write the evidence bundle of an item: its events, signatures, anchors and Merkle proofs."""
     from .evidence import export_bundle
 
-    service = open_service(rpc, db, data_dir)
+    service = open_service(ctx, rpc, db, data_dir)
     try:
         bundle = export_bundle(service.outbox, service.chain_id, service.ledger.anchor.address, digital_link)
     finally:
@@ -209,6 +232,7 @@ def hash_command(document: Annotated[Path, typer.Argument(help="An EPCIS 2.0 JSO
 
 
 __all__ = [
+    "CommandContext",
     "DataDirOption",
     "DbOption",
     "RpcOption",
@@ -220,6 +244,7 @@ __all__ = [
     "export",
     "hash_command",
     "load_settings",
+    "migrate",
     "node",
     "open_service",
     "restore",

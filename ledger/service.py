@@ -15,19 +15,19 @@ from functools import cached_property
 from typing import Any
 
 from eth_account.signers.local import LocalAccount
+from sqlalchemy import Engine, inspect
 from sqlalchemy.orm import Session, sessionmaker
 
-from . import versions as _versions  # noqa: F401  (ledger_versions in the metadata create_all makes)
 from .anchoring import AnchoringWorker, AnchorResult
 from .archive import Archive
 from .chain import ChainBackend, EthTesterBackend, JsonRpcBackend
 from .client import Deployment, Ledger, Role
-from .db import Base, make_engine
+from .db import make_engine
 from .epcis.hashing import event_hash_id, hash_digest
 from .errors import ChainIdMismatch, ChainLocked, ConfigurationError, InvalidSignature, KeyNotFound
 from .files import write_private
 from .integrity import ChainFacts
-from .outbox import Outbox, SignedEvent, Stored
+from .outbox import Outbox, OutboxEvent, SignedEvent, Stored
 from .settings import Settings
 from .signing import EventDomain, EventSigner, recover_event_signer, sign_event
 
@@ -76,15 +76,26 @@ def open_chain(settings: Settings) -> ChainBackend:
     return backend
 
 
+def _require_tables(engine: Engine, url: str) -> None:
+    """The ledger creates no tables: they come from the migrations, which whoever opens the database runs first (every
+    `circular` command, the API on start-up). A database without them is refused here, before any work."""
+    if not inspect(engine).has_table(OutboxEvent.__tablename__):
+        engine.dispose()
+        raise ConfigurationError(
+            f"the database {url} has no tables yet: run the migrations first (python -m api.db upgrade URL; every "
+            "circular command does)"
+        )
+
+
 class LedgerService:
     """Everything the CLI and the API need from the ledger, opened from one :class:`Settings`."""
 
     def __init__(self, settings: Settings, backend: ChainBackend | None = None) -> None:
         self.settings = settings
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        self.backend = backend or open_chain(settings)
         self.engine = make_engine(settings.database_url)
-        Base.metadata.create_all(self.engine)
+        _require_tables(self.engine, settings.database_url)
+        self.backend = backend or open_chain(settings)
         self.sessions: sessionmaker[Session] = sessionmaker(self.engine, expire_on_commit=False)
         self.outbox = Outbox(self.sessions)
         self._role_cache: dict[tuple[str, str], tuple[bool, float]] = {}

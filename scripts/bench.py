@@ -97,6 +97,7 @@ def verification_section() -> dict[str, Any]:
     import tempfile
     from datetime import timedelta
 
+    from api.db import upgrade
     from ledger.chain import EthTesterBackend
     from ledger.epcis import events as ev
     from ledger.evidence import export_bundle, verify_bundle
@@ -124,7 +125,9 @@ def verification_section() -> dict[str, Any]:
                            "merkle_speedup_vs_naive": round(proofs_per_s / naive_proofs_per_s, 1)}
     with tempfile.TemporaryDirectory() as tmp:
         backend = EthTesterBackend()
-        service = LedgerService(Settings(data_dir=Path(tmp), batch_size=1000), backend=backend)
+        settings = Settings(data_dir=Path(tmp), batch_size=1000)
+        upgrade(settings.database_url)
+        service = LedgerService(settings, backend=backend)
         admin, brand, anchorer = (backend.dev_accounts()[i] for i in (0, 1, 9))
         ledger = service.deploy(admin)
         ledger.grant_role(admin, "brand", brand.address)
@@ -201,6 +204,7 @@ def anchoring_section() -> dict[str, Any]:
     import tempfile
     from datetime import timedelta
 
+    from api.db import upgrade
     from ledger.artifacts import load_artifact
     from ledger.epcis import events as ev
     from ledger.service import LedgerService
@@ -211,8 +215,9 @@ def anchoring_section() -> dict[str, Any]:
     node = _anvil("--block-time", "1")
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            service = LedgerService(Settings(data_dir=Path(tmp), rpc_url=node.url, batch_size=10_000,
-                                             batch_max_wait_s=0))
+            settings = Settings(data_dir=Path(tmp), rpc_url=node.url, batch_size=10_000, batch_max_wait_s=0)
+            upgrade(settings.database_url)
+            service = LedgerService(settings)
             admin, brand, anchorer = (service.backend.dev_accounts()[i] for i in (0, 1, 9))
             ledger = service.deploy(admin)
             ledger.grant_role(admin, "brand", brand.address)

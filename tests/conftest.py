@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from ledger.chain import ChainBackend, EthTesterBackend, JsonRpcBackend
+from ledger.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 ANVIL = ROOT / "node_modules" / "@foundry-rs" / "anvil-linux-amd64" / "bin" / "anvil"
@@ -22,6 +23,14 @@ def standards_dir() -> Path:
     ``tests/standards`` so that a clone passes wherever it is; ``CIRCULAR_STANDARDS_DIR`` points at another copy."""
     override = os.environ.get("CIRCULAR_STANDARDS_DIR")
     return Path(override) if override else ROOT / "tests" / "standards"
+
+
+def migrated(settings: Settings) -> Settings:
+    """`settings`, with their database migrated: what every `circular` command does before the ledger opens it."""
+    from api.db import upgrade
+
+    upgrade(settings.database_url)
+    return settings
 
 
 def _free_port() -> int:

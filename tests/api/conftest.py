@@ -20,6 +20,7 @@ from fastapi.testclient import TestClient
 
 from ledger.chain import EthTesterBackend
 from ledger.settings import Settings
+from tests.conftest import migrated
 
 PG_URL = os.environ.get("CIRCULAR_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 RESOLVER = "https://id.circular.example"
@@ -123,7 +124,7 @@ def _make_world(db: str, data_dir: Path, backend: Any = None) -> Iterator[World]
         batch_size=1000,
         batch_max_wait_s=0,
     )
-    service = LedgerService(settings, backend=backend)
+    service = LedgerService(migrated(settings), backend=backend)
     dev = backend.dev_accounts()
     ledger = service.deploy(dev[0])
     ledger.grant_role(dev[0], "anchorer", dev[6].address)

@@ -106,3 +106,82 @@ def test_a_database_made_by_create_all_is_stamped(empty_db: str) -> None:
             assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == _head()
     finally:
         engine.dispose()
+
+
+def _version(url: str) -> str | None:
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            if not inspect(conn).has_table("alembic_version"):
+                return None
+            return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    finally:
+        engine.dispose()
+
+
+def test_a_database_only_the_ledger_opened_before_migrations_upgrades(empty_db: str) -> None:
+    """The ledger used to create its outbox's tables itself: such a database is stamped at the revision that makes
+    exactly those tables, then migrated, its rows kept."""
+    outbox = [ledger.outbox.Batch.__table__, ledger.outbox.OutboxEvent.__table__, ledger.outbox.EventEpc.__table__]
+    engine = make_engine(empty_db)
+    Base.metadata.create_all(engine, tables=outbox)  # what LedgerService did before the migrations owned its tables
+    with engine.begin() as conn:
+        conn.execute(text(
+            "INSERT INTO ledger_events (event_id, digest, event, signer, signature, deadline, status, created_at) "
+            "VALUES ('ni:///sha-256;00?ver=CBV2.0', :digest, '{}', '0x00', :sig, 0, 'PENDING', CURRENT_TIMESTAMP)"
+        ), {"digest": b"\x01" * 32, "sig": b"\x02" * 65})
+    engine.dispose()
+    upgrade(empty_db)
+    assert _version(empty_db) == _head()
+    assert _diff(empty_db) == []
+    engine = make_engine(empty_db)
+    try:
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT event_id FROM ledger_events")).scalars().all() == [
+                "ni:///sha-256;00?ver=CBV2.0"
+            ]
+    finally:
+        engine.dispose()
+
+
+def test_a_database_at_an_older_revision_upgrades(empty_db: str) -> None:
+    from api.db import revision_tables
+
+    revisions = [revision for revision, _ in revision_tables()]
+    assert revisions[0] == "0000" and revisions[-1] == _head()
+    upgrade(empty_db, revisions[1])
+    assert _version(empty_db) == revisions[1]
+    upgrade(empty_db)
+    assert _version(empty_db) == _head()
+    assert _diff(empty_db) == []
+
+
+def test_tables_of_no_revision_are_refused_not_completed(empty_db: str) -> None:
+    from api.db import UnknownSchema
+
+    engine = make_engine(empty_db)
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE ledger_events (id INTEGER PRIMARY KEY, something_else TEXT)"))
+    engine.dispose()
+    with pytest.raises(UnknownSchema, match="no migration"):
+        upgrade(empty_db)
+    engine = make_engine(empty_db)
+    try:
+        assert set(inspect(engine).get_table_names()) == {"ledger_events"}
+    finally:
+        engine.dispose()
+
+
+def test_the_ledger_refuses_a_database_without_its_tables(empty_db: str, tmp_path: Path) -> None:
+    from ledger.errors import ConfigurationError
+    from ledger.service import LedgerService
+    from ledger.settings import Settings
+
+    settings = Settings(data_dir=tmp_path / "data", db_url=empty_db)
+    with pytest.raises(ConfigurationError, match="run the migrations first"):
+        LedgerService(settings)
+    engine = make_engine(empty_db)
+    try:
+        assert inspect(engine).get_table_names() == []  # it created nothing
+    finally:
+        engine.dispose()

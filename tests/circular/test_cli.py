@@ -47,3 +47,23 @@ def test_every_command_has_help() -> None:
     for command in ("demo", "deploy", "worker", "export", "verify", "rebuild", "backup", "restore", "node", "hash"):
         result = runner.invoke(app, [command, "--help"])
         assert result.exit_code == 0, (command, result.output)
+
+
+def test_a_command_on_a_new_data_directory_migrates_its_database(tmp_path: Path) -> None:
+    """The ledger creates no tables: `circular deploy` on a new data directory runs the migrations first."""
+    from sqlalchemy import create_engine, text
+
+    data = tmp_path / "data"
+    result = runner.invoke(app, ["deploy", "--data-dir", str(data)])
+    assert result.exit_code == 0, result.output
+    engine = create_engine(f"sqlite:///{data / 'circular.sqlite'}")
+    try:
+        with engine.connect() as conn:
+            version = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    finally:
+        engine.dispose()
+    from alembic.script import ScriptDirectory
+
+    from api.db import alembic_config
+
+    assert version == ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()

@@ -8,6 +8,7 @@ import pytest
 
 from ledger.chain import ChainBackend
 from ledger.settings import Settings
+from tests.conftest import migrated
 from tests.contracts.conftest import deployed, world  # noqa: F401 - the deployed world, shared with tests/ledger
 
 if TYPE_CHECKING:
@@ -20,7 +21,7 @@ def service(backend: ChainBackend, tmp_path: Path) -> Iterator[LedgerService]:
     from ledger.service import LedgerService
 
     settings = Settings(data_dir=tmp_path / "data", batch_size=50, batch_max_wait_s=0)
-    svc = LedgerService(settings, backend=backend)
+    svc = LedgerService(migrated(settings), backend=backend)
     admin = backend.dev_accounts()[0]
     ledger = svc.deploy(admin)
     for role, index in [("brand", 1), ("recycler", 3), ("retailer", 4), ("anchorer", 6)]:

@@ -18,6 +18,7 @@ from ledger.epcis import events as ev
 from ledger.errors import InvalidSignature
 from ledger.service import LedgerService
 from ledger.settings import Settings
+from tests.conftest import migrated
 
 ITEM = "https://id.example/01/09506000134352/21/V1"
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
@@ -41,7 +42,7 @@ def test_submit_checks_signature_deadline_and_role(service: LedgerService) -> No
 def test_export_and_verify_from_the_command_line(tmp_path: Path) -> None:
     data = tmp_path / "data"
     settings = Settings(data_dir=data)
-    service = LedgerService(settings)
+    service = LedgerService(migrated(settings))
     admin, brand, anchorer = service.account("admin"), service.backend.dev_accounts()[1], service.account("anchorer")
     ledger = service.deploy(admin)
     ledger.grant_role(admin, "brand", brand.address)

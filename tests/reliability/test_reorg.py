@@ -10,7 +10,7 @@ from ledger.epcis import events as ev
 from ledger.outbox import Batch, BatchStatus, EventStatus
 from ledger.service import LedgerService
 from ledger.settings import Settings
-from tests.conftest import AnvilNode
+from tests.conftest import AnvilNode, migrated
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
 
@@ -18,7 +18,8 @@ T0 = datetime(2026, 11, 1, tzinfo=UTC)
 def test_reorged_anchor_is_re_anchored(tmp_path: Path) -> None:
     node = AnvilNode()
     try:
-        service = LedgerService(Settings(data_dir=tmp_path, rpc_url=node.url, confirmations=3, batch_max_wait_s=0))
+        service = LedgerService(migrated(Settings(data_dir=tmp_path, rpc_url=node.url, confirmations=3,
+                                                  batch_max_wait_s=0)))
         admin, brand, anchorer = (service.backend.dev_accounts()[i] for i in (0, 1, 9))
         ledger = service.deploy(admin)
         ledger.grant_role(admin, "brand", brand.address)

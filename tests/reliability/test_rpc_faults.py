@@ -32,7 +32,7 @@ from ledger.merkle import verify_proof
 from ledger.outbox import Batch, BatchStatus, EventStatus, OutboxEvent, split_proof
 from ledger.service import LedgerService
 from ledger.settings import Settings
-from tests.conftest import ANVIL, _free_port
+from tests.conftest import ANVIL, _free_port, migrated
 from tests.reliability.faultproxy import FaultProxy, FaultRates
 
 EVENTS = 1000
@@ -97,7 +97,7 @@ def _scenario(node: RestartableAnvil, proxy: FaultProxy, tmp_path: Path) -> subp
     started = time.monotonic()
     data, db = tmp_path / "data", f"sqlite:///{tmp_path / 'outbox.sqlite'}"
     # The test itself talks to the node directly; only the worker goes through the proxy.
-    service = LedgerService(Settings(data_dir=data, rpc_url=node.url, db_url=db))
+    service = LedgerService(migrated(Settings(data_dir=data, rpc_url=node.url, db_url=db)))
     admin, brand, anchorer = (service.backend.dev_accounts()[i] for i in (0, 1, 9))
     ledger = service.deploy(admin)
     ledger.grant_role(admin, "brand", brand.address)

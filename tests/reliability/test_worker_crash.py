@@ -19,7 +19,7 @@ from ledger.epcis import events as ev
 from ledger.outbox import Batch, BatchStatus, EventStatus, OutboxEvent
 from ledger.service import LedgerService
 from ledger.settings import Settings
-from tests.conftest import AnvilNode
+from tests.conftest import AnvilNode, migrated
 
 TRIALS = 20
 EVENTS_PER_TRIAL = 40
@@ -39,7 +39,7 @@ def _trials(node: AnvilNode, tmp_path: Path) -> None:
     data = tmp_path / "data"
     db = f"sqlite:///{tmp_path / 'outbox.sqlite'}"
     settings = Settings(data_dir=data, rpc_url=node.url, db_url=db)
-    service = LedgerService(settings)
+    service = LedgerService(migrated(settings))
     admin, brand, anchorer = (service.backend.dev_accounts()[i] for i in (0, 1, 9))
     ledger = service.deploy(admin)
     ledger.grant_role(admin, "brand", brand.address)

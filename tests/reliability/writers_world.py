@@ -26,7 +26,7 @@ from fastapi.testclient import TestClient
 from ledger.service import LedgerService
 from ledger.settings import Settings
 from tests.api.conftest import PG_URL
-from tests.conftest import ROOT, AnvilNode, _free_port
+from tests.conftest import ROOT, AnvilNode, _free_port, migrated
 
 RESOLVER = "https://id.circular.example"
 BRANDS = {"brand": ("Brand A", "9506000", "09506000134352"), "brand_b": ("Brand B", "4012345", "04012345123456")}
@@ -129,7 +129,7 @@ def writers_world(tmp_path: Path, db: str, *, anvil_args: tuple[str, ...] = ()) 
     }
     if db_url is not None:
         env["CIRCULAR_DB_URL"] = db_url
-    service = LedgerService(settings)
+    service = LedgerService(migrated(settings))
     world = WritersWorld(node, settings, service, env, log_path=tmp_path / "api.log")
     try:
         _deploy(world)

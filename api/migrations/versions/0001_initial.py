@@ -1,7 +1,7 @@
-"""initial schema: ledger outbox and projection, API tables
+"""initial schema: the ledger's projection, API tables (the outbox they refer to is 0000's)
 
 Revision ID: 0001
-Revises:
+Revises: 0000
 Create Date: 2026-11-23 05:21:26.463953
 """
 
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0001"
-down_revision: str | None = None
+down_revision: str | None = "0000"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
@@ -164,29 +164,6 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_chain_transitions_item_id"), ["item_id"], unique=False)
 
     op.create_table(
-        "ledger_batches",
-        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
-        sa.Column("root", sa.LargeBinary(length=32), nullable=False),
-        sa.Column("event_count", sa.Integer(), nullable=False),
-        sa.Column(
-            "status",
-            sa.Enum("PREPARED", "SENT", "CONFIRMED", name="batchstatus", native_enum=False, length=16),
-            nullable=False,
-        ),
-        sa.Column("tx_hash", sa.LargeBinary(length=32), nullable=True),
-        sa.Column("raw_tx", sa.LargeBinary(), nullable=True),
-        sa.Column("nonce", sa.BigInteger(), nullable=True),
-        sa.Column("block_number", sa.BigInteger(), nullable=True),
-        sa.Column("attempts", sa.Integer(), nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("confirmed_at", sa.DateTime(timezone=True), nullable=True),
-        sa.PrimaryKeyConstraint("id"),
-        sa.UniqueConstraint("root"),
-    )
-    with op.batch_alter_table("ledger_batches", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_ledger_batches_status"), ["status"], unique=False)
-
-    op.create_table(
         "api_capture_jobs",
         sa.Column("id", sa.String(length=40), nullable=False),
         sa.Column("actor_id", sa.Integer(), nullable=False),
@@ -292,36 +269,6 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_api_products_brand_id"), ["brand_id"], unique=False)
 
     op.create_table(
-        "ledger_events",
-        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
-        sa.Column("event_id", sa.String(length=120), nullable=False),
-        sa.Column("digest", sa.LargeBinary(length=32), nullable=False),
-        sa.Column("event", sa.JSON(), nullable=False),
-        sa.Column("signer", sa.String(length=42), nullable=False),
-        sa.Column("signature", sa.LargeBinary(length=65), nullable=False),
-        sa.Column("deadline", sa.BigInteger(), nullable=False),
-        sa.Column(
-            "status",
-            sa.Enum("PENDING", "BATCHED", "ANCHORED", name="eventstatus", native_enum=False, length=16),
-            nullable=False,
-        ),
-        sa.Column("batch_id", sa.Integer(), nullable=True),
-        sa.Column("proof", sa.LargeBinary(), nullable=True),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["batch_id"],
-            ["ledger_batches.id"],
-        ),
-        sa.PrimaryKeyConstraint("id"),
-        sa.UniqueConstraint("digest"),
-        sa.UniqueConstraint("event_id"),
-    )
-    with op.batch_alter_table("ledger_events", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_ledger_events_batch_id"), ["batch_id"], unique=False)
-        batch_op.create_index(batch_op.f("ix_ledger_events_signer"), ["signer"], unique=False)
-        batch_op.create_index(batch_op.f("ix_ledger_events_status"), ["status"], unique=False)
-
-    op.create_table(
         "api_epcis_events",
         sa.Column("event_pk", sa.Integer(), nullable=False),
         sa.Column("event_id", sa.String(length=120), nullable=False),
@@ -376,16 +323,6 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_api_return_requests_item_pk"), ["item_pk"], unique=False)
 
     op.create_table(
-        "ledger_event_epcs",
-        sa.Column("event_pk", sa.Integer(), nullable=False),
-        sa.Column("epc", sa.String(length=512), nullable=False),
-        sa.ForeignKeyConstraint(["event_pk"], ["ledger_events.id"], ondelete="CASCADE"),
-        sa.PrimaryKeyConstraint("event_pk", "epc"),
-    )
-    with op.batch_alter_table("ledger_event_epcs", schema=None) as batch_op:
-        batch_op.create_index("ix_ledger_event_epcs_epc", ["epc"], unique=False)
-
-    op.create_table(
         "api_epcis_epcs",
         sa.Column("event_pk", sa.Integer(), nullable=False),
         sa.Column("field", sa.String(length=16), nullable=False),
@@ -405,10 +342,6 @@ def downgrade() -> None:
         batch_op.drop_index("ix_api_epcis_epcs_epc")
 
     op.drop_table("api_epcis_epcs")
-    with op.batch_alter_table("ledger_event_epcs", schema=None) as batch_op:
-        batch_op.drop_index("ix_ledger_event_epcs_epc")
-
-    op.drop_table("ledger_event_epcs")
     with op.batch_alter_table("api_return_requests", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_api_return_requests_item_pk"))
 
@@ -421,12 +354,6 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_api_epcis_events_biz_step"))
 
     op.drop_table("api_epcis_events")
-    with op.batch_alter_table("ledger_events", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_ledger_events_status"))
-        batch_op.drop_index(batch_op.f("ix_ledger_events_signer"))
-        batch_op.drop_index(batch_op.f("ix_ledger_events_batch_id"))
-
-    op.drop_table("ledger_events")
     with op.batch_alter_table("api_products", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_api_products_brand_id"))
 
@@ -444,10 +371,6 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_api_capture_jobs_actor_id"))
 
     op.drop_table("api_capture_jobs")
-    with op.batch_alter_table("ledger_batches", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_ledger_batches_status"))
-
-    op.drop_table("ledger_batches")
     with op.batch_alter_table("chain_transitions", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_chain_transitions_item_id"))
 
