@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import typing
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -22,8 +23,9 @@ from ledger.integrity import ItemClaim, LotClaim
 from ledger.lifecycle import action_of, label_of, state_label
 from ledger.outbox import Batch, EventEpc, OutboxEvent
 from ledger.versions import Canonical
-from materials import FULL_SHARE_BPS, Composition, LotRecord, UnknownMaterial, recycled_share_bps
+from materials import Ancestor, Composition, LotRecord, UnknownMaterial, bps_to_fraction, recycled_share_bps
 from materials import material as catalogue_material
+from materials import provenance as walk_provenance
 
 from .authority import Subjects, read_claims, refusals
 from .gs1.linktypes import GS1_NS, OWN_NS
@@ -123,12 +125,12 @@ def composition(session: Session, item: Item) -> tuple[list[MaterialView], float
                 material=material_name(lot.material_code) if lot else "Unknown material",
                 grams=part.grams,
                 share=part.grams / total,
-                recycled_share=records[part.lot_id].recycled_share_bps / FULL_SHARE_BPS,
+                recycled_share=bps_to_fraction(records[part.lot_id].recycled_share_bps),
                 recovered=bool(lot and lot.recovered),
                 color=PALETTE[index % len(PALETTE)],
             )
         )
-    recycled = recycled_share_bps(parts, records) / FULL_SHARE_BPS
+    recycled = bps_to_fraction(recycled_share_bps(parts, records))
     # Donut chart: one circle of circumference 100 per material, dashed to its share.
     offset = 25.0  # start at 12 o'clock
     for material in materials:
@@ -148,7 +150,7 @@ def _lot_view(lot: Lot, grams: int | None = None, items: int | None = None) -> d
         "material": material_name(lot.material_code),
         "materialCode": lot.material_code,
         "massGrams": lot.mass_grams,
-        "recycledShare": lot.recycled_share_bps / 10_000,
+        "recycledShare": bps_to_fraction(lot.recycled_share_bps),
         "recovered": lot.recovered,
         "origin": lot.origin,
         "certificates": list(lot.certificates or []),
@@ -165,37 +167,63 @@ ANCESTORS = select(Item.gtin, Item.serial, cast(Item.composition, Text)).where(
 )
 
 
-def provenance(session: Session, start: Sequence[tuple[Lot, int | None]], max_generations: int) -> list[Generation]:
-    """Generation by generation: the lots, then the items recycled into the recovered ones, then their lots...
+def lot_record(lot: Lot) -> LotRecord:
+    """What materials/ needs of a lot (a recovered lot's source items make the provenance walk go on)."""
+    sources = tuple(lot.source_items or ()) if lot.recovered else ()
+    return LotRecord(lot.lot_id, lot.material_code, int(lot.mass_grams), int(lot.recycled_share_bps), sources)
 
-    Generation 1 holds the lots the item (or lot) was made of; generation n+1 the items recycled into generation n's
-    recovered lots and the lots those items were made of.
-    """
-    generations = [Generation(1, [_lot_view(lot, grams) for lot, grams in start])]
-    seen = {lot.lot_id for lot, _ in start}
-    frontier = [lot for lot, _ in start if lot.recovered and lot.source_items]
-    while frontier and len(generations) < max_generations:
+
+class _Records:
+    """materials/'s provenance walk asked of the database: one query per generation for the items recycled into a
+    set of recovered lots, one for a set of lots. The rows read are kept for the passport's views."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.lot_rows: dict[str, Lot] = {}
+        self._compositions: dict[str, tuple[tuple[str, int], ...]] = {}
+
+    def ancestors(self, recovered_lots: Sequence[str]) -> list[Ancestor]:
         # Plain rows, not Item entities, and the composition as its stored text: a recovered lot of a third
         # generation can have a thousand ancestors, and loading each as an entity (its proof, dates, identity map)
         # and decoding each composition was most of the trace's time. Items of one run share one composition, so
         # each distinct text is decoded once.
-        items = session.execute(ANCESTORS, {"lots": sorted(lot.lot_id for lot in frontier)}).all()
-        if not items:
-            break
-        generation = Generation(len(generations) + 1)
-        uses: dict[str, int] = defaultdict(int)
-        grams: dict[str, int] = defaultdict(int)
-        groups: dict[str, list[str]] = defaultdict(list)
-        compositions: dict[str, list[list[Any]]] = {}
-        for gtin, serial, text in items:
-            groups[gtin].append(serial)
-            parts = compositions.get(text)
+        ancestors: list[Ancestor] = []
+        for gtin, serial, text in self.session.execute(ANCESTORS, {"lots": list(recovered_lots)}):
+            parts = self._compositions.get(text)
             if parts is None:
-                parts = compositions[text] = json.loads(text)
-            for lot_id, g in parts:
-                uses[str(lot_id)] += 1
-                grams[str(lot_id)] += int(g)
-        products = {p.gtin: p for p in session.scalars(select(Product).where(Product.gtin.in_(list(groups))))}
+                parts = self._compositions[text] = tuple((str(lot_id), int(g)) for lot_id, g in json.loads(text))
+            ancestors.append(((gtin, serial), parts))
+        return ancestors
+
+    def lots(self, lot_ids: Sequence[str]) -> dict[str, LotRecord]:
+        rows = self.session.scalars(select(Lot).where(Lot.lot_id.in_(list(lot_ids))))
+        records = {}
+        for lot in rows:
+            self.lot_rows[lot.lot_id] = lot
+            records[lot.lot_id] = lot_record(lot)
+        return records
+
+
+def provenance(session: Session, start: Sequence[tuple[Lot, int | None]], max_generations: int) -> list[Generation]:
+    """The provenance of an item (its lots with their grams) or of a lot (with None), walked by materials/ over
+    set-based queries, as the passport shows it: each generation's lots, and its source items grouped by product."""
+    records = _Records(session)
+    records.lot_rows.update((lot.lot_id, lot) for lot, _ in start)
+    walk = walk_provenance(records, [(lot_record(lot), grams) for lot, grams in start], max_generations)
+    generations = []
+    for step in walk:
+        generation = Generation(
+            step.index, [_lot_view(records.lot_rows[use.lot_id], use.grams, use.items) for use in step.lots]
+        )
+        groups: dict[str, list[str]] = defaultdict(list)
+        for item, _ in step.source_items:
+            gtin, serial = typing.cast(tuple[str, str], item)  # how _Records names an ancestor
+            groups[gtin].append(serial)
+        products = (
+            {p.gtin: p for p in session.scalars(select(Product).where(Product.gtin.in_(list(groups))))}
+            if groups
+            else {}
+        )
         for gtin, serials in sorted(groups.items()):
             product = products.get(gtin)
             generation.source_items.append(
@@ -207,12 +235,7 @@ def provenance(session: Session, start: Sequence[tuple[Lot, int | None]], max_ge
                     "serials": sorted(serials)[:12],
                 }
             )
-        lots = list(session.scalars(select(Lot).where(Lot.lot_id.in_(list(uses)))))
-        lots.sort(key=lambda lot: lot.lot_id)
-        generation.lots = [_lot_view(lot, grams[lot.lot_id], uses[lot.lot_id]) for lot in lots]
         generations.append(generation)
-        frontier = [lot for lot in lots if lot.recovered and lot.source_items and lot.lot_id not in seen]
-        seen.update(lot.lot_id for lot in lots)
     return generations
 
 

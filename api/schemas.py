@@ -11,6 +11,7 @@ from pydantic.alias_generators import to_camel
 
 from ledger.ids import check_serial, normalize_gtin
 from ledger.lifecycle import Lifecycle
+from materials import FULL_SHARE_BPS
 
 from .config import CollectionPoint
 from .models import ActorRole
@@ -151,7 +152,7 @@ class LotCreate(Input):
     lot_number: LotNumber
     material_code: MaterialCode
     mass_grams: Grams
-    recycled_share_bps: int = Field(0, ge=0, le=10_000)
+    recycled_share_bps: int = Field(0, ge=0, le=FULL_SHARE_BPS)
     origin: str | None = Field(None, max_length=200)
     certificates: list[Uri] = Field(default_factory=list, max_length=20)
 

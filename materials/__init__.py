@@ -1,16 +1,15 @@
-"""The material domain: the catalogue of materials, composition in integer grams, mass balance and recycled-content
-accounting (the ISO 22095 mass balance model). The contracts enforce the same rules; everyone else asks here."""
+"""The material domain: the catalogue of materials, composition in integer grams, recycled-content accounting (the
+ISO 22095 mass balance model) and provenance through every recycling. The contracts enforce the mass balance on-chain;
+everyone else asks here for the arithmetic."""
 
 from .accounting import (
     FULL_SHARE_BPS,
     Composition,
-    Generation,
     LotRecord,
-    MassBalance,
-    MaterialGraph,
     Part,
+    bps_to_fraction,
     by_material,
-    provenance,
+    recovery_excess,
     recycled_grams,
     recycled_share_bps,
 )
@@ -23,15 +22,9 @@ from .catalogue import (
     material_label,
     recovered_material,
 )
-from .errors import (
-    AlreadyRecycled,
-    InvalidComposition,
-    MassBalanceExceeded,
-    MaterialsError,
-    RecoveredMassExceeded,
-    UnknownMaterial,
-)
+from .errors import InvalidComposition, MaterialsError, UnknownMaterial
 from .flow import FlowItems, FlowLink, MaterialFlow, MonthShare, material_flow
+from .provenance import Ancestor, Generation, LotUse, ProvenanceSource, provenance
 from .recovery import (
     MaterialBalance,
     MaterialMassExceeded,
@@ -43,27 +36,26 @@ from .recovery import (
 
 __all__ = [
     "FULL_SHARE_BPS",
-    "AlreadyRecycled",
+    "Ancestor",
     "Composition",
     "FlowItems",
     "FlowLink",
     "Generation",
     "InvalidComposition",
     "LotRecord",
-    "MassBalance",
-    "MassBalanceExceeded",
+    "LotUse",
     "Material",
     "MaterialBalance",
     "MaterialFlow",
-    "MaterialGraph",
     "MaterialMassExceeded",
     "MaterialsError",
     "MonthShare",
     "NotRecoverable",
     "Part",
-    "RecoveredMassExceeded",
+    "ProvenanceSource",
     "RecoveryError",
     "UnknownMaterial",
+    "bps_to_fraction",
     "by_material",
     "catalogue",
     "check_recovery",
@@ -75,6 +67,7 @@ __all__ = [
     "provenance",
     "recovered_code",
     "recovered_material",
+    "recovery_excess",
     "recycled_grams",
     "recycled_share_bps",
 ]

@@ -11,17 +11,17 @@ sum over its parts of ``grams * share // 10,000``: rounded down per part, so a c
 and is never rounded up. Recycled content propagates through any number of generations because recycling yields a
 recovered lot, 100% recycled, from which the next generation draws its grams.
 
-The contracts enforce the same rules on-chain; the ledger and the API ask this module and repeat none of them.
+The contracts enforce the mass balance on-chain (a lot never supplies more grams than it holds, a recovered lot is
+never heavier than the items recycled into it; ``tests/materials/model.py`` is the in-memory model the property tests
+hold these rules against). The ledger and the API ask this module for the arithmetic and repeat none of it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Protocol
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 
-from .catalogue import material, recovered_material
-from .errors import AlreadyRecycled, InvalidComposition, MassBalanceExceeded, RecoveredMassExceeded
+from .errors import InvalidComposition
 
 FULL_SHARE_BPS = 10_000
 
@@ -77,6 +77,11 @@ class LotRecord:
     source_items: tuple[str, ...] = ()
 
 
+def bps_to_fraction(bps: int) -> float:
+    """A share in basis points as a fraction of 1 (7,300 bps: 0.73), for display."""
+    return bps / FULL_SHARE_BPS
+
+
 def recycled_grams(composition: Composition, lots: Mapping[str, LotRecord]) -> int:
     """Grams of the item that are recycled, by the proportional rule above (rounded down per part)."""
     return sum(p.grams * lots[p.lot_id].recycled_share_bps // FULL_SHARE_BPS for p in composition.parts)
@@ -96,149 +101,22 @@ def by_material(composition: Composition, lots: Mapping[str, LotRecord]) -> dict
     return totals
 
 
-@dataclass
-class _LotState:
-    record: LotRecord
-    allocated: int = 0
-
-    @property
-    def available(self) -> int:
-        return self.record.mass_grams - self.allocated
-
-
-@dataclass
-class MassBalance:
-    """An in-memory ledger of lots and items that refuses anything creating or destroying grams."""
-
-    lots: dict[str, _LotState] = field(default_factory=dict)
-    items: dict[str, Composition] = field(default_factory=dict)
-    recycled: dict[str, str] = field(default_factory=dict)  # item → the recovered lot it went into
-
-    def register_lot(self, lot_id: str, material_code: str, mass_grams: int, recycled_share_bps: int = 0) -> LotRecord:
-        material(material_code)
-        if mass_grams <= 0:
-            raise InvalidComposition("a lot's mass must be positive")
-        if not 0 <= recycled_share_bps <= FULL_SHARE_BPS:
-            raise InvalidComposition(f"a recycled share is 0..{FULL_SHARE_BPS} bps, got {recycled_share_bps}")
-        if lot_id in self.lots:
-            raise InvalidComposition(f"lot {lot_id} exists already")
-        record = LotRecord(lot_id, material_code, mass_grams, recycled_share_bps)
-        self.lots[lot_id] = _LotState(record)
-        return record
-
-    def available(self, lot_id: str) -> int:
-        return self.lots[lot_id].available
-
-    def make(self, item_ids: Sequence[str], composition: Composition) -> None:
-        """Make `item_ids`, each of `composition`: all of it is drawn, or nothing (checked before any change)."""
-        if not item_ids or len(set(item_ids)) != len(item_ids) or any(i in self.items for i in item_ids):
-            raise InvalidComposition("items must be new and distinct")
-        needed = composition.times(len(item_ids))
-        for part in needed.parts:
-            state = self.lots.get(part.lot_id)
-            if state is None:
-                raise InvalidComposition(f"no lot {part.lot_id}")
-            if part.grams > state.available:
-                raise MassBalanceExceeded(part.lot_id, part.grams, state.available)
-        for part in needed.parts:
-            self.lots[part.lot_id].allocated += part.grams
-        for item in item_ids:
-            self.items[item] = composition
-
-    def recycle(self, item_ids: Sequence[str], lot_id: str, mass_grams: int) -> LotRecord:
-        """Recycle items into a recovered lot (100% recycled) no heavier than they are."""
-        if not item_ids or len(set(item_ids)) != len(item_ids):
-            raise InvalidComposition("recycle at least one item, each once")
-        for item in item_ids:
-            if item not in self.items:
-                raise InvalidComposition(f"no item {item}")
-            if item in self.recycled:
-                raise AlreadyRecycled(f"item {item} was recycled into {self.recycled[item]}")
-        recycled_mass = sum(self.items[i].mass_grams for i in item_ids)
-        if not 0 < mass_grams <= recycled_mass:
-            raise RecoveredMassExceeded(mass_grams, recycled_mass)
-        codes = {self.lots[p.lot_id].record.material_code for i in item_ids for p in self.items[i].parts}
-        target = recovered_material(max(codes, key=lambda c: self._grams_of(item_ids, c))).code
-        if lot_id in self.lots:
-            raise InvalidComposition(f"lot {lot_id} exists already")
-        record = LotRecord(lot_id, target, mass_grams, FULL_SHARE_BPS, tuple(item_ids))
-        self.lots[lot_id] = _LotState(record)
-        for item in item_ids:
-            self.recycled[item] = lot_id
-        return record
-
-    def _grams_of(self, item_ids: Sequence[str], code: str) -> int:
-        return sum(
-            p.grams for i in item_ids for p in self.items[i].parts if self.lots[p.lot_id].record.material_code == code
-        )
-
-    def records(self) -> dict[str, LotRecord]:
-        return {lot_id: state.record for lot_id, state in self.lots.items()}
-
-
 def recovery_excess(recovered_grams: int, input_grams: Iterable[int]) -> int:
     """The grams a recovered lot claims beyond the mass of the items recycled into it; 0 when it balances.
 
-    Recycling loses mass (sorting, washing, yield) and never gains any: the rule :meth:`MassBalance.recycle` and the
-    contracts enforce, here as a measure for the audit of records the contracts never saw (captured EPCIS events).
+    Recycling loses mass (sorting, washing, yield) and never gains any: the rule the contracts enforce, here as a
+    measure for the audit of records the contracts never saw (captured EPCIS events).
     """
     return max(recovered_grams - sum(input_grams), 0)
-
-
-class MaterialGraph(Protocol):
-    """What a provenance walk needs: one item's composition, one lot's record. The API's passports do not use it:
-    they walk their database a generation at a time with set-based queries (``api/passport.py``), since one call
-    per item and lot was 20 to 40 times slower at the third generation (docs/performance.md, the trace)."""
-
-    def lot(self, lot_id: str) -> LotRecord | None: ...
-
-    def composition(self, item_id: str) -> Composition | None: ...
-
-
-@dataclass(frozen=True)
-class Generation:
-    """Generation n: the lots of the items of generation n (n = 1: the item itself), and the items whose recycling
-    yielded the recovered lots among them (which are generation n + 1's items)."""
-
-    index: int
-    lots: tuple[str, ...]
-    source_items: tuple[str, ...]
-
-
-def provenance(graph: MaterialGraph, item_id: str, max_generations: int = 20) -> list[Generation]:
-    """Walk back generation by generation; each lot and item is visited once, so a cycle cannot loop."""
-    generations: list[Generation] = []
-    items, seen_items, seen_lots = [item_id], {item_id}, set()
-    while items and len(generations) < max_generations:
-        lots: list[str] = []
-        for item in items:
-            composition = graph.composition(item)
-            for part in composition.parts if composition else ():
-                if part.lot_id not in seen_lots:
-                    seen_lots.add(part.lot_id)
-                    lots.append(part.lot_id)
-        sources: list[str] = []
-        for lot_id in lots:
-            record = graph.lot(lot_id)
-            for source in record.source_items if record else ():
-                if source not in seen_items:
-                    seen_items.add(source)
-                    sources.append(source)
-        generations.append(Generation(len(generations) + 1, tuple(lots), tuple(sources)))
-        items = sources
-    return generations
 
 
 __all__ = [
     "FULL_SHARE_BPS",
     "Composition",
-    "Generation",
     "LotRecord",
-    "MassBalance",
-    "MaterialGraph",
     "Part",
+    "bps_to_fraction",
     "by_material",
-    "provenance",
     "recovery_excess",
     "recycled_grams",
     "recycled_share_bps",

@@ -23,6 +23,7 @@ from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from ledger.client import ItemState
+from materials import bps_to_fraction
 
 from .. import passport as pp
 from .. import versions
@@ -234,7 +235,7 @@ def lot_jsonld(session: Session, state: AppState, product: Product | None, lot: 
         "circ:material": pp.material_name(lot.material_code),
         "circ:materialCode": lot.material_code,
         "circ:massGrams": lot.mass_grams,
-        "circ:recycledShare": lot.recycled_share_bps / 10_000,
+        "circ:recycledShare": bps_to_fraction(lot.recycled_share_bps),
         "circ:recovered": lot.recovered,
         "circ:origin": lot.origin,
         "gs1:certificationInfo": list(lot.certificates or []),

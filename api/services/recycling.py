@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from ledger.epcis import events as ev
 from ledger.ids import material_lot_id
 from ledger.lifecycle import Action, step
-from materials import MaterialMassExceeded, NotRecoverable, check_recovery
+from materials import FULL_SHARE_BPS, MaterialMassExceeded, NotRecoverable, check_recovery
 from materials.recovery import balance, item_parts, recoverable
 
 from .. import intents
@@ -84,7 +84,7 @@ def recycle(state: AppState, session: Session, actor: Actor, body: RecyclingCrea
         "lot_number": body.lot_number,
         "material_code": body.material_code,
         "mass_grams": body.mass_grams,
-        "recycled_share_bps": 10_000,
+        "recycled_share_bps": FULL_SHARE_BPS,  # recovered from items: all of it recycled
         "recovered": True,
         "source_items": [i.item_id for i in items],
         "origin": None,

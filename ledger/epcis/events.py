@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from materials import FULL_SHARE_BPS
+
 from ..lifecycle import BIZSTEP_IN_USE, BIZSTEP_RECYCLING, EXT_NS, LIFECYCLE, Action, Lifecycle
 
 EPCIS_CONTEXT = "https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"
@@ -125,7 +127,11 @@ def items_recycled(
             "outputQuantityList": [{"epcClass": recovered_lot_uri, "quantity": mass_grams, "uom": GRAM}],
             "bizStep": _RECYCLED.biz_step,
             "disposition": _RECYCLED.disposition,
-            "ilmd": {"circ:materialCode": material_code, "circ:massGrams": mass_grams, "circ:recycledShareBps": 10_000},
+            "ilmd": {
+                "circ:materialCode": material_code,
+                "circ:massGrams": mass_grams,
+                "circ:recycledShareBps": FULL_SHARE_BPS,
+            },
         }
     )
     return event

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
@@ -9,13 +11,10 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 
 from materials import (
     FULL_SHARE_BPS,
-    AlreadyRecycled,
+    Ancestor,
     Composition,
     InvalidComposition,
     LotRecord,
-    MassBalance,
-    MassBalanceExceeded,
-    RecoveredMassExceeded,
     UnknownMaterial,
     by_material,
     catalogue,
@@ -27,6 +26,8 @@ from materials import (
     recycled_grams,
     recycled_share_bps,
 )
+
+from .model import AlreadyRecycled, MassBalance, MassBalanceExceeded, RecoveredMassExceeded
 
 
 def test_catalogue_covers_fibres_plastics_metals_glass_and_paper() -> None:
@@ -95,14 +96,20 @@ def test_recycling_yields_a_recovered_lot_no_heavier_than_the_items() -> None:
 
 
 class _Graph:
+    """The model as a provenance source: a set of lots at a time, as the API's queries answer."""
+
     def __init__(self, ledger: MassBalance) -> None:
         self.ledger = ledger
+        self.questions = 0
 
-    def lot(self, lot_id: str) -> LotRecord | None:
-        return self.ledger.records().get(lot_id)
+    def ancestors(self, recovered_lots: Sequence[str]) -> list[Ancestor]:
+        self.questions += 1
+        return [(item, tuple((p.lot_id, p.grams) for p in self.ledger.items[item].parts))
+                for item, lot in self.ledger.recycled.items() if lot in recovered_lots]
 
-    def composition(self, item_id: str) -> Composition | None:
-        return self.ledger.items.get(item_id)
+    def lots(self, lot_ids: Sequence[str]) -> dict[str, LotRecord]:
+        self.questions += 1
+        return {lot_id: record for lot_id, record in self.ledger.records().items() if lot_id in lot_ids}
 
 
 def test_provenance_walks_generations_back() -> None:
@@ -114,10 +121,32 @@ def test_provenance_walks_generations_back() -> None:
     ledger.make(["g2"], Composition.of([("rec1", 300), ("virgin", 100)]))
     ledger.recycle(["g2"], "rec2", 350)
     ledger.make(["g3"], Composition.of([("rec2", 300)]))
-    walk = provenance(_Graph(ledger), "g3")
-    assert [(g.index, g.lots, g.source_items) for g in walk] == [
+    graph = _Graph(ledger)
+    walk = provenance(graph, [(ledger.records()[p.lot_id], p.grams) for p in ledger.items["g3"].parts])
+    # Generation n's lots, and the items whose recycling yielded its recovered lots (generation n + 1's items).
+    sources = [tuple(item for item, _ in g.source_items) for g in walk[1:]] + [()]
+    assert [(g.index, tuple(u.lot_id for u in g.lots), s) for g, s in zip(walk, sources, strict=True)] == [
         (1, ("rec2",), ("g2",)), (2, ("rec1", "virgin"), ("g1a", "g1b")), (3, ("cotton",), ())]
     assert recycled_share_bps(ledger.items["g3"], ledger.records()) == FULL_SHARE_BPS
+    assert graph.questions == 4  # two set-based questions per generation walked, none per item or lot
+
+
+def test_provenance_counts_uses_and_grams_and_stops() -> None:
+    ledger = MassBalance()
+    ledger.register_lot("cotton", "CO", 10_000)
+    ledger.make([f"a{n}" for n in range(5)], Composition.of([("cotton", 100)]))
+    ledger.recycle([f"a{n}" for n in range(5)], "rec", 450)
+    ledger.make(["b"], Composition.of([("rec", 200)]))
+    start = [(ledger.records()["rec"], 200)]
+    walk = provenance(_Graph(ledger), start)
+    assert [(u.lot_id, u.grams, u.items) for u in walk[0].lots] == [("rec", 200, None)]
+    assert [(u.lot_id, u.grams, u.items) for u in walk[1].lots] == [("cotton", 500, 5)]
+    assert len(walk[1].source_items) == 5
+    assert len(provenance(_Graph(ledger), start, max_generations=1)) == 1
+    # A lot recorded as its own ancestor is shown where it is used, and walked once: the walk ends.
+    ledger.recycled["b"] = "rec"
+    looped = provenance(_Graph(ledger), start, max_generations=50)
+    assert [u.lot_id for u in looped[1].lots] == ["cotton", "rec"] and len(looped) == 2
 
 
 class LoopMachine(RuleBasedStateMachine):
