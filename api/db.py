@@ -6,7 +6,7 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, inspect, make_url
+from sqlalchemy import Connection, MetaData, inspect, make_url, text
 
 import api.models  # noqa: F401  (every table in the metadata)
 import ledger.outbox
@@ -67,10 +67,16 @@ def revision_tables() -> list[tuple[str, dict[str, frozenset[str]]]]:
 def _unstamped_revision(connection: Connection) -> str | None:
     """The revision an unstamped database of ours is at, or None for a stamped or an empty one.
 
-    Before the ledger's tables came from migrations, ``LedgerService`` created them itself: a database that only the
-    ledger's commands had opened holds the outbox's tables without an Alembic version (revision 0000's tables), and
-    one created with every model loaded holds the whole schema of its day. Such a database is at the newest revision
-    whose tables and columns are exactly its own; one that matches no revision is refused, never completed."""
+    Before the ledger's tables came from migrations, ``LedgerService`` created them itself, from whichever models its
+    process had loaded. So a database without an Alembic version was made by one of two things:
+
+    - every model loaded (a command that imported the API): the whole schema of its day, which is at the newest
+      revision whose tables and columns are exactly its own;
+    - only the ledger's commands (``deploy``, ``worker``, ``export``): the outbox's tables, which are revision 0000's,
+      and perhaps newer ledger tables created ahead of their migration. Those were never written outside the API, so
+      they are empty: they are dropped (their migration makes them again) and the database is at revision 0000.
+
+    Anything else is refused, never completed: the tables it would need are not those of any revision."""
     inspector = inspect(connection)
     if inspector.has_table("alembic_version"):
         return None
@@ -82,6 +88,15 @@ def _unstamped_revision(connection: Connection) -> str | None:
     for revision, tables in reversed(revisions):
         if tables == present:
             return revision
+    first, outbox = revisions[0]
+    ahead = sorted(set(present) - set(outbox))
+    if all(present.get(name) == columns for name, columns in outbox.items()) and not any(
+        connection.execute(text(f'SELECT 1 FROM "{name}" LIMIT 1')).first() for name in ahead
+    ):
+        made_ahead = MetaData()
+        made_ahead.reflect(connection, only=ahead)  # also reflects the tables they refer to: those stay
+        made_ahead.drop_all(connection, tables=[made_ahead.tables[name] for name in ahead])
+        return first
     raise UnknownSchema(
         f"the database holds tables of circular-ledger ({', '.join(sorted(present))}) but no alembic_version, and "
         "they are the tables of no migration: restore it from a backup or migrate it by hand"

@@ -8,10 +8,12 @@ from .accounting import (
     LotRecord,
     Part,
     bps_to_fraction,
+    bps_to_percent,
     by_material,
     recovery_excess,
     recycled_grams,
     recycled_share_bps,
+    share_bps,
 )
 from .catalogue import (
     Material,
@@ -56,6 +58,7 @@ __all__ = [
     "RecoveryError",
     "UnknownMaterial",
     "bps_to_fraction",
+    "bps_to_percent",
     "by_material",
     "catalogue",
     "check_recovery",
@@ -70,4 +73,5 @@ __all__ = [
     "recovery_excess",
     "recycled_grams",
     "recycled_share_bps",
+    "share_bps",
 ]

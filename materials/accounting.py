@@ -77,9 +77,19 @@ class LotRecord:
     source_items: tuple[str, ...] = ()
 
 
+def share_bps(part_grams: int, total_grams: int) -> int:
+    """`part_grams` as a share of `total_grams` in basis points, rounded down (0 of nothing)."""
+    return part_grams * FULL_SHARE_BPS // total_grams if total_grams else 0
+
+
 def bps_to_fraction(bps: int) -> float:
     """A share in basis points as a fraction of 1 (7,300 bps: 0.73), for display."""
     return bps / FULL_SHARE_BPS
+
+
+def bps_to_percent(bps: int) -> float:
+    """A share in basis points in percent (7,350 bps: 73.5), for display."""
+    return bps / (FULL_SHARE_BPS // 100)
 
 
 def recycled_grams(composition: Composition, lots: Mapping[str, LotRecord]) -> int:
@@ -116,8 +126,10 @@ __all__ = [
     "LotRecord",
     "Part",
     "bps_to_fraction",
+    "bps_to_percent",
     "by_material",
     "recovery_excess",
     "recycled_grams",
     "recycled_share_bps",
+    "share_bps",
 ]

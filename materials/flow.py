@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from .accounting import FULL_SHARE_BPS, Composition, LotRecord, recycled_grams
+from .accounting import Composition, LotRecord, recycled_grams, share_bps
 
 # What became of the items: the fates a caller maps its item states onto.
 IN_USE, RETURNED, RECYCLED, DISPOSED = "in circulation", "returned or collected", "recycled", "disposed of"
@@ -61,7 +61,7 @@ class MonthShare:
 
     @property
     def share_bps(self) -> int:
-        return self.recycled_grams * FULL_SHARE_BPS // self.grams if self.grams else 0
+        return share_bps(self.recycled_grams, self.grams)
 
 
 @dataclass(frozen=True)

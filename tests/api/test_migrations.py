@@ -144,6 +144,31 @@ def test_a_database_only_the_ledger_opened_before_migrations_upgrades(empty_db: 
         engine.dispose()
 
 
+def test_newer_ledger_tables_made_ahead_of_their_migration_are_remade_by_it(empty_db: str) -> None:
+    """The ledger also created, empty, its tables of later revisions (document versions): they are dropped and made
+    by their migration; a row in one of them would have been refused."""
+    import ledger.versions
+
+    outbox = [ledger.outbox.Batch.__table__, ledger.outbox.OutboxEvent.__table__, ledger.outbox.EventEpc.__table__]
+    engine = make_engine(empty_db)
+    Base.metadata.create_all(engine, tables=[*outbox, ledger.versions.DocumentVersion.__table__])
+    with engine.begin() as conn:
+        conn.execute(text(
+            "INSERT INTO ledger_batches (root, event_count, status, attempts, created_at) "
+            "VALUES (:root, 1, 'CONFIRMED', 1, CURRENT_TIMESTAMP)"
+        ), {"root": b"\x03" * 32})
+    engine.dispose()
+    upgrade(empty_db)
+    assert _version(empty_db) == _head()
+    assert _diff(empty_db) == []
+    engine = make_engine(empty_db)
+    try:
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT count(*) FROM ledger_batches")).scalar() == 1  # the outbox kept
+    finally:
+        engine.dispose()
+
+
 def test_a_database_at_an_older_revision_upgrades(empty_db: str) -> None:
     from api.db import revision_tables
 
@@ -170,6 +195,23 @@ def test_tables_of_no_revision_are_refused_not_completed(empty_db: str) -> None:
         assert set(inspect(engine).get_table_names()) == {"ledger_events"}
     finally:
         engine.dispose()
+
+
+def test_a_written_table_ahead_of_its_migration_is_refused(empty_db: str) -> None:
+    from api.db import UnknownSchema
+
+    outbox = [ledger.outbox.Batch.__table__, ledger.outbox.OutboxEvent.__table__, ledger.outbox.EventEpc.__table__]
+    engine = make_engine(empty_db)
+    Base.metadata.create_all(engine, tables=[*outbox, api.models.Actor.__table__])
+    with engine.begin() as conn:
+        conn.execute(text(
+            "INSERT INTO api_actors (name, role, address, key_name, key_hash, revoked, created_at) "
+            "VALUES ('a', 'brand', '0x00', 'k', 'h', false, CURRENT_TIMESTAMP)"
+        ))
+    engine.dispose()
+    with pytest.raises(UnknownSchema):
+        upgrade(empty_db)
+    assert _version(empty_db) is None
 
 
 def test_the_ledger_refuses_a_database_without_its_tables(empty_db: str, tmp_path: Path) -> None:

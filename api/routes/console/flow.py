@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ledger.client import ItemState
-from materials import Composition, LotRecord
+from materials import Composition, LotRecord, bps_to_percent, share_bps
 from materials.flow import DISPOSED, IN_USE, RECOVERED, RECYCLED, RETURNED, FlowItems, MaterialFlow, material_flow
 
 from ...deps import SessionDep, StateDep
@@ -108,7 +108,7 @@ def flow_page(request: Request, console: ConsoleDep, session: SessionDep, state:
             "flow": flow,
             "data": data,
             "made": made,
-            "recycled_share": recycled * 10_000 // made / 100 if made else 0,
+            "recycled_share": bps_to_percent(share_bps(recycled, made)) if made else 0,
             "recovered": flow.into(RECOVERED),
         },
         console=console,
