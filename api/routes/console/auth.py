@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session
 from ...actors import authenticate
 from ...config import ApiSettings
 from ...deps import SessionDep, StateDep
-from ...models import Actor, ConsoleLink, ConsoleSession
+from ...models import Actor, ConsoleLink, ConsoleSession, ConsoleSubmission
 from ...state import AppState
 from .web import (
     COOKIE,
@@ -50,6 +50,7 @@ from .web import (
 router = APIRouter()
 
 FAILED_SIGN_INS_PER_MINUTE = 10  # per client address: keys cannot be guessed, but nobody needs more tries than this
+SUBMISSIONS_KEPT = timedelta(days=1)
 WHY = {
     "expired": "Your session has expired. Sign in again.",
     "revoked": "This actor's access was revoked.",
@@ -214,6 +215,8 @@ def _start_session(request: Request, session: Session, state: AppState, actor: A
         )
     )
     session.execute(delete(ConsoleLink).where(ConsoleLink.expires_at <= moment - timedelta(days=1)))
+    # A form's submission is remembered for a day: long enough for any second click or resent form.
+    session.execute(delete(ConsoleSubmission).where(ConsoleSubmission.created_at <= moment - SUBMISSIONS_KEPT))
     old = request.cookies.get(COOKIE)
     if old:  # a new session never reuses a token the browser held before (no fixation)
         session.execute(delete(ConsoleSession).where(ConsoleSession.token_hash == token_hash(old)))
