@@ -4,6 +4,12 @@ An API key is 32 random bytes; only its SHA-256 is stored (a fast hash is enough
 so a leaked database yields no usable key. Revocation flips ``revoked`` and takes effect on the next request.
 Each actor's Ethereum key is an env key (``CIRCULAR_KEY_<KEY_NAME>``) or an encrypted keystore file written through
 :meth:`ledger.settings.Settings.save_actor_key`.
+
+A key's name holds a random id (``actor-<slug>-<id>``): keys were named by a slug of the actor's name alone, so an
+actor created as ``BRAND-A`` got Brand A's keystore, signed with Brand A's key, and kept signing after Brand A's API
+key was revoked. A new actor gets a new key under a new name (an existing keystore is never reused for it); an
+existing key is used only when named explicitly (``key_name``), and never when its account is another actor's. No
+two actors that may act share an account (a unique index, ``0009``).
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ import unicodedata
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ledger.accounts import LocalAccount, new_account
@@ -40,11 +46,15 @@ def new_api_key() -> str:
     return KEY_PREFIX + secrets.token_urlsafe(32)
 
 
+KEY_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,79}")
+
+
 def key_name_for(name: str) -> str:
-    """``actor-<slug>``: the name under which the actor's Ethereum key is kept (env var or keystore file)."""
+    """``actor-<slug>-<id>``: a new, unique name under which a new actor's Ethereum key is kept (env var or keystore
+    file). The slug is for people reading the keys directory; the random id is what keeps two actors apart."""
     ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
-    slug = re.sub(r"[^a-z0-9]+", "-", ascii_name.lower()).strip("-")[:60] or "actor"
-    return f"actor-{slug}"
+    slug = re.sub(r"[^a-z0-9]+", "-", ascii_name.lower()).strip("-")[:40] or "actor"
+    return f"actor-{slug}-{secrets.token_hex(8)}"
 
 
 def chain_admin(service: LedgerService) -> LocalAccount:
@@ -86,13 +96,24 @@ class ActorKeys:
             self._cache[key_name] = account
 
 
-def _account_for(service: LedgerService, key_name: str) -> LocalAccount:
+def _new_account(service: LedgerService, key_name: str) -> LocalAccount:
+    """A new account, kept under `key_name` in a new keystore (refused if one exists: it would be another key)."""
+    account = new_account()
+    service.settings.save_actor_key(key_name, account)
+    return account
+
+
+def _named_account(service: LedgerService, session: Session, key_name: str) -> LocalAccount:
+    """The existing key configured as `key_name` (env or keystore), for an actor whose key was made elsewhere."""
+    if not KEY_NAME.fullmatch(key_name) or key_name == ADMIN_KEY_NAME:
+        raise ValueError(f"a key name is 1 to 80 lower-case letters, digits and hyphens, not {key_name!r}")
+    holder = session.scalar(select(Actor.name).where(Actor.key_name == key_name))
+    if holder is not None:
+        raise ValueError(f"the key {key_name!r} is the key of actor {holder!r} already")
     try:
         return service.settings.actor_key(key_name)
     except KeyNotFound:
-        account = new_account()
-        service.settings.save_actor_key(key_name, account)
-        return account
+        raise ValueError(f"no key named {key_name!r} is configured (env or keystore)") from None
 
 
 def _fund(service: LedgerService, address: str) -> None:
@@ -108,9 +129,11 @@ def add_actor(
     *,
     prefixes: Sequence[str] = (),
     keys: ActorKeys | None = None,
+    key_name: str | None = None,
 ) -> tuple[Actor, str]:
-    """Create an actor: an account (env key or a new keystore), its on-chain role, a brand's GS1 company prefixes,
-    and an API key. Returns the actor (committed) and the API key, which is shown once and never stored."""
+    """Create an actor: an account (a new keystore, or the existing key named `key_name`), its on-chain role, a
+    brand's GS1 company prefixes, and an API key. Returns the actor (committed) and the API key, which is shown once
+    and never stored. An account that is another actor's is refused."""
     try:
         actor_role = ActorRole(role)
     except ValueError:
@@ -129,9 +152,17 @@ def add_actor(
     ledger = service.ledger
     if actor_role is ActorRole.ADMIN:
         key_name, account = ADMIN_KEY_NAME, admin
+    elif key_name is not None:
+        account = _named_account(service, session, key_name)
     else:
         key_name = key_name_for(name)
-        account = _account_for(service, key_name)
+        account = _new_account(service, key_name)
+    holder = session.scalar(
+        select(Actor.name).where(func.lower(Actor.address) == account.address.lower(), Actor.revoked.is_(False))
+    )
+    if holder is not None:
+        raise ValueError(f"account {account.address} is actor {holder!r}'s: an actor's account is its own")
+    if actor_role is not ActorRole.ADMIN:
         _fund(service, account.address)
         if not ledger.has_role(actor_role.value, account.address):
             ledger.grant_role(admin, actor_role.value, account.address)

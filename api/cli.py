@@ -198,6 +198,11 @@ def actors_add(
     role: Annotated[str, typer.Option(help="brand, recycler, retailer, repairer or admin.")],
     name: Annotated[str, typer.Option(help="The actor's unique name.")],
     prefix: Annotated[list[str] | None, typer.Option(help="A GS1 company prefix (brands; repeatable).")] = None,
+    key_name: Annotated[
+        str | None,
+        typer.Option(help="Use the existing key of this name (CIRCULAR_KEY_<NAME> or keys/<name>.json); default: a "
+                     "new key in a new keystore."),
+    ] = None,
     rpc: RpcOption = None,
     db: DbOption = None,
     data_dir: DataDirOption = None,
@@ -214,7 +219,7 @@ def actors_add(
     service = LedgerService(settings)
     try:
         with service.sessions() as session:
-            actor, api_key = add_actor(service, session, role, name, prefixes=prefix or [])
+            actor, api_key = add_actor(service, session, role, name, prefixes=prefix or [], key_name=key_name)
         console.print(f"{actor.role} {actor.name}: account {actor.address}")
         sys.stdout.write(api_key + "\n")
     finally:

@@ -23,6 +23,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -56,6 +57,17 @@ class Actor(Base):
     revoked: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    # No two actors that may act share an account: the name of its key was once all that kept them apart.
+    __table_args__ = (
+        Index(
+            "uq_api_actors_address_active",
+            "address",
+            unique=True,
+            sqlite_where=text("revoked = 0"),
+            postgresql_where=text("NOT revoked"),
+        ),
+    )
 
 
 class Product(Base):

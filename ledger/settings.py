@@ -93,13 +93,18 @@ class Settings(BaseSettings):
         return decrypted
 
     def save_actor_key(self, actor: str, account: LocalAccount) -> Path:
-        """Write `account` as an encrypted keystore file (mode 0600)."""
+        """Write `account` as a new encrypted keystore file (mode 0600). An existing keystore is never overwritten
+        nor reused here: it is another account's key (``ConfigurationError``)."""
         if self.keystore_password is None:
             raise ConfigurationError("CIRCULAR_KEYSTORE_PASSWORD is needed to write keystore files")
         self.keys_dir.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.keys_dir, 0o700)
         path = self.keys_dir / f"{actor}.json"
         encrypted = Account.encrypt(account.key, self.keystore_password.get_secret_value(), iterations=2**14)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            raise ConfigurationError(f"a keystore {path} exists already: it is never overwritten") from None
         with os.fdopen(fd, "w") as out:
             json.dump(encrypted, out)
         return path

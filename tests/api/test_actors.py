@@ -25,9 +25,9 @@ def test_a_new_actor_gets_a_keystore_a_role_and_prefixes(world: World) -> None:
     prefix = f"7{world.unique('')[1:]}0"
     with world.service.sessions() as session:
         actor, api_key = add_actor(world.service, session, "brand", name, prefixes=[prefix])
-    keystore = world.settings.keys_dir / f"{key_name_for(name)}.json"
+    keystore = world.settings.keys_dir / f"{actor.key_name}.json"
     assert keystore.exists() and stat.S_IMODE(keystore.stat().st_mode) == 0o600
-    assert world.settings.actor_key(key_name_for(name)).address == actor.address
+    assert world.settings.actor_key(actor.key_name).address == actor.address
     ledger = world.service.ledger
     assert ledger.has_role("brand", actor.address)
     assert ledger.gtin_owner(_gtin_under(prefix)) == actor.address
@@ -37,14 +37,15 @@ def test_a_new_actor_gets_a_keystore_a_role_and_prefixes(world: World) -> None:
         assert found is not None and found.id == actor.id
 
 
-def test_an_env_key_is_used_when_set(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_env_key_is_used_when_named(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
     name = world.unique("Recycler ")
     account = Account.create()
-    monkeypatch.setenv("CIRCULAR_KEY_" + key_name_for(name).upper().replace("-", "_"), account.key.hex())
+    key_name = world.unique("recycler-env-").lower()
+    monkeypatch.setenv("CIRCULAR_KEY_" + key_name.upper().replace("-", "_"), account.key.hex())
     with world.service.sessions() as session:
-        actor, _ = add_actor(world.service, session, "recycler", name)
-    assert actor.address == account.address
-    assert not (world.settings.keys_dir / f"{key_name_for(name)}.json").exists()
+        actor, _ = add_actor(world.service, session, "recycler", name, key_name=key_name)
+    assert actor.address == account.address and actor.key_name == key_name
+    assert not (world.settings.keys_dir / f"{key_name}.json").exists()
     assert world.service.ledger.has_role("recycler", account.address)
 
 
@@ -62,6 +63,7 @@ def test_names_are_unique(world: World) -> None:
         add_actor(world.service, session, "retailer", "Retailer")
 
 
-def test_key_names_are_safe() -> None:
-    assert key_name_for("Brand Ä / Ø 1") == "actor-brand-a-1"
-    assert key_name_for("!!!") == "actor-actor"
+def test_key_names_are_safe_and_unique() -> None:
+    assert key_name_for("Brand Ä / Ø 1").startswith("actor-brand-a-1-")
+    assert key_name_for("!!!").startswith("actor-actor-")
+    assert key_name_for("Brand A") != key_name_for("Brand A")

@@ -57,7 +57,8 @@ def test_serve_and_actors_add_share_one_chain(tmp_path: Path) -> None:
     service = LedgerService(Settings(data_dir=data))
     try:
         ledger: Ledger = service.ledger
-        brand = json.loads((data / "keys" / "actor-brand-a.json").read_text())["address"]
+        [keystore] = (data / "keys").glob("actor-brand-a-*.json")  # named by the actor, and an id of its own
+        brand = json.loads(keystore.read_text())["address"]
         assert ledger.has_role("brand", "0x" + brand)
         assert ledger.gtin_owner("09506000134352").lower() == "0x" + brand.lower()
     finally:
