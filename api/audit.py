@@ -1,7 +1,7 @@
 """`circular audit`: the crisis view. Reads the database (scans, items, lots, the outbox's signed events) and the
 chain's role history, and reports what should not have happened.
 
-Five rules, each with its checks (``RULES``); the first four are the issue's:
+Five rules, each with its checks (``RULES``), numbered as the report numbers them:
 
 1. clones and counterfeits: scans of one serial from countries further apart than travel allows in the time
    between them; scans after the item was recycled or disposed of; a return of an item never sold; a second
@@ -55,7 +55,7 @@ from .authority import Subjects, read_claims, refusals
 from .gs1.digital_link import DigitalLink, parse_path
 from .models import Actor, ActorRole, Item, Lot, Scan, UnknownScan
 
-# rule id → (rule number of the issue, what it means)
+# rule id → (the rule's number in the report, what it means)
 RULES: dict[str, tuple[int, str]] = {
     "impossible-travel": (1, "scanned in two countries further apart than travel allows in the time between"),
     "scan-after-end-of-life": (1, "scanned after it was recycled or disposed of"),

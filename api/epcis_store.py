@@ -28,7 +28,7 @@ from ledger.outbox import OutboxEvent
 
 from .models import EpcisEpc, EpcisEvent
 
-SCHEMA_PATH = Path(__file__).resolve().parent / "standards" / "EPCIS-JSON-Schema.json"
+SCHEMA_PATH = Path(__file__).resolve().parent / "standards" / "epcis" / "EPCIS-JSON-Schema.json"
 EVENT_TYPES = ("ObjectEvent", "AggregationEvent", "TransactionEvent", "TransformationEvent", "AssociationEvent")
 LOOKBACK = 1_000  # outbox ids may commit out of order: re-check this many below the highest indexed
 

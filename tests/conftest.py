@@ -19,10 +19,10 @@ ANVIL = ROOT / "node_modules" / "@foundry-rs" / "anvil-linux-amd64" / "bin" / "a
 
 
 def standards_dir() -> Path:
-    """The GS1 standards the tests check against (schemas, examples, Event Hash ID vectors). A copy lives in
-    ``tests/standards`` so that a clone passes wherever it is; ``CIRCULAR_STANDARDS_DIR`` points at another copy."""
+    """The GS1 standards the tests check against (schemas, examples, Event Hash ID vectors): the one vendored copy,
+    ``api/standards``, which the API reads too; ``CIRCULAR_STANDARDS_DIR`` points at another copy."""
     override = os.environ.get("CIRCULAR_STANDARDS_DIR")
-    return Path(override) if override else ROOT / "tests" / "standards"
+    return Path(override) if override else ROOT / "api" / "standards"
 
 
 def migrated(settings: Settings) -> Settings:

@@ -29,7 +29,7 @@ OWN_LINK_TYPES: dict[str, dict[str, str]] = {
 
 @cache
 def gs1_link_types() -> dict[str, dict[str, object]]:
-    path = Path(__file__).resolve().parents[1] / "standards" / "gs1-linktypes.json"
+    path = Path(__file__).resolve().parents[1] / "standards" / "gs1-resolver" / "linktypes.json"
     data: dict[str, dict[str, object]] = json.loads(path.read_text())
     return data
 

@@ -4,8 +4,8 @@ Why this module exists: an event's hash ID is what the ledger signs, stores as `
 roots, so every party must derive the *same* ID from the *same* event however it was serialised (key order,
 whitespace, time zone, URN vs. GS1 Digital Link, CURIE vs. full URI, bare CBV terms vs. web URIs), and any change of
 content must change the ID. The canonicalisation follows the EPCIS Event Hash ID algorithm of CBV 2.0 as published
-with its reference implementation (``standards/epcis-event-hash/ALGORITHM.md``); the test vectors next to it are the
-arbiter wherever the prose and the reference implementation disagree:
+with its reference implementation (vendored in ``api/standards/epcis-event-hash/ALGORITHM.md``); the test vectors
+next to it are the arbiter wherever the prose and the reference implementation disagree:
 
 * Property order is the reference implementation's: ``certificationInfo`` follows ``eventTimeZoneOffset`` and
   ``parentID`` precedes ``epcList`` (the prose table lists ``epcList`` first; no vector has both).

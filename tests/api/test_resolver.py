@@ -1,5 +1,5 @@
 """The GS1-conformant resolver: one test (at least) per statement of GS1-Conformant Resolver Standard 1.2
-(``standards/gs1-resolver/conformance-statements.txt``), plus walk-up, content negotiation and the description file.
+(``api/standards/gs1-resolver/conformance-statements.txt``), plus walk-up, content negotiation and the description file.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """CBV 2.0 EPCIS Event Hash IDs: every published vector, plus the properties the ledger relies on.
 
-The vectors (``standards/epcis-event-hash/examples``) are the standard: each ``X.jsonld`` must hash to ``X.hashes``
+The vectors (``api/standards/epcis-event-hash/examples``) are the standard: each ``X.jsonld`` must hash to ``X.hashes``
 and produce the pre-hash strings of ``X.prehashes``. Beyond them we check what a ledger needs from an event
 fingerprint: any change of content changes the ID, while representation (key order, list order, whitespace, time
 zone, URN vs. Digital Link, CURIE vs. URI, where the @context sits) does not; malformed IDs are rejected.

@@ -1,4 +1,4 @@
-"""Issue #7: the database is deleted and `circular rebuild` restores it from the chain and the batch archive; every
+"""The database is deleted and `circular rebuild` restores it from the chain and the batch archive; every
 passport's JSON-LD comes back byte for byte, for 1,000 items (and the lots, lineage and events behind them)."""
 
 from __future__ import annotations

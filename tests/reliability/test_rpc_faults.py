@@ -1,4 +1,4 @@
-"""RPC faults (issue #7): the anchoring worker, as its own process, behind a proxy that drops, delays and fails JSON-RPC
+"""RPC faults: the anchoring worker, as its own process, behind a proxy that drops, delays and fails JSON-RPC
 requests, with the node stopped and restarted (same state, empty mempool) while batches are sent and unconfirmed.
 
 Once the node is back and the faults stop, every one of 1,000 events is anchored exactly once, the worker never

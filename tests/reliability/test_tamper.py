@@ -1,4 +1,4 @@
-"""Issue #7: an edit made directly in the database (an event, its time or a quantity; an item's composition, a lot's
+"""An edit made directly in the database (an event, its time or a quantity; an item's composition, a lot's
 recycled share) fails `circular verify` with a one-line reason and turns the passport's badge red, in HTML and
 JSON-LD, on the next read, and restoring the rows turns it green again (nothing kept in memory hides an edit).
 
