@@ -40,6 +40,7 @@ def verify(
     also check that the database's composition of the item (lots, grams, their material and recycled share) is the
     chain's. Exit 1 if anything fails."""
     from ledger.evidence import export_bundle, verify_bundle
+    from ledger.ids import at_resolver
 
     from .integrity import claim_for_link
 
@@ -54,6 +55,9 @@ def verify(
                 raise ValueError(f"{path} is not JSON: {exc}") from None
         else:
             bundle = export_bundle(service.outbox, service.chain_id, service.ledger.anchor.address, target)
+            if not bundle["events"]:  # a link from another host of the resolver: events name the configured one
+                target = at_resolver(service.settings.resolver_base_url, target)
+                bundle = export_bundle(service.outbox, service.chain_id, service.ledger.anchor.address, target)
             with service.sessions() as session:
                 claim = claim_for_link(session, target)
             if claim is not None:
@@ -68,6 +72,16 @@ def verify(
         mark = "[green]ok[/green]  " if version.ok else "[red]FAIL[/red]"
         what = f"{version.kind} version {version.number}  "
         console.print(f"{mark} {what}" + ("; ".join(version.problems) or "canonical, hash, chain, proof, root"))
+    content = verdict.content
+    if content is not None and content.share_bps is not None and not content.problems:
+        stated = (
+            f", as the passport states ({verdict.stated_share:.2%})" if verdict.stated_share is not None else ""
+        )
+        console.print(
+            f"[green]ok[/green]   recycled content {content.share_bps / 100:.2f}% follows from the events: "
+            f"{content.recovered_lots} recovered lots over {content.generations} generations, grams in and out per "
+            f"material{stated}"
+        )
     for problem in verdict.problems + differences:
         console.print(f"[red]FAIL[/red] {problem}")
     if not verdict.ok or differences:

@@ -448,16 +448,14 @@ def item_claim(session: Session, item: Item) -> ItemClaim:
     )
 
 
-def verify(
-    state: AppState, item_uri: str, lot_uris: list[str], claim: ItemClaim | None = None
-) -> tuple[Verdict, dict[str, Any]]:
+def verify(state: AppState, item_uri: str, claim: ItemClaim | None = None) -> tuple[Verdict, dict[str, Any]]:
     """The verdict on the item's evidence bundle and on the database's `claim` of its composition (cached by the
     digest of both: an edited event or row changes the key, so tampering is never answered from the cache), and the
     bundle itself."""
     from ledger.evidence import export_bundle, verify_bundle
 
     service = state.service
-    bundle = export_bundle(service.outbox, service.chain_id, service.ledger.anchor.address, item_uri, lot_uris)
+    bundle = export_bundle(service.outbox, service.chain_id, service.ledger.anchor.address, item_uri)
     fingerprint = json.dumps(bundle, sort_keys=True, default=str) + (claim.key() if claim is not None else "")
     digest = hashlib.sha256(fingerprint.encode()).hexdigest()
     cached = state.verdicts.get(digest)

@@ -174,17 +174,23 @@ def export(
     db: DbOption = None,
     data_dir: DataDirOption = None,
 ) -> None:
-    """Write the evidence bundle of an item: its events, signatures, anchors and Merkle proofs."""
-    from .evidence import export_bundle
+    """Write the evidence bundle of an item: the events its passport rests on (through every generation of its
+    recycled material), with their signatures, anchors and Merkle proofs, and its passport's versions. The link may
+    name any host of the resolver (the one a browser showed): the item is the one it names."""
+    from .evidence import bundle_text, export_bundle
+    from .ids import at_resolver
 
     service = open_service(ctx, rpc, db, data_dir)
     try:
         bundle = export_bundle(service.outbox, service.chain_id, service.ledger.anchor.address, digital_link)
+        if not bundle["events"]:  # a link from another host of the resolver: events name the configured one
+            digital_link = at_resolver(service.settings.resolver_base_url, digital_link)
+            bundle = export_bundle(service.outbox, service.chain_id, service.ledger.anchor.address, digital_link)
     finally:
         service.close()
     if not bundle["events"]:
         raise LookupError(f"no events for {digital_link}")
-    text = json.dumps(bundle, indent=2) + "\n"
+    text = bundle_text(bundle)
     if output is None:
         sys.stdout.write(text)
     else:

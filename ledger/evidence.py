@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,7 +23,9 @@ from web3.logs import DISCARD
 
 from . import versions
 from .artifacts import load_artifact
+from .claims import ContentCheck, check_recycled_content, stated_share
 from .epcis.hashing import event_hash_id, hash_digest
+from .lifecycle import Action, action_of_event
 from .merkle import verify_proof
 from .outbox import Outbox, OutboxEvent, proofs_as_hex, split_proof
 from .signing import EventDomain, recover_event_signer
@@ -57,15 +58,71 @@ def bundle_entry(row: OutboxEvent) -> dict[str, Any]:
     return entry
 
 
-def export_bundle(
-    outbox: Outbox, chain_id: int, contract: str, item_uri: str, extra_epcs: Sequence[str] = ()
-) -> dict[str, Any]:
-    """The evidence bundle of `item_uri`: every event naming it (and `extra_epcs`, e.g. its lots)."""
-    rows: dict[str, OutboxEvent] = {}
-    for epc in (item_uri, *extra_epcs):
-        for row in outbox.events_for(epc):
-            rows.setdefault(row.event_id, row)
-    ordered = sorted(rows.values(), key=lambda r: r.id)
+def evidence_rows(outbox: Outbox, item_uri: str) -> list[OutboxEvent]:
+    """The events an item's passport rests on, and no others, oldest first: every event naming the item; the event
+    registering each lot it is made of; for a recovered lot, the recycling event that made it and, for each item
+    recycled into it, the event that made that item and its collection; and so on through every generation.
+
+    Walked a generation at a time (its lots, then its items, each a set-based query). Events that only share a lot
+    with the item (other items made from the same virgin lot) are not part of its evidence and stay out."""
+    chosen: dict[str, OutboxEvent] = {}
+    own = outbox.events_for(item_uri)
+    lots: set[str] = set()
+    for row in own:
+        chosen[row.event_id] = row
+        if _makes(row.event, item_uri):
+            lots.update(uri for uri, _ in _quantity_classes(row.event, "inputQuantityList"))
+    seen_lots: set[str] = set()
+    seen_items = {item_uri}
+    while lots:
+        new_lots = sorted(lots - seen_lots)
+        seen_lots.update(new_lots)
+        sources: set[str] = set()
+        for lot, rows in outbox.events_for_many(new_lots).items():
+            for row in rows:
+                step = action_of_event(row.event)
+                action = step.action if step is not None else None
+                if action is Action.LOT and lot in _classes_of(row.event, "quantityList"):
+                    chosen.setdefault(row.event_id, row)
+                elif action is Action.RECYCLED and lot in _classes_of(row.event, "outputQuantityList"):
+                    chosen.setdefault(row.event_id, row)
+                    sources.update(str(uri) for uri in row.event.get("inputEPCList") or ())
+        new_items = sorted(sources - seen_items)
+        seen_items.update(new_items)
+        lots = set()
+        for source, rows in outbox.events_for_many(new_items).items():
+            for row in rows:
+                step = action_of_event(row.event)
+                action = step.action if step is not None else None
+                if action is Action.MANUFACTURED and _makes(row.event, source):
+                    chosen.setdefault(row.event_id, row)
+                    lots.update(uri for uri, _ in _quantity_classes(row.event, "inputQuantityList"))
+                elif action is Action.COLLECTED:
+                    chosen.setdefault(row.event_id, row)
+    return sorted(chosen.values(), key=lambda r: r.id)
+
+
+def _makes(event: dict[str, Any], item_uri: str) -> bool:
+    step = action_of_event(event)
+    return step is not None and step.action is Action.MANUFACTURED and item_uri in (event.get("outputEPCList") or ())
+
+
+def _quantity_classes(event: dict[str, Any], key: str) -> list[tuple[str, Any]]:
+    return [
+        (str(entry["epcClass"]), entry.get("quantity"))
+        for entry in event.get(key) or ()
+        if isinstance(entry, dict) and "epcClass" in entry
+    ]
+
+
+def _classes_of(event: dict[str, Any], key: str) -> set[str]:
+    return {uri for uri, _ in _quantity_classes(event, key)}
+
+
+def export_bundle(outbox: Outbox, chain_id: int, contract: str, item_uri: str) -> dict[str, Any]:
+    """The evidence bundle of `item_uri`: the events its passport rests on (:func:`evidence_rows`) and its passport's
+    versions. The CLI's ``export`` and the API's ``/evidence`` both make it here, so both give the same bytes."""
+    ordered = evidence_rows(outbox, item_uri)
     with outbox.sessions() as session:
         stored = versions.history_of(session, item_uri)
     return {
@@ -76,6 +133,11 @@ def export_bundle(
         "events": [bundle_entry(r) for r in ordered],
         "versions": [version_entry(v) for v in stored],
     }
+
+
+def bundle_text(bundle: dict[str, Any]) -> str:
+    """A bundle as the file ``circular export`` writes and the API's ``/evidence`` answers: the same bytes."""
+    return json.dumps(bundle, indent=2) + "\n"
 
 
 def version_entry(stored: versions.StoredVersion) -> dict[str, Any]:
@@ -136,6 +198,9 @@ class BundleVerdict:
     # the same on every check (a clock reading would make two renderings of the same evidence differ).
     anchored_at: int | None = None
     versions: list[VersionVerdict] = field(default_factory=list)
+    # The recycled share the bundle's (correctly hashed) events prove for the item, recomputed from them alone.
+    content: ContentCheck | None = None
+    stated_share: float | None = None  # what the newest passport version in the bundle states, 0..1
 
     @property
     def ok(self) -> bool:
@@ -181,7 +246,30 @@ def verify_bundle(bundle: dict[str, Any], web3: Web3 | None) -> BundleVerdict:
             _verify_version(entry, verdict.item, previous, web3, anchor_contract, roots_checked, block_times)
         )
     verdict.anchored_at = max(block_times.values(), default=None)
+    _check_content(bundle, entries, verdict)
     return verdict
+
+
+def _check_content(bundle: dict[str, Any], entries: list[Any], verdict: BundleVerdict) -> None:
+    """Whether the recycled share the passport states follows from the events (``ledger.claims``): recomputed from
+    the events whose hash checked out, grams in and grams out, per material, through every generation."""
+    hashed = [
+        (str(entry.get("eventID", "")), entry["event"])
+        for entry, checked in zip(entries, verdict.events, strict=True)
+        if checked.checks.get("hash") and isinstance(entry, dict) and isinstance(entry.get("event"), dict)
+    ]
+    content = check_recycled_content(verdict.item, hashed)
+    verdict.content = content
+    verdict.stated_share = stated_share([v for v in bundle.get("versions") or [] if isinstance(v, dict)])
+    if content.share_bps is None and verdict.stated_share is None:
+        return  # a bundle of lifecycle events alone: it claims no composition, so there is none to check
+    verdict.problems += [f"recycled content: {problem}" for problem in content.problems]
+    if verdict.stated_share is not None and content.share_bps is not None:
+        shown = round(content.share_bps / 10_000, 4)
+        if shown != round(verdict.stated_share, 4):
+            verdict.problems.append(
+                f"recycled content: the passport states {verdict.stated_share:.2%}, the events prove {shown:.2%}"
+            )
 
 
 def _verify_version(
@@ -331,6 +419,8 @@ __all__ = [
     "BundleVerdict",
     "EventVerdict",
     "VersionVerdict",
+    "bundle_text",
+    "evidence_rows",
     "export_bundle",
     "verify_bundle",
     "version_entry",

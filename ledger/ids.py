@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
-from urllib.parse import quote
+from urllib.parse import quote, unquote, urlsplit
 
 from biip import ParseError
 from biip.gtin import Gtin
@@ -67,9 +67,35 @@ def digital_link(base_url: str, gtin: str, serial: str | None = None, lot: str |
     return uri
 
 
+def at_resolver(base_url: str, link: str) -> str:
+    """The Digital Link of the item or lot that `link` names, at the resolver `base_url`: events name items and lots
+    by the configured resolver's host, while a person may hold the link from any host of it (the one a browser
+    showed, a staging host, a QR code printed for another domain). Query and fragment are dropped, the GTIN
+    normalised to 14 digits, qualifiers other than lot (10) and serial (21) left out; a link that names no GTIN
+    raises :class:`InvalidIdentifier`."""
+    path = urlsplit(link.strip()).path if "://" in link else link.strip()
+    segments = [unquote(part) for part in path.split("/") if part]
+    keys: dict[str, str] = {}
+    for index in range(len(segments) - 1):
+        if segments[index] in ("01", "10", "21", "22") and segments[index] not in keys:
+            keys[segments[index]] = segments[index + 1]
+    if "01" not in keys:
+        raise InvalidIdentifier(f"not a GS1 Digital Link of an item or a lot (no /01/<GTIN>): {link!r}")
+    return digital_link(base_url, keys["01"], serial=keys.get("21"), lot=None if "21" in keys else keys.get("10"))
+
+
 def lot_uri(base_url: str, lot_id: bytes) -> str:
     """The URI of a lot with no GS1 key (a recovered lot keyed by material code), at the resolver."""
     return f"{base_url.rstrip('/')}/lots/0x{lot_id.hex()}"
 
 
-__all__ = ["check_serial", "digital_link", "gtin_lot_id", "item_id", "lot_uri", "material_lot_id", "normalize_gtin"]
+__all__ = [
+    "at_resolver",
+    "check_serial",
+    "digital_link",
+    "gtin_lot_id",
+    "item_id",
+    "lot_uri",
+    "material_lot_id",
+    "normalize_gtin",
+]

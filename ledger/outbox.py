@@ -29,7 +29,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.orm import Mapped, Session, mapped_column, relationship, sessionmaker
+from sqlalchemy.orm import Mapped, Session, mapped_column, relationship, selectinload, sessionmaker
 
 from .db import Base
 from .epcis.hashing import event_hash_id, hash_digest
@@ -241,6 +241,25 @@ class Outbox:
                 _ = row.batch
             session.expunge_all()
             return rows
+
+    def events_for_many(self, epcs: Sequence[str], chunk: int = 500) -> dict[str, list[OutboxEvent]]:
+        """Events naming each of `epcs`, oldest first, with their batches loaded: a few queries for many EPCs (an
+        evidence bundle's walk asks for a generation's lots, then its items, a set at a time)."""
+        found: dict[str, list[OutboxEvent]] = {epc: [] for epc in epcs}
+        wanted = sorted(found)
+        with self.sessions() as session:
+            for start in range(0, len(wanted), chunk):
+                rows = session.execute(
+                    select(EventEpc.epc, OutboxEvent)
+                    .join(OutboxEvent, OutboxEvent.id == EventEpc.event_pk)
+                    .where(EventEpc.epc.in_(wanted[start : start + chunk]))
+                    .options(selectinload(OutboxEvent.batch))
+                    .order_by(OutboxEvent.id)
+                )
+                for epc, row in rows:
+                    found[epc].append(row)
+            session.expunge_all()
+        return found
 
     def counts(self) -> dict[str, int]:
         with self.sessions() as session:

@@ -256,23 +256,23 @@ def qr(resource: str, uri: str) -> Response:
     return Response(content, media_type=media, headers={"Cache-Control": "public, max-age=86400", "ETag": etag})
 
 
-def _lot_uris(session: Session, item: Item) -> list[str]:
-    _, _, lots = pp.composition(session, item)
-    return [lot.uri for lot in lots.values()]
+def evidence(request: Request, session: Session, state: AppState, product: Product, item: Item) -> Response:
+    """The item's evidence bundle, byte for byte what ``circular export`` writes (``ledger.evidence.bundle_text``)."""
+    from ledger.evidence import bundle_text
 
-
-def evidence(request: Request, session: Session, state: AppState, product: Product, item: Item) -> JSONResponse:
     uri = item_uri(state.settings.resolver_base_url, product.gtin, item.serial)
-    _, bundle = pp.verify(state, uri, _lot_uris(session, item), pp.item_claim(session, item))
+    _, bundle = pp.verify(state, uri, pp.item_claim(session, item))
     filename = f"evidence-{product.gtin}-{hashlib.sha256(item.serial.encode()).hexdigest()[:8]}.json"
-    return JSONResponse(
-        bundle, headers={"Content-Disposition": f'inline; filename="{filename}"', "Cache-Control": "no-cache"}
+    return Response(
+        bundle_text(bundle),
+        media_type="application/json",
+        headers={"Content-Disposition": f'inline; filename="{filename}"', "Cache-Control": "no-cache"},
     )
 
 
 def verification(request: Request, session: Session, state: AppState, product: Product, item: Item) -> JSONResponse:
     uri = item_uri(state.settings.resolver_base_url, product.gtin, item.serial)
-    verdict, _ = pp.verify(state, uri, _lot_uris(session, item), pp.item_claim(session, item))
+    verdict, _ = pp.verify(state, uri, pp.item_claim(session, item))
     base = _base(request)
     body = {
         "item": uri,

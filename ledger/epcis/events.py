@@ -137,6 +137,39 @@ def items_recycled(
     return event
 
 
+def items_recycled_into(
+    item_uris: Sequence[str],
+    outputs: Sequence[tuple[str, int, str]],
+    *,
+    at: datetime | None = None,
+    read_point: str | None = None,
+) -> dict[str, Any]:
+    """Items recycled into recovered lots, one per material: `outputs` are (lot URI, grams, material code). One
+    output is :func:`items_recycled`'s event exactly; several are one TransformationEvent with every lot in its
+    ``outputQuantityList`` and each lot's material and grams in the ILMD's ``circ:recoveredLots`` (ILMD applies to
+    every output of an event, so a per-lot field of its own would be ambiguous)."""
+    if len(outputs) == 1:
+        uri, grams, code = outputs[0]
+        return items_recycled(item_uris, uri, grams, code, at=at, read_point=read_point)
+    event = _base("TransformationEvent", at, read_point)
+    event.update(
+        {
+            "inputEPCList": list(item_uris),
+            "outputQuantityList": [{"epcClass": uri, "quantity": grams, "uom": GRAM} for uri, grams, _ in outputs],
+            "bizStep": _RECYCLED.biz_step,
+            "disposition": _RECYCLED.disposition,
+            "ilmd": {
+                "circ:recycledShareBps": 10_000,
+                "circ:recoveredLots": [
+                    {"epcClass": uri, "circ:materialCode": code, "circ:massGrams": grams}
+                    for uri, grams, code in outputs
+                ],
+            },
+        }
+    )
+    return event
+
+
 def epcis_document(events: Sequence[dict[str, Any]], *, created: datetime | None = None) -> dict[str, Any]:
     """An EPCISDocument holding `events`."""
     creation, _ = _time(created)
@@ -158,6 +191,7 @@ __all__ = [
     "epcis_document",
     "items_manufactured",
     "items_recycled",
+    "items_recycled_into",
     "lifecycle",
     "lot_registered",
 ]

@@ -26,7 +26,7 @@ def bundle(service: LedgerService) -> dict[str, Any]:
     service.record(retailer, [ev.lifecycle(ev.Lifecycle.SOLD, [ITEM], at=T0)])
     service.record(brand, [ev.lifecycle(ev.Lifecycle.SOLD, ["https://id.example/01/09506000134352/21/OTHER"])])
     service.worker(anchorer).drain()
-    return export_bundle(service.outbox, service.chain_id, service.ledger.anchor.address, ITEM, [LOT])
+    return export_bundle(service.outbox, service.chain_id, service.ledger.anchor.address, ITEM)
 
 
 def test_an_honest_bundle_verifies(service: LedgerService, bundle: dict[str, Any]) -> None:
