@@ -27,7 +27,7 @@ from materials import Ancestor, Composition, LotRecord, UnknownMaterial, bps_to_
 from materials import material as catalogue_material
 from materials import provenance as walk_provenance
 
-from .authority import Subjects, read_claims, refusals
+from .authority import Claims, Subjects, read_claims, refusals
 from .gs1.linktypes import GS1_NS, OWN_NS
 from .models import Actor, Item, Lot, Product
 from .state import AppState
@@ -285,6 +285,23 @@ def events_by_uri(session: Session, uris: Sequence[str], chunk: int = 500) -> di
     return found
 
 
+@dataclass(frozen=True)
+class Known:
+    """The rules' view of many items' events at once: each event's claims, and the subjects they name (a run's
+    event names every item of the run: read once, not once per item)."""
+
+    claims: dict[str, Claims]
+    subjects: Subjects
+
+
+def known_subjects(state: AppState, session: Session, rows: Iterable[_EventRow]) -> Known:
+    claims: dict[str, Claims] = {}
+    for row in rows:
+        if row.event_id not in claims:
+            claims[row.event_id] = read_claims(row.event)
+    return Known(claims, Subjects.load(session, claims.values(), state.settings.resolver_base_url))
+
+
 def actors_by_address(session: Session, addresses: Iterable[str] | None = None) -> dict[str, Actor]:
     """Actors by lower-case address (every actor when `addresses` is None)."""
     query = select(Actor)
@@ -300,16 +317,21 @@ def timeline(
     owner_id: int | None = None,
     rows: Sequence[_EventRow] | None = None,
     actors: dict[str, Actor] | None = None,
+    known: Known | None = None,
 ) -> list[TimelineEntry]:
     """The events naming `uri` that the rules allow, oldest first. `owner_id` is the item's brand (the lot's owner):
-    an event someone else signed is marked ``third_party``. `rows` and `actors` when the caller has read them
-    already (:func:`events_by_uri`, :func:`actors_by_address`)."""
+    an event someone else signed is marked ``third_party``. `rows`, `actors` and `known` when the caller has read
+    them already for many items (:func:`events_by_uri`, :func:`actors_by_address`, :func:`known_subjects`)."""
     if rows is None:
         rows = _events_for(session, uri)
     if actors is None:
         actors = actors_by_address(session, [row.signer for row in rows]) if rows else {}
-    claims = [read_claims(row.event) for row in rows]
-    subjects = Subjects.load(session, claims, state.settings.resolver_base_url)
+    if known is None:
+        claims = [read_claims(row.event) for row in rows]
+        subjects = Subjects.load(session, claims, state.settings.resolver_base_url)
+    else:
+        claims = [known.claims[row.event_id] for row in rows]
+        subjects = known.subjects
     entries = []
     for row, claim in zip(rows, claims, strict=True):
         actor = actors.get(row.signer.lower())
@@ -403,8 +425,9 @@ def passport_content(
     item_state = ItemState(item.state)
     prefetched = shared.get("events") if shared is not None else None
     actors = shared.get("actors") if shared is not None else None
+    known = shared.get("known") if shared is not None else None
     rows = prefetched.get(uri) if prefetched is not None else None
-    entries = timeline(state, session, uri, item.brand_id, rows, actors)
+    entries = timeline(state, session, uri, item.brand_id, rows, actors, known)
     received = intake(item, entries)
     product_view: Any = _product_view(product)
     if shared is not None:
@@ -575,6 +598,7 @@ def jsonld(
 __all__ = [
     "CLOSED_STATES",
     "Generation",
+    "Known",
     "MaterialView",
     "TimelineEntry",
     "Verdict",
@@ -584,6 +608,7 @@ __all__ = [
     "intake",
     "item_claim",
     "jsonld",
+    "known_subjects",
     "material_name",
     "passport_content",
     "provenance",

@@ -68,8 +68,9 @@ def build(
     kept = [item for item in items if item.gtin in products]
     subjects = [subject(state, item.gtin, item.serial) for item in kept]
     if len(kept) > 1:  # the events of every item at once, and every actor's name
-        shared["events"] = pp.events_by_uri(session, subjects)
+        shared["events"] = events = pp.events_by_uri(session, subjects)
         shared["actors"] = pp.actors_by_address(session)
+        shared["known"] = pp.known_subjects(state, session, (row for rows in events.values() for row in rows))
     wanted = [
         NewVersion(uri, pp.passport_content(session, state, products[item.gtin], item, shared), reason)
         for uri, item in zip(subjects, kept, strict=True)
