@@ -26,6 +26,7 @@ from ledger.cli import (
     open_service,
 )
 from ledger.errors import LedgerError
+from ledger.files import private_dir
 
 
 @clean_errors
@@ -110,7 +111,7 @@ def rebuild(rpc: RpcOption = None, db: DbOption = None, data_dir: DataDirOption 
     from .recovery import restore_api_tables
 
     settings = load_settings(rpc, db, data_dir)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(settings.data_dir)
     upgrade(settings.database_url)
     service = LedgerService(settings)
     try:
@@ -175,7 +176,7 @@ def serve(
     from .main import create_app
 
     settings = load_settings(rpc, db, data_dir)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(settings.data_dir)
     upgrade(settings.database_url)
     service = LedgerService(settings)
     info = server_file(settings)
@@ -228,7 +229,7 @@ def actors_add(
     from .db import upgrade
 
     settings = load_settings(rpc, db, data_dir)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(settings.data_dir)
     upgrade(settings.database_url)
     service = LedgerService(settings)
     try:
@@ -266,7 +267,7 @@ def actors_link(
     from .routes.console import actor_named, issue_sign_in_link
 
     settings = load_settings(None, db, data_dir)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(settings.data_dir)
     upgrade(settings.database_url)
     api_settings = ApiSettings()
     if url:

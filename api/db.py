@@ -13,6 +13,7 @@ import ledger.outbox
 import ledger.projection
 import ledger.versions  # noqa: F401
 from ledger.db import Base, make_engine
+from ledger.files import private_dir
 
 API_DIR = Path(__file__).resolve().parent
 ALEMBIC_INI = API_DIR / "alembic.ini"
@@ -111,7 +112,7 @@ def upgrade(url: str, revision: str = "head") -> None:
     """
     database = make_url(url).database
     if make_url(url).get_backend_name() == "sqlite" and database and database != ":memory:":
-        Path(database).parent.mkdir(parents=True, exist_ok=True)  # a new data directory's first database
+        private_dir(Path(database).parent)  # a new data directory's first database: its owner's only (0700)
     engine = make_engine(url)
     try:
         with engine.begin() as connection:

@@ -20,6 +20,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
 
+from ledger.files import private_dir
 from ledger.settings import Settings
 
 from . import problems, services, versions, writes
@@ -132,7 +133,7 @@ def create_app(
 
         from .db import upgrade
 
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(settings.data_dir)
         upgrade(settings.database_url)
         current = service if service is not None else LedgerService(settings)
         existing = getattr(app.state, "circular", None)

@@ -32,6 +32,7 @@ from web3.types import RPCEndpoint, RPCResponse
 
 from .artifacts import error_abis
 from .errors import ChainLocked, ConfigurationError, ContractRevert, TransactionFailed
+from .files import create_private
 
 ANVIL_CHAIN_ID = 31337
 # eth-tester's py-evm chain: the embedded chain, also when another process serves it as JSON-RPC.
@@ -80,6 +81,7 @@ class _PersistentStore(dict[bytes, bytes]):
 
     def __init__(self, path: Path) -> None:
         super().__init__()
+        create_private(path)  # the chain's state, its development keys' balances included: its owner's only
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("CREATE TABLE IF NOT EXISTS kv (k BLOB PRIMARY KEY, v BLOB NOT NULL)")

@@ -20,6 +20,7 @@ import typer
 from rich.console import Console
 
 from .errors import LedgerError
+from .files import private_dir
 
 console = Console()
 err_console = Console(stderr=True, soft_wrap=True)  # one line, whatever the terminal width
@@ -88,7 +89,7 @@ def migrate(ctx: typer.Context, settings: Any) -> None:
     application; the ledger then refuses a database without its tables)."""
     application = ctx.find_object(CommandContext)
     if application is not None:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(settings.data_dir)
         application.migrate(settings.database_url)
 
 
@@ -201,26 +202,34 @@ def export(
 @clean_errors
 def backup(
     target: Annotated[Path, typer.Argument(help="The snapshot file to write.")],
+    recipient: Annotated[
+        list[str] | None,
+        typer.Option(help="Encrypt the snapshot to this age public key (age1...; repeatable)."),
+    ] = None,
     db: DbOption = None,
     data_dir: DataDirOption = None,
 ) -> None:
-    """Write a consistent snapshot of the database (SQLite online backup, or pg_dump for PostgreSQL)."""
+    """Write a consistent snapshot of the database (SQLite online backup, or pg_dump for PostgreSQL), readable by its
+    owner only; with --recipient, encrypted with age (`age -d -i key.txt` decrypts it too)."""
     from .backup import backup_database
 
-    backup_database(load_settings(None, db, data_dir).database_url, target)
-    console.print(f"backup written to {target}")
+    backup_database(load_settings(None, db, data_dir).database_url, target, recipient or ())
+    console.print(f"backup written to {target}" + (" (encrypted)" if recipient else ""))
 
 
 @clean_errors
 def restore(
     source: Annotated[Path, typer.Argument(help="A snapshot written by `circular backup`.")],
+    identity: Annotated[
+        Path | None, typer.Option(help="The age identity file (AGE-SECRET-KEY-1...) of an encrypted snapshot.")
+    ] = None,
     db: DbOption = None,
     data_dir: DataDirOption = None,
 ) -> None:
     """Bring back a snapshot written by `circular backup` (the database must not be in use)."""
     from .backup import restore_database
 
-    restore_database(load_settings(None, db, data_dir).database_url, source)
+    restore_database(load_settings(None, db, data_dir).database_url, source, identity)
     console.print(f"restored {source}")
 
 

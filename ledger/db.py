@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import functools
 import json
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import DeclarativeBase
+
+from .files import create_private
 
 
 class Base(DeclarativeBase):
@@ -26,6 +29,11 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     if url.startswith("sqlite"):
         kwargs.setdefault("connect_args", {"timeout": 30, "check_same_thread": False})
         engine = create_engine(url, **kwargs)
+        database = engine.url.database
+        if database and database != ":memory:" and not database.startswith("file:"):
+            # The database holds actors' key hashes and every business record: its owner's only. SQLite gives its
+            # -wal and -shm files the database file's mode.
+            create_private(Path(database))
 
         @event.listens_for(engine, "connect")
         def _pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -25,7 +25,7 @@ from .client import Deployment, Ledger, Role
 from .db import make_engine
 from .epcis.hashing import event_hash_id, hash_digest
 from .errors import ChainIdMismatch, ChainLocked, ConfigurationError, InvalidSignature, KeyNotFound
-from .files import write_private
+from .files import private_dir, write_private
 from .integrity import ChainFacts
 from .outbox import Outbox, OutboxEvent, SignedEvent, Stored
 from .settings import Settings
@@ -92,7 +92,7 @@ class LedgerService:
 
     def __init__(self, settings: Settings, backend: ChainBackend | None = None) -> None:
         self.settings = settings
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(settings.data_dir)
         self.engine = make_engine(settings.database_url)
         _require_tables(self.engine, settings.database_url)
         self.backend = backend or open_chain(settings)
