@@ -14,6 +14,7 @@ import pytest
 import uvicorn
 
 from api import create_app
+from api import versions as passport_versions
 
 from .conftest import GTIN_A
 
@@ -68,3 +69,6 @@ def test_scanned_link_opens_a_verified_passport(world: Any, tmp_path: Path) -> N
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+        # This app shares the world's service: its passport-versions hook must not outlive it (other tests of the
+        # world count the versions anchoring makes).
+        passport_versions.uninstall(app.state.circular)

@@ -36,6 +36,7 @@ from playwright.sync_api import expect, sync_playwright
 from sqlalchemy import select
 
 from api import create_app
+from api import versions as passport_versions
 from api.models import Actor, Lot
 from api.qr import qr_png
 from api.routes.console import issue_sign_in_link
@@ -126,6 +127,9 @@ def served(world: Any) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+        # This app shares the world's service: its passport-versions hook must not outlive it (other tests of the
+        # world count the versions anchoring makes).
+        passport_versions.uninstall(app.state.circular)
 
 
 @dataclass
