@@ -621,16 +621,21 @@ def audit_lost_anchors(session: Session, world: _World, anchored: Mapping[bytes,
         if bytes(root) in anchored:
             continue
         events = session.scalars(select(OutboxEvent.event).where(OutboxEvent.batch_id == batch_id)).all()
-        items = sorted({_subject(key) for event in events for _, uri in _item_epcs(event)
-                        if (key := world.item_of(uri)) is not None})
+        # The passport versions anchored beside the events were lost with them: a consumer's page calls them
+        # anchored too, so they count and name their items like the events do.
+        versions = session.scalars(select(DocumentVersion.subject).where(DocumentVersion.batch_id == batch_id)).all()
+        keys = {world.item_of(uri) for event in events for _, uri in _item_epcs(event)}
+        keys |= {world.item_of(subject) for subject in versions}
+        items = sorted(_subject(key) for key in keys if key is not None)
         named = ", ".join(items[:5]) + (f" and {len(items) - 5} more" if len(items) > 5 else "")
         tx = f"0x{bytes(tx_hash).hex()}" if tx_hash else "an unknown transaction"
+        counted = f"{len(events)} event(s)" + (f" and {len(versions)} passport version(s)" if versions else "")
         anomalies.append(
             Anomaly(
                 "anchor-missing",
                 f"0x{bytes(root).hex()}",
                 None,
-                f"{len(events)} event(s) confirmed by {tx} in block {block_number}, a root the chain does not hold"
+                f"{counted} confirmed by {tx} in block {block_number}, a root the chain does not hold"
                 + (f"; items {named}" if named else ""),
             )
         )
