@@ -23,7 +23,15 @@ from ledger.integrity import ItemClaim, LotClaim
 from ledger.lifecycle import action_of, label_of, state_label
 from ledger.outbox import Batch, EventEpc, OutboxEvent
 from ledger.versions import Canonical
-from materials import Ancestor, Composition, LotRecord, UnknownMaterial, bps_to_fraction, recycled_share_bps
+from materials import (
+    Ancestor,
+    Composition,
+    LotRecord,
+    UnknownMaterial,
+    bps_to_fraction,
+    material_label,
+    recycled_share_bps,
+)
 from materials import material as catalogue_material
 from materials import provenance as walk_provenance
 
@@ -35,14 +43,20 @@ from .uris import item_uri
 
 CLOSED_STATES = (ItemState.RECYCLED, ItemState.DISPOSED)  # an item that can no longer be returned
 PALETTE = ("#2f6f4f", "#d08c2c", "#3d6fb4", "#a2475e", "#6b8e23", "#7a5ca8", "#c4572a", "#2a8c8c", "#8c6d2a")
+# Recovered material in greens, virgin material in other hues: recycled cotton never looks like cotton on the chart.
+RECYCLED_PALETTE = ("#2f6f4f", "#6b8e23", "#2a8c8c", "#4f9d69", "#1f5f5b")
+VIRGIN_PALETTE = ("#d08c2c", "#3d6fb4", "#a2475e", "#7a5ca8", "#c4572a", "#8c6d2a")
 STATE_LABELS = {state: state_label(state) for state in ItemState}
 
 
-def material_name(code: str) -> str:
+def material_name(code: str, recovered: bool = False) -> str:
+    """How the passport names a lot's material: a recovered lot as the recovered material ("Recycled cotton"),
+    whatever code it was registered with."""
     try:
-        return catalogue_material(code).name
+        catalogue_material(code)
     except UnknownMaterial:
         return code
+    return material_label(code, recovered=recovered)
 
 
 def state_name(state: int) -> str:
@@ -67,9 +81,15 @@ class MaterialView:
 
 @dataclass
 class Generation:
+    """One generation of an item's material, numbered from the oldest (1) to the item itself (the newest): the lots
+    its items were made of, those items by product (none for the item's own generation), and the recovered lots
+    they were recycled into (which the next generation drew from)."""
+
     index: int
     lots: list[dict[str, Any]] = field(default_factory=list)
     source_items: list[dict[str, Any]] = field(default_factory=list)
+    current: bool = False  # the item's (or the lot's) own generation
+    recycled_into: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -114,20 +134,28 @@ def composition(session: Session, item: Item) -> tuple[list[MaterialView], float
     }
     total = parts.mass_grams
     materials: list[MaterialView] = []
-    for index, part in enumerate(parts.parts):
+    colors: dict[str, str] = {}  # one colour per material as named, recovered and virgin from palettes of their own
+    for part in parts.parts:
         lot = lots.get(part.lot_id)
+        recovered = bool(lot and lot.recovered)
+        name = material_name(lot.material_code, recovered) if lot else "Unknown material"
+        if name not in colors:
+            palette = RECYCLED_PALETTE if recovered else VIRGIN_PALETTE
+            used = sum(1 for key in colors if key.startswith("r:" if recovered else "v:"))
+            colors[name] = palette[used % len(palette)]
+            colors[("r:" if recovered else "v:") + name] = colors[name]
         materials.append(
             MaterialView(
                 lot_id=part.lot_id,
                 lot_uri=lot.uri if lot else "",
                 lot_number=lot.lot_number if lot else "?",
                 material_code=lot.material_code if lot else "?",
-                material=material_name(lot.material_code) if lot else "Unknown material",
+                material=name,
                 grams=part.grams,
                 share=part.grams / total,
                 recycled_share=bps_to_fraction(records[part.lot_id].recycled_share_bps),
-                recovered=bool(lot and lot.recovered),
-                color=PALETTE[index % len(PALETTE)],
+                recovered=recovered,
+                color=colors[name],
             )
         )
     recycled = bps_to_fraction(recycled_share_bps(parts, records))
@@ -141,13 +169,19 @@ def composition(session: Session, item: Item) -> tuple[list[MaterialView], float
     return materials, recycled, lots
 
 
-def _lot_view(lot: Lot, grams: int | None = None, items: int | None = None) -> dict[str, Any]:
+def _lot_view(
+    lot: Lot, grams: int | None = None, items: int | None = None, owners: dict[int, str] | None = None
+) -> dict[str, Any]:
+    """A lot as the passport shows it; a recovered lot names the recycler that recovered it (`owners`: actor id →
+    name)."""
+    recycler = (owners or {}).get(lot.owner_id) if lot.recovered else None
     return {
         "lotId": lot.lot_id,
         "uri": lot.uri,
         "lotNumber": lot.lot_number,
         "gtin": lot.gtin,
-        "material": material_name(lot.material_code),
+        "material": material_name(lot.material_code, lot.recovered),
+        "recycler": recycler,
         "materialCode": lot.material_code,
         "massGrams": lot.mass_grams,
         "recycledShare": bps_to_fraction(lot.recycled_share_bps),
@@ -210,11 +244,23 @@ def provenance(session: Session, start: Sequence[tuple[Lot, int | None]], max_ge
     records = _Records(session)
     records.lot_rows.update((lot.lot_id, lot) for lot, _ in start)
     walk = walk_provenance(records, [(lot_record(lot), grams) for lot, grams in start], max_generations)
+    recyclers = sorted({lot.owner_id for lot in records.lot_rows.values() if lot.recovered})
+    owners = (
+        {a.id: a.name for a in session.scalars(select(Actor).where(Actor.id.in_(recyclers)))} if recyclers else {}
+    )
+    newest = len(walk)
     generations = []
+    previous_lots: list[dict[str, Any]] = []
     for step in walk:
+        lots_view = [_lot_view(records.lot_rows[use.lot_id], use.grams, use.items, owners) for use in step.lots]
+        # The walk goes back from the item: its first step is the newest generation, numbered last.
         generation = Generation(
-            step.index, [_lot_view(records.lot_rows[use.lot_id], use.grams, use.items) for use in step.lots]
+            newest - step.index + 1,
+            lots_view,
+            current=step.index == 1,
+            recycled_into=[lot for lot in previous_lots if lot["recovered"]],
         )
+        previous_lots = lots_view
         groups: dict[str, list[str]] = defaultdict(list)
         for item, _ in step.source_items:
             gtin, serial = typing.cast(tuple[str, str], item)  # how _Records names an ancestor
@@ -236,7 +282,31 @@ def provenance(session: Session, start: Sequence[tuple[Lot, int | None]], max_ge
                 }
             )
         generations.append(generation)
+    generations.sort(key=lambda g: g.index)  # oldest first, the item itself last
     return generations
+
+
+def owner_name(session: Session, actor_id: int) -> str | None:
+    actor = session.get(Actor, actor_id)
+    return actor.name if actor is not None else None
+
+
+def became(session: Session, item: Item) -> list[dict[str, Any]]:
+    """What a recycled item became: the recovered lots of its recycling (one per material), each with its recycler;
+    empty for an item not recycled. The lots of one recycling share its transaction."""
+    if item.recovered_into is None:
+        return []
+    first = session.get(Lot, item.recovered_into)
+    if first is None:
+        return []
+    lots = list(
+        session.scalars(
+            select(Lot).where(Lot.tx_hash == first.tx_hash, Lot.recovered.is_(True)).order_by(Lot.lot_id)
+        )
+    ) or [first]
+    wanted = {lot.owner_id for lot in lots}
+    owners = {a.id: a.name for a in session.scalars(select(Actor).where(Actor.id.in_(wanted)))}
+    return [_lot_view(lot, owners=owners) for lot in lots]
 
 
 class _EventRow(NamedTuple):
@@ -445,6 +515,7 @@ def passport_content(
         "state": STATE_LABELS[item_state],
         "closed": item_state in CLOSED_STATES,
         "received": _plain(received) if received is not None else None,
+        "became": became(session, item),
         "materials": materials_json,
         "recycled": recycled,
         "generations": generations_json,
@@ -534,7 +605,9 @@ def jsonld(
     entries: list[TimelineEntry],
     verdict: Verdict,
     links: dict[str, str],
+    became: Sequence[Any] = (),
 ) -> dict[str, Any]:
+    """The passport as JSON-LD; `became`: the recovered lots a recycled item went into."""
     return {
         "@context": ["https://schema.org/", {"gs1": GS1_NS, "circ": OWN_NS}],
         "@id": uri,
@@ -560,9 +633,19 @@ def jsonld(
             }
             for m in materials
         ],
+        # Generations numbered from the oldest (1) to the item itself (the newest), each with the recovered lots its
+        # items were recycled into and the recycler that recovered each.
         "circ:provenance": [
-            {"circ:generation": g.index, "circ:lots": g.lots, "circ:sourceItems": g.source_items} for g in generations
+            {
+                "circ:generation": g.index,
+                "circ:thisItem": bool(getattr(g, "current", False)),
+                "circ:lots": g.lots,
+                "circ:sourceItems": g.source_items,
+                "circ:recycledInto": list(getattr(g, "recycled_into", None) or []),
+            }
+            for g in generations
         ],
+        **({"circ:became": list(became)} if became else {}),
         "circ:lifecycle": [
             {
                 "@id": e.event_id,
@@ -610,6 +693,7 @@ __all__ = [
     "jsonld",
     "known_subjects",
     "material_name",
+    "owner_name",
     "passport_content",
     "provenance",
     "state_name",

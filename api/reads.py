@@ -401,6 +401,7 @@ class PassportReads:
                 entries=content["timeline"],
                 verdict=verdict,
                 links=links,
+                became=content.get("became") or [],
             )
             body["circ:version"] = {
                 "circ:number": row.number,

@@ -295,7 +295,7 @@ def _story(
     table = Table(title=f"provenance of {RESOLVER}{gen2_path}")
     table.add_column("generation", justify="right")
     table.add_column("lots")
-    table.add_column("items of this generation, recycled into the one before")
+    table.add_column("items of this generation, recycled into the next")
     for generation in gen2["circ:provenance"]:
         lots = ", ".join(
             str(lot.get("materialCode", lot)) if isinstance(lot, dict) else str(lot) for lot in generation["circ:lots"]

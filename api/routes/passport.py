@@ -211,7 +211,7 @@ def lot_passport(request: Request, session: Session, state: AppState, product: P
         "title": f"Material lot {lot.lot_number}",
         "product": product,
         "lot": lot,
-        "material": pp.material_name(lot.material_code),
+        "material": pp.material_name(lot.material_code, lot.recovered),
         "generations": generations,
         "timeline": entries,
         "links": {
@@ -232,7 +232,7 @@ def lot_jsonld(session: Session, state: AppState, product: Product | None, lot: 
         "@id": lot.uri,
         "@type": ["circ:MaterialLot"],
         "gs1:hasBatchLot": lot.lot_number,
-        "circ:material": pp.material_name(lot.material_code),
+        "circ:material": pp.material_name(lot.material_code, lot.recovered),
         "circ:materialCode": lot.material_code,
         "circ:massGrams": lot.mass_grams,
         "circ:recycledShare": bps_to_fraction(lot.recycled_share_bps),
@@ -240,9 +240,18 @@ def lot_jsonld(session: Session, state: AppState, product: Product | None, lot: 
         "circ:origin": lot.origin,
         "gs1:certificationInfo": list(lot.certificates or []),
         "circ:provenance": [
-            {"circ:generation": g.index, "circ:lots": g.lots, "circ:sourceItems": g.source_items} for g in generations
+            {
+                "circ:generation": g.index,
+                "circ:thisLot": g.current,
+                "circ:lots": g.lots,
+                "circ:sourceItems": g.source_items,
+                "circ:recycledInto": g.recycled_into,
+            }
+            for g in generations
         ],
     }
+    if lot.recovered:
+        body["circ:recycler"] = pp.owner_name(session, lot.owner_id)
     if product is not None:
         body["gtin"] = product.gtin
     return body

@@ -103,11 +103,35 @@ def test_jsonld_passport(world: World, loop: dict[str, Any]) -> None:
     grams = {m["circ:materialCode"]: m["circ:grams"] for m in body["circ:composition"]}
     assert grams == {"rCO": 120, "CO": 80}
     generations = body["circ:provenance"]
-    assert [g["circ:generation"] for g in generations] == [1, 2]
-    assert generations[1]["circ:sourceItems"][0]["count"] == 1
-    assert {lot["materialCode"] for lot in generations[1]["circ:lots"]} == {"CO", "PES"}
+    assert [g["circ:generation"] for g in generations] == [1, 2]  # from the oldest to the item itself
+    assert generations[0]["circ:sourceItems"][0]["count"] == 1 and generations[1]["circ:thisItem"]
+    assert {lot["materialCode"] for lot in generations[0]["circ:lots"]} == {"CO", "PES"}
     assert body["circ:lifecycle"][0]["circ:label"] == "Made"
     assert body["circ:verification"]["circ:evidenceBundle"]["@id"].endswith("/evidence")
+
+
+def test_the_passport_says_it_right(world: World, loop: dict[str, Any]) -> None:
+    """Recovered and virgin material named and coloured apart; generations from the oldest; the recycler of each
+    recovered lot; and what a recycled item became."""
+    body = world.client.get(loop["path"] + "/passport.jsonld").json()
+    names = {m["circ:materialCode"]: m["circ:material"] for m in body["circ:composition"]}
+    assert names == {"rCO": "Recycled cotton", "CO": "Cotton"}
+    first, this = body["circ:provenance"]
+    assert (first["circ:generation"], first["circ:thisItem"], this["circ:thisItem"]) == (1, False, True)
+    assert first["circ:sourceItems"][0]["product"] == "Organic T-shirt"
+    recovered = [lot for lot in this["circ:lots"] if lot["recovered"]]
+    assert [lot["recycler"] for lot in recovered] == ["Recycler"]
+    assert [lot["lotNumber"] for lot in first["circ:recycledInto"]] == [recovered[0]["lotNumber"]]
+    page = world.client.get(loop["path"] + "/passport").text
+    assert "Generation 2 &middot; this item" in page and "recovered by Recycler" in page
+    assert page.index('id="generation-1"') < page.index('id="generation-2"')
+    swatches = dict(re.findall(r'background: (#[0-9a-f]{6})"></span>([^<]+)<', page))
+    assert set(swatches.values()) == {"Recycled cotton", "Cotton"} and len(swatches) == 2  # two colours
+    # The recycled T-shirt says what it became.
+    shirt = world.client.get(loop["first_path"] + "/passport.jsonld").json()
+    assert [(lot["material"], lot["recycler"]) for lot in shirt["circ:became"]] == [("Recycled cotton", "Recycler")]
+    shirt_page = world.client.get(loop["first_path"] + "/passport").text
+    assert 'id="became"' in shirt_page and "This item was recycled into" in shirt_page
 
 
 def test_verification_badge_follows_anchoring(world: World) -> None:
@@ -278,5 +302,5 @@ def test_lots_without_a_gs1_key_dereference(world: World, loop: dict[str, Any]) 
     assert response.status_code == 200 and response.headers["content-type"].startswith("application/ld+json")
     body = response.json()
     assert body["@id"] == recovered["uri"] and body["circ:recovered"] is True
-    assert body["circ:provenance"][1]["circ:sourceItems"][0]["product"] == "Organic T-shirt"
+    assert body["circ:provenance"][0]["circ:sourceItems"][0]["product"] == "Organic T-shirt"
     assert world.client.get("/lots/0x" + "00" * 32).status_code == 404
