@@ -21,6 +21,8 @@ from web3 import Web3
 from web3.exceptions import TransactionNotFound
 from web3.logs import DISCARD
 
+from materials import bps_to_fraction
+
 from . import versions
 from .artifacts import load_artifact
 from .claims import ContentCheck, check_recycled_content, stated_share
@@ -265,7 +267,7 @@ def _check_content(bundle: dict[str, Any], entries: list[Any], verdict: BundleVe
         return  # a bundle of lifecycle events alone: it claims no composition, so there is none to check
     verdict.problems += [f"recycled content: {problem}" for problem in content.problems]
     if verdict.stated_share is not None and content.share_bps is not None:
-        shown = round(content.share_bps / 10_000, 4)
+        shown = round(bps_to_fraction(content.share_bps), 4)
         if shown != round(verdict.stated_share, 4):
             verdict.problems.append(
                 f"recycled content: the passport states {verdict.stated_share:.2%}, the events prove {shown:.2%}"

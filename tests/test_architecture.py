@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -29,3 +30,17 @@ def test_importing_the_packages_reads_no_settings_and_builds_no_app() -> None:
     result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "0"
+
+
+def test_basis_points_are_converted_by_materials_only() -> None:
+    """A share in basis points becomes a fraction or a percentage through ``materials`` (``bps_to_fraction``,
+    ``share_bps``, ``FULL_SHARE_BPS``), never by a literal 10,000 elsewhere."""
+    arithmetic = re.compile(r"[*/]\s*10_?000\b|\b10_?000\s*(?:[*/]|//)")
+    found = [
+        f"{path.relative_to(ROOT)}:{number}: {line.strip()}"
+        for package in ("circular", "ledger", "api")
+        for path in sorted((ROOT / package).rglob("*.py"))
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if arithmetic.search(line)
+    ]
+    assert found == []

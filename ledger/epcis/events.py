@@ -159,7 +159,7 @@ def items_recycled_into(
             "bizStep": _RECYCLED.biz_step,
             "disposition": _RECYCLED.disposition,
             "ilmd": {
-                "circ:recycledShareBps": 10_000,
+                "circ:recycledShareBps": FULL_SHARE_BPS,
                 "circ:recoveredLots": [
                     {"epcClass": uri, "circ:materialCode": code, "circ:massGrams": grams}
                     for uri, grams, code in outputs
