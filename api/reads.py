@@ -445,6 +445,8 @@ class PassportReads:
                     blockNumber=row.block_number,
                 )
             created = row.created_at
+            if isinstance(created, str):  # SQLite hands the column back as its text, in UTC
+                created = datetime.fromisoformat(created)
             if isinstance(created, datetime):
                 created = created.astimezone(UTC) if created.tzinfo else created.replace(tzinfo=UTC)
                 created = created.isoformat(timespec="milliseconds").replace("+00:00", "Z")

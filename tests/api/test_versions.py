@@ -44,6 +44,7 @@ def test_each_write_answers_after_its_versions_exist(world: World) -> None:
     listing = _history(world, item)
     assert [v["number"] for v in listing["versions"]] == [1, 2, 3] and listing["current"] == 3
     assert [v["reason"] for v in listing["versions"]] == ["event", "event", "event"]
+    assert all(v["createdAt"].endswith("Z") and len(v["createdAt"]) == 24 for v in listing["versions"])
     assert all(v["anchoring"] == {"status": "pending"} for v in listing["versions"])
     assert listing["item"] == f"{RESOLVER}{_path(item)}"
 
