@@ -83,8 +83,7 @@ def has_version(session: Session, state: AppState, item: Item) -> bool:
     return bool(heads(session, KIND, [subject(state, item.gtin, item.serial)]))
 
 
-def items_named(session: Session, state: AppState, uris: Iterable[str]) -> list[Item]:
-    """The registered items among `uris` (canonical item Digital Links at this resolver)."""
+def _item_keys(state: AppState, uris: Iterable[str]) -> list[tuple[str, str]]:
     prefix = state.settings.resolver_base_url.rstrip("/") + "/01/"
     keys = set()
     for uri in uris:
@@ -93,12 +92,27 @@ def items_named(session: Session, state: AppState, uris: Iterable[str]) -> list[
         parts = uri[len(prefix) :].split("/")
         if len(parts) == 3 and parts[1] == "21":
             keys.add((parts[0], unquote(parts[2])))
+    return sorted(keys)
+
+
+def items_named(session: Session, state: AppState, uris: Iterable[str]) -> list[Item]:
+    """The registered items among `uris` (canonical item Digital Links at this resolver)."""
+    ordered = _item_keys(state, uris)
     found: list[Item] = []
-    ordered = sorted(keys)
     for start in range(0, len(ordered), CHUNK):
         part = ordered[start : start + CHUNK]
         found += session.scalars(select(Item).where(tuple_(Item.gtin, Item.serial).in_(part)))
     return found
+
+
+def ids_named(session: Session, state: AppState, uris: Iterable[str]) -> list[int]:
+    """The ids of the registered items among `uris` (a batch can name a hundred thousand: no entities)."""
+    ordered = _item_keys(state, uris)
+    found: list[int] = []
+    for start in range(0, len(ordered), CHUNK):
+        part = ordered[start : start + CHUNK]
+        found += session.scalars(select(Item.id).where(tuple_(Item.gtin, Item.serial).in_(part)))
+    return sorted(found)
 
 
 def after_events(session: Session, state: AppState, events: Iterable[dict[str, Any]]) -> list[Added]:
@@ -180,7 +194,7 @@ def after_anchoring(state: AppState, result: AnchorResult | int) -> int:
                 .distinct()
             )
         )
-        ids = [item.id for item in items_named(session, state, uris)]
+        ids = ids_named(session, state, uris)
     for start in range(0, len(ids), CHUNK):
         for attempt in range(3):
             try:
@@ -282,6 +296,7 @@ __all__ = [
     "build",
     "catch_up",
     "has_version",
+    "ids_named",
     "install",
     "items_named",
     "items_showing_lot",
