@@ -163,6 +163,7 @@ def create_app(
                 worker[1].join(timeout=10)
             catch_up.stop()
             scans.stop()  # what is buffered is written before the process ends
+            versions.uninstall(state)  # a service that outlives the app builds no passports for it
             if own_service:
                 current.close()
 

@@ -230,11 +230,16 @@ def catch_up(state: AppState, backfill: bool = False) -> int:
 
 
 def install(state: AppState) -> None:
-    """Rebuild passports after every batch the app's service anchors (once per app state)."""
-    if state.extra.get("versions_hook") is None:
-        hook = partial(after_anchoring, state)
-        state.extra["versions_hook"] = hook
-        state.service.after_anchoring.append(hook)
+    """Rebuild passports after every batch the app's service anchors: once per service (two apps sharing one would
+    rebuild each passport twice), until the app that installed it stops (:func:`uninstall`)."""
+    if state.extra.get("versions_hook") is not None:
+        return
+    if any(getattr(hook, "passport_versions", False) for hook in state.service.after_anchoring):
+        return
+    hook = partial(after_anchoring, state)
+    hook.passport_versions = True  # type: ignore[attr-defined]
+    state.extra["versions_hook"] = hook
+    state.service.after_anchoring.append(hook)
 
 
 def uninstall(state: AppState) -> None:
