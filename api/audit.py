@@ -44,6 +44,7 @@ from sqlalchemy.orm import Session
 from ledger.archive import Archive
 from ledger.audit import RoleHistory
 from ledger.client import Role
+from ledger.epcis.corrections import is_declaration
 from ledger.lifecycle import step as lifecycle_step
 from ledger.outbox import Batch, BatchStatus, OutboxEvent
 from ledger.versions import DocumentVersion
@@ -287,6 +288,8 @@ def audit_events(session: Session, world: _World, roles: RoleHistory) -> tuple[l
     subjects = Subjects.everything(session)
     for event_id, event, signer, created in rows:
         count += 1
+        if is_declaration(event):
+            continue  # an error declaration restates an event to correct it: no step of its own to judge again
         at = _utc(created)
         claims = read_claims(event)
         kind = claims.action.action.value if claims.action is not None else None

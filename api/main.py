@@ -26,7 +26,19 @@ from ledger.settings import Settings
 from . import problems, services, versions, writes
 from .config import ApiSettings
 from .limits import BodyLimitMiddleware
-from .routes import actors, chain_rpc, console, epcis, items, lots, products, recycling, resolver, returns
+from .routes import (
+    actors,
+    chain_rpc,
+    console,
+    corrections,
+    epcis,
+    items,
+    lots,
+    products,
+    recycling,
+    resolver,
+    returns,
+)
 from .scans import scans_for
 from .state import AppState, BatchCompletion, Completion
 
@@ -200,6 +212,7 @@ def create_app(
     app.include_router(items.router, prefix="/api/v1")
     app.include_router(recycling.router, prefix="/api/v1")
     app.include_router(returns.router, prefix="/api/v1")
+    app.include_router(corrections.router, prefix="/api/v1")
     app.include_router(lots.public)
     app.include_router(epcis.router, prefix="/epcis")
     app.include_router(chain_rpc.router)

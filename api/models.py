@@ -324,6 +324,26 @@ class ConsoleSubmission(Base):
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
+class MasterDataChange(Base):
+    """A correction of a lot's or a product's master data: what it said before, what it says since, who changed it
+    and why. A lot's correction is also an EPCIS error declaration of its commissioning event and a corrective one
+    (``declaration_id``): its history is in the events as well."""
+
+    __tablename__ = "api_masterdata_history"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(16))  # lot, product
+    key: Mapped[str] = mapped_column(String(66))  # the lot id or the GTIN
+    actor_id: Mapped[int] = mapped_column(ForeignKey("api_actors.id"))
+    changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    previous: Mapped[dict[str, Any]] = mapped_column(JSON)
+    current: Mapped[dict[str, Any]] = mapped_column(JSON)
+    reason: Mapped[str | None] = mapped_column(Text)
+    declaration_id: Mapped[str | None] = mapped_column(String(120))
+
+    __table_args__ = (Index("ix_api_masterdata_history_key", "kind", "key", "id"),)
+
+
 class PassportBatch(Base):
     """An anchored batch whose passports have been rebuilt (``api/versions.py``): the rest are caught up."""
 
@@ -335,6 +355,7 @@ class PassportBatch(Base):
 
 API_TABLES = (
     Actor,
+    MasterDataChange,
     Product,
     Lot,
     LotApproval,
@@ -365,6 +386,7 @@ __all__ = [
     "Item",
     "Lot",
     "LotApproval",
+    "MasterDataChange",
     "PassportBatch",
     "Product",
     "ReturnRequest",

@@ -19,6 +19,7 @@ from sqlalchemy import Text, bindparam, cast, select
 from sqlalchemy.orm import Session
 
 from ledger.client import ItemState
+from ledger.epcis.corrections import is_declaration
 from ledger.integrity import ItemClaim, LotClaim
 from ledger.lifecycle import action_of, label_of, state_label
 from ledger.outbox import Batch, EventEpc, OutboxEvent
@@ -103,6 +104,9 @@ class TimelineEntry:
     anchoring: str
     tx_hash: str | None
     third_party: bool = False  # signed by someone else than the item's brand (the lot's owner), as the rules allow
+    # Declared in error (EPCIS 2.0 errorDeclaration): reason, when, by whom, and the corrective events' ids.
+    correction: dict[str, Any] | None = None
+    corrective: bool = False  # an event a declaration names as putting things right
 
 
 @dataclass
@@ -410,8 +414,11 @@ def timeline(
     else:
         claims = [known.claims[row.event_id] for row in rows]
         subjects = known.subjects
+    corrections, corrective = _corrections(rows, actors)
     entries = []
     for row, claim in zip(rows, claims, strict=True):
+        if is_declaration(row.event):
+            continue  # no step of its own: it marks the event it declares (below)
         actor = actors.get(row.signer.lower())
         reasons = refusals(claim, actor.id if actor else None, actor.role if actor else None, subjects)
         if any(reason.kind in _HIDDEN for reason in reasons):
@@ -428,10 +435,34 @@ def timeline(
                 anchoring=str(row.status.value if hasattr(row.status, "value") else row.status),
                 tx_hash=("0x" + bytes(row.tx_hash).hex()) if row.tx_hash else None,
                 third_party=owner_id is not None and (actor is None or actor.id != owner_id),
+                correction=corrections.get(row.event_id),
+                corrective=row.event_id in corrective,
             )
         )
     entries.sort(key=lambda e: e.time)
     return entries
+
+
+def _corrections(rows: Sequence[_EventRow], actors: dict[str, Actor]) -> tuple[dict[str, dict[str, Any]], set[str]]:
+    """Corrections the EPCIS 2.0 way among `rows`: each declared event's id → its correction (reason, when, by
+    whom, the corrective events' ids, the declaration's record), and every corrective event's id."""
+    corrections: dict[str, dict[str, Any]] = {}
+    corrective: set[str] = set()
+    for row in rows:
+        if not is_declaration(row.event):
+            continue
+        body = row.event["errorDeclaration"]
+        signer = actors.get(row.signer.lower())
+        ids = [str(i) for i in body.get("correctiveEventIDs") or []]
+        corrective.update(ids)
+        corrections[str(row.event.get("eventID"))] = {
+            "reason": str(body.get("reason", "")),
+            "declared_at": str(body.get("declarationTime", "")),
+            "by": signer.name if signer is not None else row.signer,
+            "corrective_event_ids": ids,
+            "declaration_id": row.event_id,
+        }
+    return corrections, corrective
 
 
 INTAKE_STATES = (ItemState.RETURNED, ItemState.COLLECTED)
@@ -445,7 +476,7 @@ def intake(item: Item, entries: Sequence[TimelineEntry]) -> TimelineEntry | None
         return None
     for entry in reversed(entries):
         row = action_of(entry.biz_step, entry.disposition)
-        if row is not None and row.target == ItemState(item.state):
+        if row is not None and row.target == ItemState(item.state) and not getattr(entry, "correction", None):
             return entry
     return None
 
@@ -595,6 +626,23 @@ def verify(state: AppState, item_uri: str, claim: ItemClaim | None = None) -> tu
     return verdict, bundle
 
 
+def _correction_ld(entry: Any) -> dict[str, Any]:
+    """A timeline entry's correction marks, as JSON-LD (versions made before corrections existed have none)."""
+    out: dict[str, Any] = {}
+    correction = getattr(entry, "correction", None)
+    if correction:
+        out["circ:correction"] = {
+            "circ:reason": correction["reason"],
+            "circ:declarationTime": correction["declared_at"],
+            "circ:declaredBy": correction["by"],
+            "circ:correctiveEventIDs": list(correction["corrective_event_ids"]),
+            "circ:declaration": {"@id": correction["declaration_id"]},
+        }
+    if getattr(entry, "corrective", False):
+        out["circ:corrective"] = True
+    return out
+
+
 def _received(item: Item, entries: Sequence[TimelineEntry]) -> dict[str, Any]:
     entry = intake(item, entries)
     if entry is None:
@@ -664,6 +712,7 @@ def jsonld(
                 "circ:actor": e.actor,
                 "circ:thirdParty": e.third_party,
                 "circ:anchoring": e.anchoring,
+                **_correction_ld(e),
             }
             for e in entries
         ],

@@ -432,6 +432,82 @@ class Recycled(Output):
     tx_hash: str
 
 
+# -- corrections ----------------------------------------------------------------------------------------------------
+class ErrorReason(enum.StrEnum):
+    """CBV 2.0's error reasons for an EPCIS error declaration."""
+
+    DID_NOT_OCCUR = "did_not_occur"
+    INCORRECT_DATA = "incorrect_data"
+
+
+EventId = Annotated[
+    str,
+    Field(
+        pattern=r"^ni:///sha-256;[0-9a-f]{64}\?ver=CBV2\.0$", examples=["ni:///sha-256;" + "ab" * 32 + "?ver=CBV2.0"]
+    ),
+]
+
+
+class CorrectiveStep(Input):
+    """A lifecycle step recorded to put things right (a return after a sale that should not have been)."""
+
+    action: LifecycleAction
+    read_point: Uri | None = None
+
+
+class CorrectionCreate(Input):
+    """A mistaken event declared in error (EPCIS 2.0 ``errorDeclaration``), and the steps that correct it."""
+
+    event_id: EventId
+    reason: ErrorReason
+    corrective: list[CorrectiveStep] = Field(
+        default_factory=list,
+        max_length=5,
+        description="Lifecycle steps on the event's item, recorded first; the declaration names their events.",
+    )
+
+
+class CorrectionRecorded(Output):
+    corrected_event_id: str
+    declaration: EventReceipt
+    corrective: list[LifecycleRecorded]
+
+
+class LotCorrection(Input):
+    """A lot's master data corrected: its origin, its certificates (its mass and material are on-chain)."""
+
+    origin: str | None = Field(None, max_length=200)
+    certificates: list[Uri] | None = Field(None, max_length=20)
+    reason: str = Field(min_length=1, max_length=500, description="Why: kept in the lot's history.")
+
+    @model_validator(mode="after")
+    def _something(self) -> LotCorrection:
+        if self.origin is None and self.certificates is None:
+            raise ValueError("correct the origin, the certificates, or both")
+        return self
+
+
+class MasterDataChangePublic(Output):
+    changed_at: UtcDatetime
+    by: str
+    reason: str | None
+    previous: dict[str, Any]
+    current: dict[str, Any]
+    declaration_id: str | None = Field(description="The error declaration that records the change among the events.")
+
+
+class MasterDataHistory(Output):
+    data: list[MasterDataChangePublic]
+    count: int
+
+
+class LotCorrected(Output):
+    lot: LotPublic
+    change: MasterDataChangePublic
+    declaration: EventReceipt
+    corrective: EventReceipt
+
+
 # -- returns --------------------------------------------------------------------------------------------------------
 class ReturnRequestCreate(Input):
     """Where to look for collection points: a coarse position, used for this answer only and never stored."""
@@ -482,7 +558,12 @@ __all__ = [
     "ApprovalPublic",
     "CaptureJobPublic",
     "CollectionPointPublic",
+    "CorrectionCreate",
+    "CorrectionRecorded",
+    "CorrectiveStep",
     "DropOffCode",
+    "ErrorReason",
+    "EventId",
     "EventReceipt",
     "EventStatusPublic",
     "ItemCreate",
@@ -497,10 +578,14 @@ __all__ = [
     "LifecycleBatchRecorded",
     "LifecycleCreate",
     "LifecycleRecorded",
+    "LotCorrected",
+    "LotCorrection",
     "LotCreate",
     "LotPublic",
     "LotRegistered",
     "LotsPublic",
+    "MasterDataChangePublic",
+    "MasterDataHistory",
     "Part",
     "PartPublic",
     "ProductCreate",

@@ -31,6 +31,7 @@ from eth_account import Account
 from eth_account.messages import encode_defunct
 from eth_account.signers.local import LocalAccount
 
+from .epcis.corrections import is_declaration, record_id
 from .epcis.events import epcis_document
 from .epcis.hashing import event_hash_id, hash_digest
 from .errors import InvalidSignature
@@ -257,13 +258,14 @@ def verify_batch(document: dict[str, Any], root: bytes, event_count: int, domain
     candidates: list[ArchivedEvent] = []
     for event, signature in zip(events, signatures, strict=True):
         try:
-            event_id = event_hash_id(event)
+            event_id = record_id(event)  # an error declaration's record has an id of its own
+            named = event_hash_id(event) if is_declaration(event) else event_id
             digest = hash_digest(event_id)
         except Exception as exc:  # a malformed event cannot be hashed: nothing of it can be trusted
             check.problems.append(f"batch {_hex(root)}: an event cannot be hashed ({exc})")
             return check
         digests.append(digest)
-        if event.get("eventID", event_id) != event_id or signature.get("eventID") != event_id:
+        if event.get("eventID", named) != named or signature.get("eventID") != event_id:
             check.problems.append(f"event {event.get('eventID')}: hashes to {event_id}")
             continue
         try:

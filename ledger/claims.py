@@ -26,6 +26,7 @@ from typing import Any
 from materials import FULL_SHARE_BPS, Composition, InvalidComposition, LotRecord, recycled_share_bps
 from materials.recovery import RecoveryError, balance
 
+from .epcis.corrections import declared, is_declaration
 from .lifecycle import Action, action_of_event
 
 GRAMS_PER_UNIT = {"GRM": 1, "KGM": 1_000, "TNE": 1_000_000}
@@ -76,8 +77,14 @@ class Facts:
 
     @classmethod
     def of(cls, events: Iterable[tuple[str, Mapping[str, Any]]]) -> Facts:
+        """The facts of `events`; an event declared in error (EPCIS 2.0 ``errorDeclaration``, in `events`) says
+        nothing, and a declaration is no fact either: the corrective events it names say what happened."""
+        listed = list(events)
+        void = declared(event for _, event in listed)
         facts = cls()
-        for event_id, event in events:
+        for event_id, event in listed:
+            if is_declaration(event) or event_id in void:
+                continue
             facts.read(event_id, event)
         return facts
 

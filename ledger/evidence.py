@@ -26,6 +26,7 @@ from materials import bps_to_fraction
 from . import versions
 from .artifacts import load_artifact
 from .claims import ContentCheck, check_recycled_content, stated_share
+from .epcis.corrections import is_declaration, record_id
 from .epcis.hashing import event_hash_id, hash_digest
 from .lifecycle import Action, action_of_event
 from .merkle import verify_proof
@@ -348,11 +349,12 @@ def _verify_entry(
     result = EventVerdict(claimed, True)
     try:
         event = dict(entry["event"])
-        recomputed = event_hash_id(event)
+        recomputed = record_id(event)  # an error declaration's record binds its declaration too
+        named = event_hash_id(event) if is_declaration(event) else recomputed
     except Exception as exc:
         result.fail("hash", f"event cannot be hashed: {exc}")
         return result
-    result.checks["hash"] = recomputed == claimed and event.get("eventID", claimed) == claimed
+    result.checks["hash"] = recomputed == claimed and event.get("eventID", named) == named
     if not result.checks["hash"]:
         result.fail("hash", f"event hashes to {recomputed}, not {claimed}")
         return result

@@ -32,6 +32,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship, selectinload, sessionmaker
 
 from .db import Base
+from .epcis.corrections import is_declaration, record_id
 from .epcis.hashing import event_hash_id, hash_digest
 
 
@@ -137,7 +138,11 @@ class SignedEvent:
 
     @property
     def event_id(self) -> str:
-        return self.computed_id or str(self.event.get("eventID") or event_hash_id(self.event))
+        if self.computed_id:
+            return self.computed_id
+        if is_declaration(self.event):  # its eventID is the declared event's: its record has an id of its own
+            return record_id(self.event)
+        return str(self.event.get("eventID") or event_hash_id(self.event))
 
 
 @dataclass(frozen=True)
@@ -162,10 +167,13 @@ class Outbox:
             return []
         rows: list[dict[str, Any]] = []
         for signed in events:
-            event_id = signed.computed_id or event_hash_id(signed.event)
-            if signed.event.get("eventID") not in (None, event_id):
-                raise ValueError(f"eventID {signed.event['eventID']} is not the event's hash {event_id}")
-            body = {**signed.event, "eventID": event_id}
+            event_id = signed.computed_id or record_id(signed.event)
+            # An event's eventID is its Event Hash ID; an error declaration's is the declared event's (its record
+            # has an id of its own, see ledger.epcis.corrections).
+            named = event_hash_id(signed.event) if is_declaration(signed.event) else event_id
+            if signed.event.get("eventID") not in (None, named):
+                raise ValueError(f"eventID {signed.event['eventID']} is not the event's hash {named}")
+            body = {**signed.event, "eventID": named}
             rows.append(
                 {
                     "event_id": event_id,

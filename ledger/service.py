@@ -23,7 +23,8 @@ from .archive import Archive
 from .chain import ChainBackend, EthTesterBackend, JsonRpcBackend
 from .client import Deployment, Ledger, Role
 from .db import make_engine
-from .epcis.hashing import event_hash_id, hash_digest
+from .epcis.corrections import is_declaration, record_id
+from .epcis.hashing import hash_digest
 from .errors import ChainIdMismatch, ChainLocked, ConfigurationError, InvalidSignature, KeyNotFound
 from .files import private_dir, write_private
 from .integrity import ChainFacts
@@ -146,7 +147,7 @@ class LedgerService:
     # -- events -----------------------------------------------------------------------------------------------
     def sign(self, actor: LocalAccount, event: dict[str, Any], ttl_s: int = SIGNATURE_TTL_S) -> SignedEvent:
         deadline = int(time.time()) + ttl_s
-        signature = sign_event(actor.key, self.domain, hash_digest(event_hash_id(event)), deadline)
+        signature = sign_event(actor.key, self.domain, hash_digest(record_id(event)), deadline)
         return SignedEvent(event, actor.address, signature, deadline)
 
     def sign_many(self, actor: LocalAccount, events: Sequence[dict[str, Any]]) -> list[SignedEvent]:
@@ -155,7 +156,7 @@ class LedgerService:
         deadline = int(time.time()) + SIGNATURE_TTL_S
         signed = []
         for event in events:
-            event_id = event_hash_id(event)
+            event_id = record_id(event)
             signature = signer.sign(domain, hash_digest(event_id), deadline)
             signed.append(SignedEvent(event, actor.address, signature, deadline, computed_id=event_id))
         return signed
@@ -184,7 +185,9 @@ class LedgerService:
         deadline = int(time.time()) + SIGNATURE_TTL_S
         signed = []
         for index, event in enumerate(events):
-            event_id = event_ids[index] if event_ids is not None else event_hash_id(event)
+            # A declaration's record id is not its Event Hash ID (ledger.epcis.corrections): always computed here.
+            given = event_ids is not None and not is_declaration(event)
+            event_id = event_ids[index] if event_ids is not None and given else record_id(event)
             signature = signer.sign(domain, hash_digest(event_id), deadline)
             signed.append(SignedEvent(event, actor.address, signature, deadline, computed_id=event_id))
         return self.outbox.add_many(signed, session=session)
@@ -196,7 +199,7 @@ class LedgerService:
             if item.deadline < now:
                 raise InvalidSignature(f"the signature of {item.event_id} expired at {item.deadline}")
             signer = recover_event_signer(
-                self.domain, hash_digest(event_hash_id(item.event)), item.deadline, item.signature
+                self.domain, hash_digest(record_id(item.event)), item.deadline, item.signature
             )
             if signer.lower() != item.signer.lower():
                 raise InvalidSignature(f"event {item.event_id} is signed by {signer}, not {item.signer}")

@@ -12,6 +12,7 @@ from ..recovery import product_masterdata
 from ..schemas import ProductCreate, ProductPublic
 from ..state import AppState
 from ..writes import authorize, check_gtin_owner, ensure_product
+from . import corrections
 
 EDIT_ROLES = (ActorRole.BRAND,)
 
@@ -38,12 +39,16 @@ def put_product(state: AppState, session: Session, actor: Actor, gtin: str, body
     gtin14 = normalize_gtin(gtin)
     if session.get(Product, gtin14) is None:
         check_gtin_owner(state, actor, gtin14)
+    existing = session.get(Product, gtin14)
+    before = corrections.product_fields(existing) if existing is not None else None
     product = ensure_product(session, gtin14, actor)
     for field, value in body.model_dump(exclude_unset=False).items():
         if field == "brand_name":
             value = value or product.brand_name or actor.name
         setattr(product, field, value)
     product.updated_at = utcnow()
+    if before is not None:  # a change of what the product said: the previous values are kept in its history
+        corrections.record_product_change(session, actor, product, before)
     versions.after_product(session, state, gtin14)  # the passports showing it, before the answer
     session.commit()
     archive = state.service.archive

@@ -31,6 +31,10 @@ def every_event() -> list[tuple[str, dict[str, Any]]]:
         ("lot", ev.lot_registered(LOT, "CO", 200_000, 2_500, certificates=["https://cert.example/GOTS/1"], at=T0)),
         ("manufactured", ev.items_manufactured(ITEMS, [(LOT, 300)], at=T0)),
         ("recycled", ev.items_recycled(ITEMS, RECOVERED, 280, "rCO", at=T0)),
+        (
+            "recycled",  # into lots, one per material
+            ev.items_recycled_into(ITEMS, [(RECOVERED, 200, "rCO"), (RECOVERED + "d", 60, "rPES")], at=T0),
+        ),
     ]
     built += [(action.value, ev.lifecycle(action, ITEMS[:1], at=T0)) for action in ev.Lifecycle]
     return built
