@@ -425,6 +425,9 @@ VALID: dict[str, dict[str, Any]] = {
     "ReturnRequestCreate": {},
     "ItemKey": {"gtin": GTIN_A, "serial": "S1"},
     "LifecycleBatchCreate": {"action": "sold", "items": [{"gtin": GTIN_A, "serial": "S1"}]},
+    "CorrectiveStep": {"action": "returned"},
+    "CorrectionCreate": {"eventId": "ni:///sha-256;" + "ab" * 32 + "?ver=CBV2.0", "reason": "did_not_occur"},
+    "LotCorrection": {"origin": "Greece", "reason": "wrong farm"},
 }
 EXTRA = {"owner": "0x" + "11" * 20, "role": "admin", "verified": True}
 
