@@ -142,3 +142,12 @@ def test_a_recovered_lot_holds_no_more_of_a_material_than_the_items_held(world: 
     assert refused.status_code == 422
     assert re.search(r'id="e-mass_grams">These items held 150 g of what recycles into recycled cotton: a recovered '
                      r"lot of it cannot weigh more, and 170 g were entered.", refused.text)
+
+
+def test_home_pages_count_what_each_actor_holds(world: Any) -> None:
+    tee = world.item([(world.lot(gtin=None)["lotId"], 150)])
+    assert world.act(tee, "sold", "retailer").status_code == 201
+    retailer = sign_in(world, "retailer").get("/console").text
+    assert re.search(r"<strong>[\d,]+</strong> items sold by you", retailer)
+    recycler = sign_in(world, "recycler").get("/console").text
+    assert "collected, waiting to be recycled" in recycler
