@@ -1,19 +1,22 @@
 """Writes that change the chain, made atomic with the database by an intent recorded before sending.
 
-One write, in three steps (see "Writes: chain and database together" in ``api/README.md``):
+A write follows the ledger's durable-transaction protocol (``ledger.durable``, the anchoring worker's too); what this
+module adds is the database side (see "Writes: chain and database together" in ``api/README.md``):
 
 1. *record*: the EPCIS events are signed, the transaction is signed with a nonce chosen under a per-sender lock
    (a PostgreSQL advisory lock across processes, a thread lock within one), and both are committed as one
    ``pending`` intent. Nothing has been sent yet: a crash here leaves an intent whose transaction nobody knows.
-2. *send* the signed bytes and wait for the receipt.
+2. *send* the signed bytes (``DurableTransactions.broadcast``) and settle them by hash
+   (``DurableTransactions.wait``): a receipt counts only on the canonical chain with the configured confirmations.
 3. *complete*, in one database transaction: the events into the outbox, the API's rows (per kind of write), and the
    intent ``done``. A crash before this commit leaves the intent ``pending``; the chain and the rows never disagree
-   for longer than that.
+   for longer than that, and never because of a block that a reorganisation took away.
 
-:func:`reconcile` settles a pending intent by its transaction hash: receipt present → complete it (or mark it
-failed on a revert); transaction unknown and its nonce still free → send the same bytes again; nonce used by another
-transaction → failed (nothing happened on-chain). It runs at start-up, before each write on the same item, and for
-a sender's intents left pending too long (a crashed process's nonce would otherwise hold up the sender's later ones).
+:func:`reconcile` settles a pending intent by its transaction hash, as the worker settles a batch: confirmed →
+complete it; reverted → failed; unknown to the node with its nonce still free (never sent, lost from a pool, or
+reorganised out) → the same bytes again; nonce used by another transaction → failed (nothing happened on-chain); still
+on its way → left pending. It runs at start-up, before each write on the same item, and for a sender's intents left
+pending too long (a crashed process's nonce would otherwise hold up the sender's later ones).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from sqlalchemy import CursorResult, select, text, update
 from sqlalchemy.orm import Session
 
 from ledger.accounts import LocalAccount
+from ledger.durable import Outcome, RecordedTx, Sent, Settlement
 from ledger.errors import TransactionFailed
 from ledger.outbox import SignedEvent, Stored
 
@@ -99,30 +103,66 @@ def write(
     effect: dict[str, Any],
     gas: int | None = None,
 ) -> Written:
-    """Make one write: record the intent, send its transaction, complete it. A revert raises as the contract named
-    it (no intent is left behind when gas estimation already sees it); a node that cannot be reached leaves the intent
-    pending and answers 503, and the same request can be retried."""
+    """Make one write: record the intent, send its transaction, complete it once settled. A revert raises as the
+    contract named it (no intent is left behind when gas estimation already sees it); a node that cannot be reached,
+    or a transaction not yet confirmed, leaves the intent pending and answers 503, and the same request can be
+    retried."""
     if kind not in state.completions:
         raise ValueError(f"no completion registered for {kind!r}")
     signed = [state.service.sign(account, event) for event in events]
     reconcile(state, sender=account.address, older_than=STALE_AFTER)
-    intent_id, raw, tx_hash = _record(state, actor, account, kind, subject, call, signed, effect, gas)
-    tx = state.service.ledger.tx
+    intent_id, recorded, tx_hash = _record(state, actor, account, kind, subject, call, signed, effect, gas)
+    transactions = state.service.transactions
     try:
-        tx.broadcast(raw)
-    except TransactionFailed as exc:  # the node refused it: nothing happened on-chain, and the nonce is free again
-        _fail(state, intent_id, f"refused by the node: {exc}")
-        tx.forget_nonce(account.address)
-        raise
-    except Exception as exc:  # the node may or may not have it: leave the intent for reconciliation
+        sent = transactions.broadcast(recorded.raw, recorded.sender)
+    except Exception as exc:  # a transient fault: the node may or may not have it; left for reconciliation
         log.warning("sending intent %s failed, left pending: %s", intent_id, exc)
         raise _in_doubt(tx_hash) from exc
+    if sent.sent is Sent.REVERTED:  # the node ran it on arrival: nothing happened on-chain, the nonce is free again
+        assert sent.error is not None
+        _fail(state, intent_id, f"refused by the node: {sent.error}")
+        raise sent.error
+    if sent.sent is Sent.REFUSED:
+        log.warning("intent %s refused by the node, left pending: %s", intent_id, sent.error)
+        raise _in_doubt(tx_hash) from sent.error
     try:
-        receipt = tx.await_receipt(bytes.fromhex(tx_hash[2:]))
+        settled = transactions.wait(recorded, timeout_s=transactions.tx.receipt_timeout)
     except Exception as exc:
-        log.warning("no receipt for intent %s yet, left pending: %s", intent_id, exc)
+        log.warning("intent %s not settled yet, left pending: %s", intent_id, exc)
         raise _in_doubt(tx_hash) from exc
-    return _complete(state, intent_id, receipt)
+    written = _settled(state, intent_id, settled)
+    if written is None:
+        if settled.outcome is Outcome.REPLACED:
+            raise Problem(
+                503,
+                "Write not made",
+                f"transaction {tx_hash} lost its nonce to another transaction of the same account: nothing was "
+                "written, and retrying the request is safe",
+                headers={"Retry-After": "1"},
+                txHash=tx_hash,
+            )
+        raise _in_doubt(tx_hash)
+    return written
+
+
+def _settled(state: AppState, intent_id: int, settled: Settlement) -> Written | None:
+    """Act on a settled intent: complete it when confirmed, mark it failed when reverted (and raise the revert) or
+    replaced; None when it is not final yet or was replaced."""
+    if settled.outcome is Outcome.CONFIRMED:
+        assert settled.receipt is not None
+        return _complete(state, intent_id, settled.receipt)
+    if settled.outcome is Outcome.REVERTED:
+        if settled.receipt is not None:
+            return _complete(state, intent_id, settled.receipt)  # marks it failed and raises the named revert
+        assert settled.error is not None
+        _fail(state, intent_id, f"refused by the node: {settled.error}")
+        raise settled.error
+    if settled.outcome is Outcome.REPLACED:
+        with state.service.sessions() as session:
+            intent = session.get(WriteIntent, intent_id)
+            nonce = intent.nonce if intent is not None else "?"
+        _fail(state, intent_id, f"nonce {nonce} was used by another transaction; nothing was written")
+    return None
 
 
 def _in_doubt(tx_hash: str) -> Problem:
@@ -146,8 +186,9 @@ def _record(
     signed: list[SignedEvent],
     effect: dict[str, Any],
     gas: int | None,
-) -> tuple[int, bytes, str]:
-    """Choose a nonce, sign, and commit the intent, all under the sender's lock; return its id, bytes and hash."""
+) -> tuple[int, RecordedTx, str]:
+    """Choose a nonce, sign, and commit the intent, all under the sender's lock (protocol step 1); return its id,
+    what it recorded, and the transaction's hash as hex."""
     tx = state.service.ledger.tx
     sender = account.address
     unsigned = tx.build(account, call, gas=gas)  # the gas estimate, outside the lock: only the nonce needs it
@@ -181,7 +222,7 @@ def _record(
         )
         session.add(intent)
         session.flush()
-        return intent.id, prepared.raw, intent.tx_hash
+        return intent.id, RecordedTx.of(prepared), intent.tx_hash
 
 
 def _fail(state: AppState, intent_id: int, reason: str) -> None:
@@ -253,26 +294,17 @@ def reconcile(
 
 
 def _reconcile_one(state: AppState, intent_id: int) -> bool:
-    tx = state.service.ledger.tx
     with state.service.sessions() as session:
         intent = session.get(WriteIntent, intent_id)
         if intent is None or intent.status != PENDING:
             return False
-        tx_hash, raw, sender, nonce = bytes.fromhex(intent.tx_hash[2:]), intent.raw_tx, intent.sender, intent.nonce
-    receipt = tx.receipt_of(tx_hash)
-    if receipt is None:
-        if not tx.is_known(tx_hash):
-            if tx.mined_count(sender) > nonce:
-                _fail(state, intent_id, f"nonce {nonce} was used by another transaction; nothing was written")
-                return True
-            try:
-                tx.broadcast(raw)  # the same bytes: the same hash, so it can take effect at most once
-            except TransactionFailed as exc:
-                _fail(state, intent_id, f"refused by the node: {exc}")
-                tx.forget_nonce(sender)
-                return True
-        receipt = tx.await_receipt(tx_hash)
-    _complete(state, intent_id, receipt)
+        recorded = RecordedTx(intent.sender, intent.nonce, bytes.fromhex(intent.tx_hash[2:]), intent.raw_tx)
+    transactions = state.service.transactions
+    settled = transactions.wait(recorded, timeout_s=transactions.tx.receipt_timeout)
+    if settled.outcome is Outcome.WAITING:
+        log.info("intent %s not settled yet (transaction 0x%s on its way)", intent_id, recorded.tx_hash.hex())
+        return False
+    _settled(state, intent_id, settled)
     return True
 
 

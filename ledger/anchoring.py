@@ -1,16 +1,18 @@
 """The anchoring worker: pending outbox events → a Merkle batch → one anchor transaction → confirmed proofs.
 
-Exactly once, across crashes, RPC faults and reorganisations:
+Exactly once, across crashes, RPC faults and reorganisations, by the durable-transaction protocol of
+``ledger.durable`` (the API's write intents follow the same one):
 
-1. A batch is *prepared* in one database transaction: root computed, events assigned to it.
+1. A batch is *prepared* in one database transaction: root computed, events assigned to it (and archived).
 2. Under the transactor's lock the anchor transaction is signed with the next nonce, and its hash and raw bytes are
    committed (*sent*) before the bytes go to the node. A crash after that point leaves a record to check by hash.
-3. A *sent* batch is confirmed only when its receipt is on the canonical chain with the configured confirmations
-   and the contract reports the root anchored; only then are its events marked anchored with their proofs.
-4. On restart, or after any error, every unconfirmed batch is checked by hash: the same raw transaction is
-   re-broadcast when the node lost it; when its nonce was taken by another transaction, the root is re-anchored
-   under a new transaction (recorded before sending, as above). A root the contract already holds is never sent
-   again (``RootAlreadyAnchored`` cannot happen twice for us): the worker finds its ``RootAnchored`` log instead.
+3. A *sent* batch is settled by hash: it is confirmed only when its receipt (or the root's ``RootAnchored`` log, if
+   an earlier transaction of ours anchored it) is on the canonical chain with the configured confirmations; only
+   then are its events marked anchored with their proofs.
+4. On restart, or after any error, every unconfirmed batch is settled again: the same raw transaction is
+   re-broadcast when the node lost it; when it reverted or its nonce was taken by another transaction, the root is
+   re-anchored under a new transaction (recorded before sending, as above). A root the contract already holds is
+   never sent again (``RootAlreadyAnchored`` cannot happen twice for us): the worker finds its log instead.
 """
 
 from __future__ import annotations
@@ -27,12 +29,12 @@ from eth_account.signers.local import LocalAccount
 from sqlalchemy import ColumnElement, Table, Text, select
 from sqlalchemy import cast as sql_cast
 from sqlalchemy.orm import Session, sessionmaker
-from web3.exceptions import TransactionNotFound
 
 from . import versions
 from .archive import Archive, SerialisedEvent, SerialisedVersion
-from .chain import BroadcastRefusal, broadcast_refusal, describe_fault, rpc_fault
+from .chain import describe_fault, rpc_fault
 from .client import Ledger
+from .durable import DurableTransactions, Outcome, RecordedTx, Sent
 from .merkle import MerkleTree
 from .outbox import Batch, BatchStatus, EventStatus, OutboxEvent
 
@@ -127,9 +129,18 @@ class AnchoringWorker:
         self.anchorer = anchorer
         self.batch_size = batch_size
         self.max_wait = timedelta(seconds=max_wait_s)
-        self.confirmations = confirmations
+        self.transactions = DurableTransactions(ledger.tx, confirmations)
         self.receipt_timeout_s = receipt_timeout_s
         self._trees: dict[int, MerkleTree] = {}
+
+    @property
+    def confirmations(self) -> int:
+        """Blocks on top of an anchor before its events count as anchored (the protocol's depth)."""
+        return self.transactions.confirmations
+
+    @confirmations.setter
+    def confirmations(self, value: int) -> None:
+        self.transactions.confirmations = value
 
     # -- the loop ---------------------------------------------------------------------------------------------
     def run_once(self, *, force: bool = False, max_in_flight: int = 8) -> list[AnchorResult]:
@@ -275,7 +286,7 @@ class AnchoringWorker:
         )
 
     def _send(self, batch_id: int) -> None:
-        """Sign, record, then broadcast the anchor transaction of a prepared (or lost) batch."""
+        """Sign, record, then broadcast the anchor transaction of a prepared (or lost) batch (protocol steps 1-2)."""
         tx = self.ledger.tx
         with self.sessions() as session:
             batch = session.get_one(Batch, batch_id)
@@ -289,40 +300,33 @@ class AnchoringWorker:
         params: Any = {"from": self.anchorer.address, "nonce": 0, "gas": ANCHOR_GAS, "chainId": tx.chain_id}
         unsigned: Any = call.build_transaction(params)
         with tx.lock:  # one lock over nonce allocation and sending
-            unsigned["nonce"] = nonce = tx.next_nonce(self.anchorer.address)
             try:
-                signed = self.anchorer.sign_transaction(unsigned)
+                signed = tx.sign_with_nonce(self.anchorer, unsigned)
                 with self.sessions.begin() as session:
                     batch = session.get_one(Batch, batch_id)
                     batch.status = BatchStatus.SENT
-                    batch.tx_hash = bytes(signed.hash)
-                    batch.raw_tx = bytes(signed.raw_transaction)
-                    batch.nonce = nonce
+                    batch.tx_hash = signed.tx_hash
+                    batch.raw_tx = signed.raw
+                    batch.nonce = signed.nonce
                     batch.attempts += 1
             except BaseException:
-                self.ledger.tx.forget_nonce(self.anchorer.address)  # nothing recorded: the nonce is not ours to keep
+                tx.forget_nonce(self.anchorer.address)  # nothing recorded: the nonce is not ours to keep
                 raise
             # Committed: from here a crash leaves a hash to check. Now broadcast.
-            self._broadcast(bytes(signed.raw_transaction))
+            self._broadcast(signed.raw)
 
     def _broadcast(self, raw: bytes) -> None:
         """Send recorded bytes. A transient fault (node down, timeout, 5xx, 429) propagates: the pass backs off and
         the next settle() sends the same bytes again. Their nonce stays allocated to them meanwhile, so that no
         later batch takes it; forgetting it here would hand it to the next batch and strand this one."""
-        try:
-            self.web3.eth.send_raw_transaction(raw)
-        except Exception as exc:
-            if rpc_fault(exc) is not None:
-                raise
-            refusal = broadcast_refusal(exc)
-            if refusal is BroadcastRefusal.KNOWN:  # e.g. web3 retried a send whose first answer was lost
-                return
-            # The node holds another count for us than our cache: re-read it; _check settles this tx by hash.
-            self.ledger.tx.forget_nonce(self.anchorer.address)
-            if refusal is BroadcastRefusal.NONCE_USED:  # usually our own send, mined before its answer came back
-                log.info("broadcast answered %r; checking the anchor by hash", refusal.value)
-            else:
-                log.warning("broadcast refused, checking the anchor by hash (%s)", describe_fault(exc))
+        sent = self.transactions.broadcast(raw, self.anchorer.address)
+        if sent.sent in (Sent.ACCEPTED, Sent.KNOWN):
+            return
+        if sent.sent is Sent.NONCE_USED:  # usually our own send, mined before its answer came back
+            log.info("broadcast answered %r; checking the anchor by hash", sent.sent.value)
+        else:
+            assert sent.error is not None
+            log.warning("broadcast refused, checking the anchor by hash (%s)", describe_fault(sent.error))
 
     def _await(self, batch_id: int) -> AnchorResult | None:
         deadline = time.monotonic() + self.receipt_timeout_s
@@ -330,7 +334,7 @@ class AnchoringWorker:
             result = self._check(batch_id)
             if result is not None or time.monotonic() > deadline:
                 return result
-            time.sleep(0.05 if not self.confirmations else 0.25)
+            time.sleep(self.transactions.poll_s)
 
     def settle(self) -> list[AnchorResult]:
         """Check every batch that is not confirmed yet (after a crash, a fault or a reorg)."""
@@ -346,53 +350,40 @@ class AnchoringWorker:
         return results
 
     def _check(self, batch_id: int) -> AnchorResult | None:
+        """Settle one batch by hash (protocol step 3) and act on the outcome."""
         with self.sessions() as session:
             batch = session.get_one(Batch, batch_id)
             status, root, tx_hash, raw_tx, nonce = batch.status, batch.root, batch.tx_hash, batch.raw_tx, batch.nonce
         if status == BatchStatus.CONFIRMED:
             return None
-        on_chain = self._anchor_log(root)
         if status == BatchStatus.PREPARED:
-            if on_chain is None:
+            if self._anchor_log(root) is None:
                 self._send(batch_id)
             return None
-        assert tx_hash is not None and raw_tx is not None
-        receipt = self._canonical_receipt(tx_hash)
-        if receipt is not None and receipt["status"] == 1:
-            return self._confirm_if_deep(batch_id, receipt["transactionHash"], receipt["blockNumber"])
-        if on_chain is not None:  # anchored by an earlier transaction of ours: use that one
-            return self._confirm_if_deep(batch_id, on_chain[0], on_chain[1])
-        if receipt is not None:  # mined but failed without the root on chain: send anew
+        assert tx_hash is not None and raw_tx is not None and nonce is not None
+        recorded = RecordedTx(self.anchorer.address, nonce, tx_hash, raw_tx)
+        settled = self.transactions.settle(recorded, elsewhere=lambda: self._anchor_log(root))
+        if settled.outcome is Outcome.CONFIRMED:
+            assert settled.tx_hash is not None and settled.block_number is not None
+            return self._confirm(batch_id, settled.tx_hash, settled.block_number)
+        if settled.outcome is Outcome.LOST:  # pending lost with a restarted node's pool, dropped or reorged out
+            if self._stranded(batch_id, nonce):
+                log.warning(
+                    "anchor tx 0x%s of batch %d has nonce %d, past the node's count with no transaction of ours "
+                    "before it (the chain went back); re-anchoring under a new nonce",
+                    tx_hash.hex(), batch_id, nonce,
+                )
+                self.ledger.tx.forget_nonce(self.anchorer.address)
+                self._send(batch_id)
+                return None
+            log.info("anchor tx 0x%s of batch %d unknown to the node; re-broadcasting it", tx_hash.hex(), batch_id)
+            self._broadcast(raw_tx)
+        elif settled.outcome is Outcome.REVERTED:  # mined but failed without the root on chain: send anew
             log.warning("anchor tx 0x%s of batch %d failed; re-anchoring", tx_hash.hex(), batch_id)
             self._send(batch_id)
-            return None
-        # Not mined (pending, lost with a restarted node's pool, dropped or reorged out): while the nonce is free,
-        # the node gets the same bytes again if it does not hold them.
-        used = self.web3.eth.get_transaction_count(self.anchorer.address, "latest")
-        if nonce is not None and nonce >= used:
-            if not self._known_to_node(tx_hash):
-                if self._stranded(batch_id, nonce):
-                    log.warning(
-                        "anchor tx 0x%s of batch %d has nonce %d, past the node's count with no transaction of ours "
-                        "before it (the chain went back); re-anchoring under a new nonce",
-                        tx_hash.hex(), batch_id, nonce,
-                    )
-                    self.ledger.tx.forget_nonce(self.anchorer.address)
-                    self._send(batch_id)
-                    return None
-                log.info("anchor tx 0x%s of batch %d unknown to the node; re-broadcasting it", tx_hash.hex(), batch_id)
-                self._broadcast(raw_tx)
-            return None
-        # The nonce is used. Look again before re-anchoring: our transaction may have been mined between the receipt
-        # lookup above and the count, and a second transaction for the root would only fail on chain.
-        receipt = self._canonical_receipt(tx_hash)
-        if receipt is not None and receipt["status"] == 1:
-            return self._confirm_if_deep(batch_id, receipt["transactionHash"], receipt["blockNumber"])
-        on_chain = self._anchor_log(root)
-        if on_chain is not None:
-            return self._confirm_if_deep(batch_id, on_chain[0], on_chain[1])
-        log.warning("anchor tx 0x%s of batch %d lost and its nonce reused; re-anchoring", tx_hash.hex(), batch_id)
-        self._send(batch_id)
+        elif settled.outcome is Outcome.REPLACED:
+            log.warning("anchor tx 0x%s of batch %d lost and its nonce reused; re-anchoring", tx_hash.hex(), batch_id)
+            self._send(batch_id)
         return None
 
     def _stranded(self, batch_id: int, nonce: int) -> bool:
@@ -414,21 +405,6 @@ class AnchoringWorker:
             )
         return filler is None
 
-    def _known_to_node(self, tx_hash: bytes) -> bool:
-        try:
-            self.web3.eth.get_transaction(tx_hash)  # type: ignore[arg-type]
-        except TransactionNotFound:
-            return False
-        return True
-
-    def _canonical_receipt(self, tx_hash: bytes) -> Any:
-        try:
-            receipt = self.web3.eth.get_transaction_receipt(tx_hash)  # type: ignore[arg-type]
-        except TransactionNotFound:
-            return None
-        block = self.web3.eth.get_block(receipt["blockNumber"])
-        return receipt if block["hash"] == receipt["blockHash"] else None
-
     def _anchor_log(self, root: bytes) -> tuple[bytes, int] | None:
         """(tx hash, block) of the RootAnchored log of `root` on the canonical chain, if any."""
         if self.ledger.anchor.functions.anchorOf(root).call()[0] == "0x" + "0" * 40:
@@ -440,9 +416,8 @@ class AnchoringWorker:
             return None
         return bytes(logs[-1]["transactionHash"]), int(logs[-1]["blockNumber"])
 
-    def _confirm_if_deep(self, batch_id: int, tx_hash: bytes, block_number: int) -> AnchorResult | None:
-        if self.web3.eth.block_number - block_number < self.confirmations:
-            return None
+    def _confirm(self, batch_id: int, tx_hash: bytes, block_number: int) -> AnchorResult:
+        """Mark a settled batch confirmed and its events anchored with their proofs, in one database transaction."""
         with self.sessions.begin() as session:
             batch = session.get_one(Batch, batch_id)
             table = cast(Table, OutboxEvent.__table__)

@@ -495,12 +495,19 @@ _REFUSALS = (
 )
 
 
+# The in-process chain (py-evm through eth-tester) says "Invalid transaction nonce: Expected 5, but got 4".
+_EXPECTED_NONCE = re.compile(r"nonce: expected (\d+), but got (\d+)")
+
+
 def broadcast_refusal(exc: BaseException) -> BroadcastRefusal | None:
     """How to read a failed ``eth_sendRawTransaction``; None when it says nothing about the transaction."""
     _, message = _rpc_error(exc)
     for needles, refusal in _REFUSALS:
         if any(n in message for n in needles):
             return refusal
+    expected = _EXPECTED_NONCE.search(message)
+    if expected is not None and int(expected.group(2)) < int(expected.group(1)):
+        return BroadcastRefusal.NONCE_USED
     return None
 
 

@@ -29,7 +29,7 @@ from web3.providers.base import JSONBaseProvider
 from web3.types import RPCEndpoint, TxReceipt
 
 from .artifacts import load_artifact
-from .chain import ChainBackend, decode_revert, is_revert
+from .chain import BroadcastRefusal, ChainBackend, broadcast_refusal, decode_revert, is_revert
 from .errors import ConfigurationError, ContractRevert, DeploymentNotFound, PipelineFailed, TransactionFailed
 from .ids import check_serial, item_id, normalize_gtin
 from .lifecycle import ItemState
@@ -211,7 +211,7 @@ class Transactor:
         try:
             self.web3.eth.send_raw_transaction(raw)
         except Exception as exc:
-            if "already known" in str(exc).lower():
+            if broadcast_refusal(exc) is BroadcastRefusal.KNOWN:
                 return
             raise _mapped(exc) from exc
 

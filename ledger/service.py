@@ -23,6 +23,7 @@ from .archive import Archive
 from .chain import ChainBackend, EthTesterBackend, JsonRpcBackend
 from .client import Deployment, Ledger, Role
 from .db import make_engine
+from .durable import DurableTransactions
 from .epcis.corrections import is_declaration, record_id
 from .epcis.hashing import hash_digest
 from .errors import ChainIdMismatch, ChainLocked, ConfigurationError, InvalidSignature, KeyNotFound
@@ -133,6 +134,16 @@ class LedgerService:
             if not accounts or actor not in DEV_ACCOUNT_OF:
                 raise
             return accounts[DEV_ACCOUNT_OF[actor]]
+
+    @property
+    def transactions(self) -> DurableTransactions:
+        """The durable-transaction protocol (``ledger.durable``) over the ledger's transactor, at the configured
+        confirmation depth: how the API's writes reach the chain, as the anchoring worker's do."""
+        tx = self.ledger.tx
+        current: DurableTransactions | None = self.__dict__.get("_transactions")
+        if current is None or current.tx is not tx:  # a new deployment comes with a new transactor
+            current = self.__dict__["_transactions"] = DurableTransactions(tx, self.settings.confirmations)
+        return current
 
     def deploy(self, admin: LocalAccount) -> Ledger:
         ledger = Ledger.deploy(self.backend, admin)

@@ -1,0 +1,213 @@
+"""Durable transactions: the one protocol by which a write reaches the chain exactly once, across crashes, RPC faults
+and reorganisations. The anchoring worker (``ledger.anchoring``) and the API's write intents (``api.intents``) both
+follow it; each keeps only what it records and what it does once a transaction is settled.
+
+1. **Record.** The transaction is signed (``Transactor.sign_with_nonce``) and its hash, raw bytes, sender and nonce
+   are committed to the caller's database (a batch row, an intent row) *before* the bytes go to the node. A crash
+   after that leaves something to check by hash; a crash before it leaves nothing on-chain.
+2. **Broadcast** (:meth:`DurableTransactions.broadcast`). A transient fault (node down, timeout, 5xx, 429) raises:
+   the caller backs off and sends the same bytes again later. A refusal is read by ``ledger.chain.broadcast_refusal``
+   (never by one message string): "already known" means the bytes are there; "nonce too low" and "replacement
+   underpriced" mean the nonce is taken (by our own send whose answer was lost, or by another transaction), so the
+   nonce cache is dropped and the transaction is left to the check by hash. Sending the same bytes twice is harmless:
+   they have one hash and take effect at most once.
+3. **Settle by hash** (:meth:`DurableTransactions.settle`), the same rules for everyone:
+
+   - a receipt counts only when it is on the canonical chain (its block is the block at its height) with
+     ``confirmations`` blocks on top: ``CONFIRMED`` (status 1) or ``REVERTED`` (status 0); shallower, ``WAITING``;
+   - no receipt, the nonce still free: ``WAITING`` while the node holds the transaction, ``LOST`` when it does not
+     (a restarted node's empty pool, a block reorganised away): send the same bytes again;
+   - no receipt and the nonce used by another transaction: ``REPLACED``, our transaction can never be mined. The
+     receipt is looked up once more before saying so, in case ours was mined between the two reads.
+
+   A caller whose effect can land through another transaction (an anchor's root, anchored by an earlier attempt)
+   passes ``elsewhere``; what it finds counts like our own receipt, at the same depth.
+
+What a caller does with each outcome is its own: the worker re-anchors a ``REVERTED`` or ``REPLACED`` batch under a
+new transaction (the contract refuses a root twice), while a write intent is marked failed (nothing was written).
+Neither ever completes against a receipt that a reorganisation can still take away.
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from hexbytes import HexBytes
+from web3.exceptions import TransactionNotFound
+from web3.types import TxReceipt
+
+from .chain import BroadcastRefusal, broadcast_refusal, is_revert, rpc_fault
+from .client import PreparedTx, Transactor, _mapped
+
+
+@dataclass(frozen=True)
+class RecordedTx:
+    """What step 1 committed: enough to send the same bytes again and to settle them by hash."""
+
+    sender: str
+    nonce: int
+    tx_hash: bytes
+    raw: bytes
+
+    @classmethod
+    def of(cls, prepared: PreparedTx) -> RecordedTx:
+        return cls(prepared.sender, prepared.nonce, prepared.tx_hash, prepared.raw)
+
+
+class Sent(enum.Enum):
+    """What one broadcast did."""
+
+    ACCEPTED = "accepted"
+    KNOWN = "already known"  # the same bytes are in the node's pool or mined: the send happened
+    NONCE_USED = "nonce too low"  # a mined transaction holds the nonce: ours (check by hash) or another
+    NONCE_CONTESTED = "replacement transaction underpriced"  # another pending transaction holds the nonce
+    REVERTED = "reverted"  # the node ran it on arrival and it reverted: nothing happened on-chain
+    REFUSED = "refused"  # refused for a reason that says nothing of the nonce (funds, gas, a node rule)
+
+
+@dataclass(frozen=True)
+class Broadcast:
+    sent: Sent
+    error: Exception | None = None  # the node's refusal (a ContractRevert for REVERTED), when there was one
+
+
+class Outcome(enum.Enum):
+    """Where a recorded transaction stands (see the module docstring)."""
+
+    CONFIRMED = "confirmed"
+    REVERTED = "reverted"
+    WAITING = "waiting"
+    LOST = "lost"
+    REPLACED = "replaced"
+
+
+@dataclass(frozen=True)
+class Settlement:
+    outcome: Outcome
+    tx_hash: bytes | None = None  # the transaction that carries the effect (ours, or the one `elsewhere` found)
+    block_number: int | None = None
+    receipt: TxReceipt | None = None  # our own receipt, when the outcome rests on it
+    error: Exception | None = None  # the refusal of a re-send that reverted on arrival
+
+    @property
+    def final(self) -> bool:
+        """Whether the outcome stands for good (a reorganisation can no longer change it)."""
+        return self.outcome in (Outcome.CONFIRMED, Outcome.REVERTED, Outcome.REPLACED)
+
+
+# (tx hash, block number) of a transaction other than ours that carried the same effect, on the canonical chain.
+Elsewhere = Callable[[], tuple[bytes, int] | None]
+_SENT_BY_REFUSAL = {
+    BroadcastRefusal.KNOWN: Sent.KNOWN,
+    BroadcastRefusal.NONCE_USED: Sent.NONCE_USED,
+    BroadcastRefusal.NONCE_CONTESTED: Sent.NONCE_CONTESTED,
+}
+
+
+class DurableTransactions:
+    """Steps 2 and 3 of the protocol over one :class:`Transactor`, with the configured confirmation depth."""
+
+    def __init__(self, tx: Transactor, confirmations: int = 0) -> None:
+        self.tx = tx
+        self.web3 = tx.web3
+        self.confirmations = confirmations
+
+    # -- step 2 -------------------------------------------------------------------------------------------------
+    def broadcast(self, raw: bytes, sender: str) -> Broadcast:
+        """Send recorded bytes; a transient fault raises (see the module docstring), every other answer is returned.
+        The nonce stays allocated to the bytes on a transient fault; a refusal drops `sender`'s nonce cache."""
+        try:
+            self.web3.eth.send_raw_transaction(raw)
+        except Exception as exc:
+            if rpc_fault(exc) is not None:
+                raise
+            refusal = broadcast_refusal(exc)
+            if refusal is BroadcastRefusal.KNOWN:  # e.g. a retried send whose first answer was lost
+                return Broadcast(Sent.KNOWN)
+            self.tx.forget_nonce(sender)  # the node holds another count for us than our cache: re-read it
+            if refusal is not None:
+                return Broadcast(_SENT_BY_REFUSAL[refusal], exc)
+            if is_revert(exc):
+                return Broadcast(Sent.REVERTED, _mapped(exc))
+            return Broadcast(Sent.REFUSED, exc)
+        return Broadcast(Sent.ACCEPTED)
+
+    # -- step 3 -------------------------------------------------------------------------------------------------
+    def settle(self, recorded: RecordedTx, *, elsewhere: Elsewhere | None = None) -> Settlement:
+        """Where `recorded` stands now, by its hash (one look; :meth:`wait` looks until it is final)."""
+        receipt = self.canonical_receipt(recorded.tx_hash)
+        if receipt is not None and receipt["status"] == 1:
+            return self._at_depth(Outcome.CONFIRMED, receipt)
+        found = elsewhere() if elsewhere is not None else None
+        if found is not None:
+            return self._deep_enough(Outcome.CONFIRMED, found[0], found[1], None)
+        if receipt is not None:
+            return self._at_depth(Outcome.REVERTED, receipt)
+        if recorded.nonce >= self.tx.mined_count(recorded.sender):
+            return Settlement(Outcome.WAITING if self.is_known(recorded.tx_hash) else Outcome.LOST)
+        # The nonce is used. Look again before saying ours is replaced: it may have been mined between the receipt
+        # lookup above and the count.
+        receipt = self.canonical_receipt(recorded.tx_hash)
+        if receipt is not None and receipt["status"] == 1:
+            return self._at_depth(Outcome.CONFIRMED, receipt)
+        found = elsewhere() if elsewhere is not None else None
+        if found is not None:
+            return self._deep_enough(Outcome.CONFIRMED, found[0], found[1], None)
+        if receipt is not None:
+            return self._at_depth(Outcome.REVERTED, receipt)
+        return Settlement(Outcome.REPLACED)
+
+    def wait(self, recorded: RecordedTx, *, timeout_s: float, elsewhere: Elsewhere | None = None) -> Settlement:
+        """Settle `recorded` until its outcome is final or `timeout_s` has passed (then ``WAITING``). A ``LOST``
+        transaction is sent again, same bytes; a re-send that reverts on arrival is final (``REVERTED`` with the
+        error); one refused for any other reason raises that refusal."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            settlement = self.settle(recorded, elsewhere=elsewhere)
+            if settlement.outcome is Outcome.LOST:
+                sent = self.broadcast(recorded.raw, recorded.sender)
+                if sent.sent is Sent.REVERTED:
+                    return Settlement(Outcome.REVERTED, error=sent.error)
+                if sent.sent is Sent.REFUSED:
+                    assert sent.error is not None
+                    raise sent.error
+            elif settlement.final:
+                return settlement
+            if time.monotonic() > deadline:
+                return Settlement(Outcome.WAITING, settlement.tx_hash, settlement.block_number, settlement.receipt)
+            time.sleep(self.poll_s)
+
+    @property
+    def poll_s(self) -> float:
+        """How often :meth:`wait` looks: a receipt is due at once on an automining node, a confirmation a block
+        later."""
+        return 0.25 if self.confirmations else 0.05
+
+    # -- lookups ------------------------------------------------------------------------------------------------
+    def canonical_receipt(self, tx_hash: bytes) -> TxReceipt | None:
+        """The receipt of `tx_hash` if its block is the canonical chain's block at its height, else None."""
+        try:
+            receipt = self.web3.eth.get_transaction_receipt(HexBytes(tx_hash))
+        except TransactionNotFound:
+            return None
+        block = self.web3.eth.get_block(receipt["blockNumber"])
+        return receipt if block["hash"] == receipt["blockHash"] else None
+
+    def is_known(self, tx_hash: bytes) -> bool:
+        """Whether the node has the transaction (mined or in its pool)."""
+        return self.tx.is_known(tx_hash)
+
+    def _at_depth(self, outcome: Outcome, receipt: TxReceipt) -> Settlement:
+        return self._deep_enough(outcome, bytes(receipt["transactionHash"]), int(receipt["blockNumber"]), receipt)
+
+    def _deep_enough(self, outcome: Outcome, tx_hash: bytes, block_number: int, receipt: Any) -> Settlement:
+        if self.confirmations and self.web3.eth.block_number - block_number < self.confirmations:
+            return Settlement(Outcome.WAITING, tx_hash, block_number, receipt)
+        return Settlement(outcome, tx_hash, block_number, receipt)
+
+
+__all__ = ["Broadcast", "DurableTransactions", "Elsewhere", "Outcome", "RecordedTx", "Sent", "Settlement"]
