@@ -99,6 +99,8 @@ class Settlement:
         return self.outcome in (Outcome.CONFIRMED, Outcome.REVERTED, Outcome.REPLACED)
 
 
+REPLACED_SETTLE_S = 0.5  # how long a replacement must stand before wait() takes it as final
+
 # (tx hash, block number) of a transaction other than ours that carried the same effect, on the canonical chain.
 Elsewhere = Callable[[], tuple[bytes, int] | None]
 _SENT_BY_REFUSAL = {
@@ -159,6 +161,8 @@ class DurableTransactions:
             return self._deep_enough(Outcome.CONFIRMED, found[0], found[1], None)
         if receipt is not None:
             return self._at_depth(Outcome.REVERTED, receipt)
+        if self._in_a_block(recorded.tx_hash):  # mined, its receipt not served yet
+            return Settlement(Outcome.WAITING)
         return Settlement(Outcome.REPLACED)
 
     def wait(self, recorded: RecordedTx, *, timeout_s: float, elsewhere: Elsewhere | None = None) -> Settlement:
@@ -166,8 +170,18 @@ class DurableTransactions:
         transaction is sent again, same bytes; a re-send that reverts on arrival is final (``REVERTED`` with the
         error); one refused for any other reason raises that refusal."""
         deadline = time.monotonic() + timeout_s
+        replaced_at: float | None = None
         while True:
             settlement = self.settle(recorded, elsewhere=elsewhere)
+            if settlement.outcome is Outcome.REPLACED:
+                # Final only when a second look, a moment later, says so too: a node may count a block's nonces
+                # before it serves the block's transactions and receipts (Anvil under load does, for milliseconds).
+                if replaced_at is not None and time.monotonic() - replaced_at >= REPLACED_SETTLE_S:
+                    return settlement
+                replaced_at = replaced_at or time.monotonic()
+                time.sleep(REPLACED_SETTLE_S)
+                continue
+            replaced_at = None
             if settlement.outcome is Outcome.LOST:
                 sent = self.broadcast(recorded.raw, recorded.sender)
                 if sent.sent is Sent.REVERTED:
@@ -196,6 +210,14 @@ class DurableTransactions:
             return None
         block = self.web3.eth.get_block(receipt["blockNumber"])
         return receipt if block["hash"] == receipt["blockHash"] else None
+
+    def _in_a_block(self, tx_hash: bytes) -> bool:
+        """Whether the node has `tx_hash` in a block (not only in its pool)."""
+        try:
+            found = self.web3.eth.get_transaction(HexBytes(tx_hash))
+        except TransactionNotFound:
+            return False
+        return found.get("blockNumber") is not None
 
     def is_known(self, tx_hash: bytes) -> bool:
         """Whether the node has the transaction (mined or in its pool)."""
