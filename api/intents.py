@@ -33,7 +33,8 @@ from sqlalchemy import CursorResult, select, text, update
 from sqlalchemy.orm import Session
 
 from ledger.accounts import LocalAccount
-from ledger.durable import Outcome, RecordedTx, Sent, Settlement
+from ledger.durable import Outcome as Settled
+from ledger.durable import RecordedTx, Sent, Settlement
 from ledger.errors import TransactionFailed
 from ledger.outbox import SignedEvent, Stored
 
@@ -132,7 +133,7 @@ def write(
         raise _in_doubt(tx_hash) from exc
     written = _settled(state, intent_id, settled)
     if written is None:
-        if settled.outcome is Outcome.REPLACED:
+        if settled.outcome is Settled.REPLACED:
             raise Problem(
                 503,
                 "Write not made",
@@ -145,19 +146,20 @@ def write(
     return written
 
 
-def _settled(state: AppState, intent_id: int, settled: Settlement) -> Written | None:
-    """Act on a settled intent: complete it when confirmed, mark it failed when reverted (and raise the revert) or
-    replaced; None when it is not final yet or was replaced."""
-    if settled.outcome is Outcome.CONFIRMED:
+def _settled(state: AppState, intent_id: int, settled: Settlement, *, raise_revert: bool = True) -> Written | None:
+    """Act on a settled intent: complete it when confirmed, mark it failed when reverted (and raise the revert, if
+    `raise_revert`) or replaced; None when it is not final yet or was replaced."""
+    if settled.outcome is Settled.CONFIRMED:
         assert settled.receipt is not None
         return _complete(state, intent_id, settled.receipt)
-    if settled.outcome is Outcome.REVERTED:
+    if settled.outcome is Settled.REVERTED:
         if settled.receipt is not None:
             return _complete(state, intent_id, settled.receipt)  # marks it failed and raises the named revert
         assert settled.error is not None
         _fail(state, intent_id, f"refused by the node: {settled.error}")
-        raise settled.error
-    if settled.outcome is Outcome.REPLACED:
+        if raise_revert:
+            raise settled.error
+    if settled.outcome is Settled.REPLACED:
         with state.service.sessions() as session:
             intent = session.get(WriteIntent, intent_id)
             nonce = intent.nonce if intent is not None else "?"
@@ -301,7 +303,7 @@ def _reconcile_one(state: AppState, intent_id: int) -> bool:
         recorded = RecordedTx(intent.sender, intent.nonce, bytes.fromhex(intent.tx_hash[2:]), intent.raw_tx)
     transactions = state.service.transactions
     settled = transactions.wait(recorded, timeout_s=transactions.tx.receipt_timeout)
-    if settled.outcome is Outcome.WAITING:
+    if settled.outcome is Settled.WAITING:
         log.info("intent %s not settled yet (transaction 0x%s on its way)", intent_id, recorded.tx_hash.hex())
         return False
     _settled(state, intent_id, settled)
@@ -334,11 +336,12 @@ class Outcome:
 
 def write_many(state: AppState, actor: Actor, account: LocalAccount, planned: Sequence[Planned]) -> list[Outcome]:
     """Make many writes as one pipeline, each an intent of its own: recorded together (consecutive free nonces,
-    one database transaction) before anything is sent, broadcast in JSON-RPC batches, awaited together, and
-    completed together in one database transaction. An outcome per write, in order.
+    one database transaction) before anything is sent, broadcast in JSON-RPC batches, settled together by the
+    durable-transaction protocol (``DurableTransactions.wait_many``: on the canonical chain, at the configured
+    depth), and completed together in one database transaction. An outcome per write, in order.
 
-    The guarantees of :func:`write` hold for each: nothing reaches the chain unrecorded, and a write whose receipt
-    is not seen stays ``pending`` and is reconciled like any other. A write the node refuses is ``failed``; those
+    The guarantees of :func:`write` hold for each: nothing reaches the chain unrecorded, and a write not settled in
+    time stays ``pending`` and is reconciled like any other. A write the node refuses outright is ``failed``; those
     after it are left ``pending`` (they may sit in the node's pool behind the refused nonce, and only their hashes
     can tell). A revert fails its own write only: the others are mined on the state it left unchanged."""
     for plan in planned:
@@ -356,23 +359,39 @@ def write_many(state: AppState, actor: Actor, account: LocalAccount, planned: Se
         at += len(plan.events)
     reconcile(state, sender=account.address, older_than=STALE_AFTER)
     sender = account.address
+    transactions = service.transactions
     with _sender_lock(sender):  # held through the broadcast: the node gets the nonces in order
         ids, prepared = _record_many(state, actor, account, planned, per_write)
-        refusal = tx.broadcast_many([p.raw for p in prepared])
+        sent = len(prepared)
+        try:
+            refusal = transactions.broadcast_many([p.raw for p in prepared], sender)
+        except Exception as exc:  # a transient fault: every write of the bulk is settled by hash later
+            log.warning("a bulk of %d writes not all sent, left pending: %s", len(planned), exc)
+            refusal, sent = None, 0
     outcomes: list[Outcome | None] = [None] * len(planned)
-    sent = len(prepared)
     if refusal is not None:
-        index, error = refusal
-        _fail(state, ids[index], f"refused by the node: {error}")
-        tx.forget_nonce(sender)
-        outcomes[index] = Outcome(FAILED, hex32(prepared[index].tx_hash), [], error)
+        index, refused = refusal
         sent = index
+        if refused.sent in (Sent.REVERTED, Sent.REFUSED):  # the node holds nothing of it
+            _fail(state, ids[index], f"refused by the node: {refused.error}")
+            outcomes[index] = Outcome(FAILED, hex32(prepared[index].tx_hash), [], refused.error)
+        else:  # its nonce is taken, by our own earlier send or by another transaction: its hash will tell
+            sent = index + 1
+    recorded = [RecordedTx.of(p) for p in prepared[:sent]]
     try:
-        receipts = tx.receipts([p.tx_hash for p in prepared[:sent]])
-    except Exception as exc:  # some receipts not seen in time: every write of the bulk is settled by hash later
-        log.warning("receipts of a bulk of %d writes not all seen, left pending: %s", sent, exc)
-        receipts = []
-    done = _complete_many(state, ids[: len(receipts)], prepared, receipts, outcomes)
+        settlements = transactions.wait_many(recorded, timeout_s=tx.receipt_timeout)
+    except Exception as exc:  # the node unreachable: every write of the bulk is settled by hash later
+        log.warning("a bulk of %d writes not settled, left pending: %s", sent, exc)
+        settlements = []
+    receipts: dict[int, Receipt] = {}
+    for index, settled in enumerate(settlements):
+        if settled.receipt is not None and settled.outcome in (Settled.CONFIRMED, Settled.REVERTED):
+            receipts[index] = settled.receipt
+        elif settled.outcome in (Settled.REVERTED, Settled.REPLACED):
+            _settled(state, ids[index], settled, raise_revert=False)
+            error = settled.error or TransactionFailed("its nonce was used by another transaction")
+            outcomes[index] = Outcome(FAILED, hex32(prepared[index].tx_hash), [], error)
+    done = _complete_many(state, ids, prepared, receipts, outcomes)
     for index, plan_outcome in enumerate(outcomes):
         if plan_outcome is None:
             outcomes[index] = Outcome(PENDING, hex32(prepared[index].tx_hash), [])
@@ -433,7 +452,7 @@ def _complete_many(
     state: AppState,
     ids: Sequence[int],
     prepared: Sequence[PreparedTx],
-    receipts: Sequence[Receipt],
+    receipts: dict[int, Receipt],
     outcomes: list[Outcome | None],
 ) -> int:
     """The database side of the mined writes of a bulk, in one transaction: the reverted ones failed, the others
@@ -441,7 +460,8 @@ def _complete_many(
     service = state.service
     tx = service.ledger.tx
     succeeded: dict[int, int] = {}  # intent id → index
-    for index, (intent_id, receipt) in enumerate(zip(ids, receipts, strict=True)):
+    for index, receipt in sorted(receipts.items()):
+        intent_id = ids[index]
         try:
             tx.settle(prepared[index].tx, receipt)
         except TransactionFailed as exc:

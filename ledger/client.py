@@ -367,7 +367,7 @@ class Transactor:
         when it shared the refused one's batch): the caller settles those by hash."""
         for start in range(0, len(raws), batch_size):
             refusal = self._broadcast_all(list(raws[start : start + batch_size]))
-            if refusal is not None and "already known" not in str(refusal[1]).lower():
+            if refusal is not None and broadcast_refusal(refusal[1]) is not BroadcastRefusal.KNOWN:
                 return start + refusal[0], refusal[1]
         return None
 

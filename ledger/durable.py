@@ -32,16 +32,18 @@ from __future__ import annotations
 
 import enum
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from hexbytes import HexBytes
 from web3.exceptions import TransactionNotFound
+from web3.providers.base import JSONBaseProvider
 from web3.types import TxReceipt
 
 from .chain import BroadcastRefusal, broadcast_refusal, is_revert, rpc_fault
-from .client import PreparedTx, Transactor, _mapped
+from .client import PIPELINE_BATCH, PreparedTx, Transactor, _mapped
+from .errors import ContractRevert
 
 
 @dataclass(frozen=True)
@@ -138,6 +140,25 @@ class DurableTransactions:
             return Broadcast(Sent.REFUSED, exc)
         return Broadcast(Sent.ACCEPTED)
 
+    def broadcast_many(self, raws: Sequence[bytes], sender: str) -> tuple[int, Broadcast] | None:
+        """Send one sender's recorded transactions in order, in JSON-RPC batches where the node takes them; stop at
+        the first the node refuses and return its index and what the refusal says (as :meth:`broadcast` reads one).
+        What comes after a refusal is not sent: the caller settles it by hash. A transient fault raises."""
+        refused = self.tx.broadcast_many(raws)
+        if refused is None:
+            return None
+        index, error = refused
+        cause = error.__cause__ if isinstance(error.__cause__, Exception) else error
+        if rpc_fault(cause) is not None:
+            raise error
+        self.tx.forget_nonce(sender)
+        refusal = broadcast_refusal(error)
+        if refusal is not None:
+            return index, Broadcast(_SENT_BY_REFUSAL[refusal], error)
+        if isinstance(error, ContractRevert):
+            return index, Broadcast(Sent.REVERTED, error)
+        return index, Broadcast(Sent.REFUSED, error)
+
     # -- step 3 -------------------------------------------------------------------------------------------------
     def settle(self, recorded: RecordedTx, *, elsewhere: Elsewhere | None = None) -> Settlement:
         """Where `recorded` stands now, by its hash (one look; :meth:`wait` looks until it is final)."""
@@ -195,6 +216,51 @@ class DurableTransactions:
                 return Settlement(Outcome.WAITING, settlement.tx_hash, settlement.block_number, settlement.receipt)
             time.sleep(self.poll_s)
 
+    def wait_many(self, recorded: Sequence[RecordedTx], *, timeout_s: float) -> list[Settlement]:
+        """:meth:`wait` for a pipeline's transactions at once: their receipts read in JSON-RPC batches, each block
+        they name checked once for being canonical, the head read once for their depth. Whatever that does not
+        settle (a receipt missing after the timeout, off the canonical chain, not deep enough) is waited for one by
+        one in the time left."""
+        if not recorded:
+            return []
+        deadline = time.monotonic() + timeout_s
+        settled: list[Settlement | None] = [None] * len(recorded)
+        try:
+            receipts = self.tx.receipts([r.tx_hash for r in recorded])  # waits for the last (nonce order)
+        except Exception as exc:
+            if rpc_fault(exc) is not None:
+                raise
+            receipts = []  # not all mined in time: each is settled by hash below
+        if receipts:
+            canonical = self._block_hashes({int(r["blockNumber"]) for r in receipts})
+            head = self.web3.eth.block_number if self.confirmations else 0
+            for index, receipt in enumerate(receipts):
+                if canonical.get(int(receipt["blockNumber"])) == receipt["blockHash"]:
+                    outcome = Outcome.CONFIRMED if receipt["status"] == 1 else Outcome.REVERTED
+                    settled[index] = self._deep_enough(
+                        outcome, bytes(receipt["transactionHash"]), int(receipt["blockNumber"]), receipt, head
+                    )
+        return [
+            done if done is not None and done.final
+            else self.wait(rec, timeout_s=max(0.0, deadline - time.monotonic()))
+            for done, rec in zip(settled, recorded, strict=True)
+        ]
+
+    def _block_hashes(self, numbers: set[int]) -> dict[int, bytes]:
+        """The canonical chain's block hash at each height, read in JSON-RPC batches where the node takes them."""
+        ordered = sorted(numbers)
+        if not isinstance(self.web3.provider, JSONBaseProvider):  # the in-process chain: nothing to batch
+            return {n: bytes(self.web3.eth.get_block(n)["hash"]) for n in ordered}
+        hashes: dict[int, bytes] = {}
+        for start in range(0, len(ordered), PIPELINE_BATCH):
+            part = ordered[start : start + PIPELINE_BATCH]
+            with self.web3.batch_requests() as batch:
+                for number in part:
+                    batch.add(self.web3.eth.get_block(number))
+                blocks = cast(list[Any], batch.execute())
+            hashes.update((number, bytes(block["hash"])) for number, block in zip(part, blocks, strict=True))
+        return hashes
+
     @property
     def poll_s(self) -> float:
         """How often :meth:`wait` looks: a receipt is due at once on an automining node, a confirmation a block
@@ -226,8 +292,10 @@ class DurableTransactions:
     def _at_depth(self, outcome: Outcome, receipt: TxReceipt) -> Settlement:
         return self._deep_enough(outcome, bytes(receipt["transactionHash"]), int(receipt["blockNumber"]), receipt)
 
-    def _deep_enough(self, outcome: Outcome, tx_hash: bytes, block_number: int, receipt: Any) -> Settlement:
-        if self.confirmations and self.web3.eth.block_number - block_number < self.confirmations:
+    def _deep_enough(
+        self, outcome: Outcome, tx_hash: bytes, block_number: int, receipt: Any, head: int | None = None
+    ) -> Settlement:
+        if self.confirmations and (head or self.web3.eth.block_number) - block_number < self.confirmations:
             return Settlement(Outcome.WAITING, tx_hash, block_number, receipt)
         return Settlement(outcome, tx_hash, block_number, receipt)
 

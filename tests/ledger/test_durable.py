@@ -86,3 +86,17 @@ def test_the_in_process_chains_nonce_refusals_are_read_too() -> None:
     too_low, gap = (ValueError(f"Invalid transaction nonce: Expected 5, but got {n}") for n in (4, 6))
     assert broadcast_refusal(too_low) is BroadcastRefusal.NONCE_USED
     assert broadcast_refusal(gap) is None
+
+
+def test_a_pipeline_is_settled_together(world: World) -> None:
+    durable = DurableTransactions(world.ledger.tx)
+    items = [_item(world, f"P{n}") for n in range(3)]
+    tx = world.ledger.tx
+    moves = [ItemState.SOLD, ItemState.RECYCLED, ItemState.SOLD]  # the second reverts: only recycle() recycles
+    calls = [world.ledger.transition_call(item, to) for item, to in zip(items, moves, strict=True)]
+    start = tx.pending_count(world.retailer.address)
+    prepared = tx.sign_many(world.retailer, calls, [100_000] * 3, [start, start + 1, start + 2])
+    assert durable.broadcast_many([p.raw for p in prepared], world.retailer.address) is None
+    settled = durable.wait_many([RecordedTx.of(p) for p in prepared], timeout_s=10)
+    assert [s.outcome for s in settled] == [Outcome.CONFIRMED, Outcome.REVERTED, Outcome.CONFIRMED]
+    assert all(s.receipt is not None for s in settled)
