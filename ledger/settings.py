@@ -26,7 +26,12 @@ class Settings(BaseSettings):
         None, description="A JSON-RPC node (Anvil, Besu, geth, an L2); unset: the embedded chain."
     )
     chain_id: int | None = Field(None, description="The chain id the node must report; unset: not checked.")
-    confirmations: int = Field(0, ge=0, description="Blocks on top of an anchor before its events count as anchored.")
+    confirmations: int = Field(
+        0,
+        ge=0,
+        description="Blocks on top of a transaction before it counts: an anchor's events as anchored, an API write as"
+        " done (ledger.durable).",
+    )
     db_url: str | None = Field(None, description="SQLAlchemy URL; unset: SQLite in data_dir.")
     resolver_base_url: str = Field("https://id.circular.example", description="Base URL of the Digital Link resolver.")
     batch_size: int = Field(1000, ge=1, le=100_000, description="Most events anchored under one Merkle root.")
