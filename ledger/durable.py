@@ -102,6 +102,7 @@ class Settlement:
 
 
 REPLACED_SETTLE_S = 0.5  # how long a replacement must stand before wait() takes it as final
+FULL_LOOK_EVERY_S = 1.0  # how often wait() asks whether a transaction without a receipt was lost or replaced
 
 # (tx hash, block number) of a transaction other than ours that carried the same effect, on the canonical chain.
 Elsewhere = Callable[[], tuple[bytes, int] | None]
@@ -160,8 +161,12 @@ class DurableTransactions:
         return index, Broadcast(Sent.REFUSED, error)
 
     # -- step 3 -------------------------------------------------------------------------------------------------
-    def settle(self, recorded: RecordedTx, *, elsewhere: Elsewhere | None = None) -> Settlement:
-        """Where `recorded` stands now, by its hash (one look; :meth:`wait` looks until it is final)."""
+    def settle(
+        self, recorded: RecordedTx, *, elsewhere: Elsewhere | None = None, receipt_only: bool = False
+    ) -> Settlement:
+        """Where `recorded` stands now, by its hash (one look; :meth:`wait` looks until it is final). With
+        `receipt_only`, a transaction without a receipt is ``WAITING`` without asking whether it was lost or
+        replaced: the cheap look :meth:`wait` takes between full ones."""
         receipt = self.canonical_receipt(recorded.tx_hash)
         if receipt is not None and receipt["status"] == 1:
             return self._at_depth(Outcome.CONFIRMED, receipt)
@@ -170,6 +175,8 @@ class DurableTransactions:
             return self._deep_enough(Outcome.CONFIRMED, found[0], found[1], None)
         if receipt is not None:
             return self._at_depth(Outcome.REVERTED, receipt)
+        if receipt_only:
+            return Settlement(Outcome.WAITING)
         if recorded.nonce >= self.tx.mined_count(recorded.sender):
             return Settlement(Outcome.WAITING if self.is_known(recorded.tx_hash) else Outcome.LOST)
         # The nonce is used. Look again before saying ours is replaced: it may have been mined between the receipt
@@ -192,17 +199,23 @@ class DurableTransactions:
         error); one refused for any other reason raises that refusal."""
         deadline = time.monotonic() + timeout_s
         replaced_at: float | None = None
+        full_look_at = 0.0  # the first look is a full one; then one a second, receipts only in between
         while True:
-            settlement = self.settle(recorded, elsewhere=elsewhere)
+            full = time.monotonic() >= full_look_at
+            if full:
+                full_look_at = time.monotonic() + FULL_LOOK_EVERY_S
+            settlement = self.settle(recorded, elsewhere=elsewhere, receipt_only=not full)
             if settlement.outcome is Outcome.REPLACED:
                 # Final only when a second look, a moment later, says so too: a node may count a block's nonces
                 # before it serves the block's transactions and receipts (Anvil under load does, for milliseconds).
                 if replaced_at is not None and time.monotonic() - replaced_at >= REPLACED_SETTLE_S:
                     return settlement
                 replaced_at = replaced_at or time.monotonic()
+                full_look_at = 0.0  # the second look is a full one too
                 time.sleep(REPLACED_SETTLE_S)
                 continue
-            replaced_at = None
+            if full:
+                replaced_at = None
             if settlement.outcome is Outcome.LOST:
                 sent = self.broadcast(recorded.raw, recorded.sender)
                 if sent.sent is Sent.REVERTED:
