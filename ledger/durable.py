@@ -18,7 +18,9 @@ follow it; each keeps only what it records and what it does once a transaction i
    - no receipt, the nonce still free: ``WAITING`` while the node holds the transaction, ``LOST`` when it does not
      (a restarted node's empty pool, a block reorganised away): send the same bytes again;
    - no receipt and the nonce used by another transaction: ``REPLACED``, our transaction can never be mined. The
-     receipt is looked up once more before saying so, in case ours was mined between the two reads.
+     receipt is looked up once more before saying so, in case ours was mined between the two reads, and a
+     replacement stands only when a look half a second later finds it too (a node may count a block's nonces
+     before it serves the block's receipts).
 
    A caller whose effect can land through another transaction (an anchor's root, anchored by an earlier attempt)
    passes ``elsewhere``; what it finds counts like our own receipt, at the same depth.
@@ -101,8 +103,8 @@ class Settlement:
         return self.outcome in (Outcome.CONFIRMED, Outcome.REVERTED, Outcome.REPLACED)
 
 
-REPLACED_SETTLE_S = 0.5  # how long a replacement must stand before wait() takes it as final
-FULL_LOOK_EVERY_S = 1.0  # how often wait() asks whether a transaction without a receipt was lost or replaced
+REPLACED_SETTLE_S = 0.5  # how long a replacement must stand before settle() says so
+FULL_LOOK_EVERY_S = 0.5  # how often wait() asks whether a transaction without a receipt was lost or replaced
 
 # (tx hash, block number) of a transaction other than ours that carried the same effect, on the canonical chain.
 Elsewhere = Callable[[], tuple[bytes, int] | None]
@@ -120,6 +122,7 @@ class DurableTransactions:
         self.tx = tx
         self.web3 = tx.web3
         self.confirmations = confirmations
+        self._replaced_since: dict[bytes, float] = {}  # tx hash → when a look first found it replaced
 
     # -- step 2 -------------------------------------------------------------------------------------------------
     def broadcast(self, raw: bytes, sender: str) -> Broadcast:
@@ -166,7 +169,24 @@ class DurableTransactions:
     ) -> Settlement:
         """Where `recorded` stands now, by its hash (one look; :meth:`wait` looks until it is final). With
         `receipt_only`, a transaction without a receipt is ``WAITING`` without asking whether it was lost or
-        replaced: the cheap look :meth:`wait` takes between full ones."""
+        replaced: the cheap look :meth:`wait` takes between full ones.
+
+        ``REPLACED`` is said only when looks at least ``REPLACED_SETTLE_S`` apart both found it (the first says
+        ``WAITING``): a node may count a block's nonces before it serves the block's transactions, receipts and logs
+        (Anvil under load does, for milliseconds), and a replacement taken from that moment would re-send an anchor
+        or fail a write that is in fact mined."""
+        settlement = self._look(recorded, elsewhere, receipt_only)
+        if settlement.outcome is not Outcome.REPLACED:
+            if not receipt_only:
+                self._replaced_since.pop(recorded.tx_hash, None)
+            return settlement
+        first = self._replaced_since.setdefault(recorded.tx_hash, time.monotonic())
+        if time.monotonic() - first < REPLACED_SETTLE_S:
+            return Settlement(Outcome.WAITING)
+        self._replaced_since.pop(recorded.tx_hash, None)
+        return settlement
+
+    def _look(self, recorded: RecordedTx, elsewhere: Elsewhere | None, receipt_only: bool) -> Settlement:
         receipt = self.canonical_receipt(recorded.tx_hash)
         if receipt is not None and receipt["status"] == 1:
             return self._at_depth(Outcome.CONFIRMED, receipt)
@@ -198,24 +218,12 @@ class DurableTransactions:
         transaction is sent again, same bytes; a re-send that reverts on arrival is final (``REVERTED`` with the
         error); one refused for any other reason raises that refusal."""
         deadline = time.monotonic() + timeout_s
-        replaced_at: float | None = None
-        full_look_at = 0.0  # the first look is a full one; then one a second, receipts only in between
+        full_look_at = 0.0  # the first look is a full one; then one every FULL_LOOK_EVERY_S, receipts only between
         while True:
             full = time.monotonic() >= full_look_at
             if full:
                 full_look_at = time.monotonic() + FULL_LOOK_EVERY_S
             settlement = self.settle(recorded, elsewhere=elsewhere, receipt_only=not full)
-            if settlement.outcome is Outcome.REPLACED:
-                # Final only when a second look, a moment later, says so too: a node may count a block's nonces
-                # before it serves the block's transactions and receipts (Anvil under load does, for milliseconds).
-                if replaced_at is not None and time.monotonic() - replaced_at >= REPLACED_SETTLE_S:
-                    return settlement
-                replaced_at = replaced_at or time.monotonic()
-                full_look_at = 0.0  # the second look is a full one too
-                time.sleep(REPLACED_SETTLE_S)
-                continue
-            if full:
-                replaced_at = None
             if settlement.outcome is Outcome.LOST:
                 sent = self.broadcast(recorded.raw, recorded.sender)
                 if sent.sent is Sent.REVERTED:
@@ -313,4 +321,13 @@ class DurableTransactions:
         return Settlement(outcome, tx_hash, block_number, receipt)
 
 
-__all__ = ["Broadcast", "DurableTransactions", "Elsewhere", "Outcome", "RecordedTx", "Sent", "Settlement"]
+__all__ = [
+    "REPLACED_SETTLE_S",
+    "Broadcast",
+    "DurableTransactions",
+    "Elsewhere",
+    "Outcome",
+    "RecordedTx",
+    "Sent",
+    "Settlement",
+]
