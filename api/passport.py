@@ -374,6 +374,7 @@ class Known:
 
     claims: dict[str, Claims]
     subjects: Subjects
+    hidden: dict[str, bool] = field(default_factory=dict)  # event id → whether the rules keep it off passports
 
 
 def known_subjects(state: AppState, session: Session, rows: Iterable[_EventRow]) -> Known:
@@ -420,8 +421,13 @@ def timeline(
         if is_declaration(row.event):
             continue  # no step of its own: it marks the event it declares (below)
         actor = actors.get(row.signer.lower())
-        reasons = refusals(claim, actor.id if actor else None, actor.role if actor else None, subjects)
-        if any(reason.kind in _HIDDEN for reason in reasons):
+        hidden = known.hidden.get(row.event_id) if known is not None else None
+        if hidden is None:  # the rules' answer depends on the event, its signer and the subjects: not on this item
+            reasons = refusals(claim, actor.id if actor else None, actor.role if actor else None, subjects)
+            hidden = any(reason.kind in _HIDDEN for reason in reasons)
+            if known is not None:
+                known.hidden[row.event_id] = hidden
+        if hidden:
             continue
         event = row.event
         entries.append(
