@@ -1,10 +1,9 @@
 """The links the resolver offers for a GTIN, an item or a lot, and their linkset (RFC 9264, GS1 linkset schema).
 
 Every link has a target, a link type and a human-readable title; exactly one is the default (``gs1:defaultLink``).
-Link types come from the GS1 Web Vocabulary; two of our own (``circ:evidenceBundle``, ``circ:qrCode``) live in our
-namespace. The GS1 linkset schema only admits relation keys matching ``[a-zA-z0-9./]`` after the scheme, so a key in
-``https://ns.circular-ledger.org/voc/`` (it has a hyphen) would make the linkset invalid: our own types are offered
-for ``?linkType=circ:...`` redirection and in the passport, and left out of the linkset.
+Link types come from the GS1 Web Vocabulary; those of our own (``circ:evidenceBundle``, ``circ:qrCode``) live in our
+link-type namespace (``api.gs1.linktypes.OWN_NS``), whose URIs the GS1 linkset schema admits as relation keys, so
+they are in the linkset too.
 """
 
 from __future__ import annotations
@@ -13,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from .gs1.linktypes import GS1_NS, gs1, own
+from .gs1.linktypes import gs1, own
 from .models import Item, Lot, Product
 
 HTML = "text/html"
@@ -148,8 +147,6 @@ def linkset(anchor: str, description: str, links: list[Link]) -> dict[str, Any]:
     """The linkset document: one context object whose anchor is the request's uncompressed Digital Link."""
     entry: dict[str, Any] = {"anchor": anchor, "itemDescription": description}
     for link in links:
-        if not link.rel.startswith(GS1_NS):
-            continue  # see the module docstring: the GS1 linkset schema rejects our namespace's URIs as keys
         entry.setdefault(link.rel, []).append(link.as_json())
     return {"linkset": [entry]}
 

@@ -37,7 +37,7 @@ from materials import material as catalogue_material
 from materials import provenance as walk_provenance
 
 from .authority import Claims, Subjects, read_claims, refusals
-from .gs1.linktypes import GS1_NS, OWN_NS
+from .gs1.linktypes import GS1_NS, VOC_NS
 from .models import Actor, Item, Lot, Product
 from .state import AppState
 from .uris import item_uri
@@ -671,7 +671,7 @@ def jsonld(
 ) -> dict[str, Any]:
     """The passport as JSON-LD; `became`: the recovered lots a recycled item went into."""
     return {
-        "@context": ["https://schema.org/", {"gs1": GS1_NS, "circ": OWN_NS}],
+        "@context": ["https://schema.org/", {"gs1": GS1_NS, "circ": VOC_NS}],
         "@id": uri,
         "@type": ["IndividualProduct", "gs1:Product"],
         "gtin": product.gtin,

@@ -1,6 +1,10 @@
 """Link types: the GS1 Web Vocabulary's (a snapshot of ref.gs1.org/voc/data/linktypes) and our own.
 
 Our own link types live in our own namespace and never duplicate a GS1 one (GS1-Conformant Resolver Standard).
+That namespace, ``OWN_NS``, is not the vocabulary of our passports' and events' terms (``VOC_NS``, prefix ``circ``
+in JSON-LD and EPCIS, which is part of every anchored event hash and stays as it is): the GS1 linkset schema admits a
+relation key only when it matches ``^https?://[a-zA-z0-9./]+$``, so a link type's URI may hold no hyphen, and the
+vocabulary's host has one.
 """
 
 from __future__ import annotations
@@ -10,7 +14,8 @@ from functools import cache
 from pathlib import Path
 
 GS1_NS = "https://gs1.org/voc/"
-OWN_NS = "https://ns.circular-ledger.org/voc/"
+OWN_NS = "https://ns.circularledger.org/linktype/"  # link types: no hyphen, see above
+VOC_NS = "https://ns.circular-ledger.org/voc/"  # the terms of passports and events
 PREFIXES = {"gs1": GS1_NS, "circ": OWN_NS}
 
 # Our own link types: what GS1's vocabulary has no type for.
@@ -75,4 +80,15 @@ def curie(uri: str) -> str:
 
 _check_own_types()
 
-__all__ = ["GS1_NS", "OWN_LINK_TYPES", "OWN_NS", "PREFIXES", "curie", "expand", "gs1", "gs1_link_types", "own"]
+__all__ = [
+    "GS1_NS",
+    "OWN_LINK_TYPES",
+    "OWN_NS",
+    "PREFIXES",
+    "VOC_NS",
+    "curie",
+    "expand",
+    "gs1",
+    "gs1_link_types",
+    "own",
+]

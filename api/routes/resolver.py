@@ -10,8 +10,10 @@ known GTIN walk up to the product's links; scans of unknown and of registered se
 
 from __future__ import annotations
 
+import json
 import threading
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote
 
@@ -229,7 +231,8 @@ def resolve(request: Request, session: Session, state: AppState, link: DigitalLi
         requested is None and preferred_type(accept, [HTML, LINKSET, JSONLD]) == (LINKSET, True)
     ):
         body = linkset(link.uri(base), description, links)
-        return JSONResponse(body, media_type=LINKSET, headers=headers)
+        context = f'<{base}{LINKSET_CONTEXT_PATH}>; rel="{JSONLD_CONTEXT_REL}"; type="{JSONLD}"'
+        return JSONResponse(body, media_type=LINKSET, headers={**headers, "Link": headers["Link"] + ", " + context})
     if requested is not None:
         rel = expand(requested)
         candidates = [candidate for candidate in links if candidate.rel == rel]
@@ -309,6 +312,26 @@ def description_file(request: Request, api_settings: ApiSettingsDep) -> JSONResp
         "contact": {"fn": api_settings.operator_name},
     }
     return JSONResponse(body, headers={"Cache-Control": "public, max-age=3600"})
+
+
+# The linkset's JSON-LD context, named by a Link header on every linkset answer (JSON-LD 1.1, 6.1: how a JSON document
+# of another media type than application/ld+json is read as JSON-LD): the GS1 linkset context, served from here so that
+# it resolves wherever the resolver runs, with our link types' prefix beside GS1's.
+LINKSET_CONTEXT_PATH = "/contexts/linkset.jsonld"
+JSONLD_CONTEXT_REL = "http://www.w3.org/ns/json-ld#context"
+
+
+@lru_cache(maxsize=1)
+def _linkset_context() -> bytes:
+    path = Path(__file__).resolve().parents[1] / "standards" / "gs1-resolver" / "linksetContext.jsonld"
+    context = json.loads(path.read_text())
+    context["@context"]["circ"] = OWN_NS
+    return json.dumps(context, indent=2).encode()
+
+
+@router.get(LINKSET_CONTEXT_PATH, summary="The JSON-LD context of the resolver's linksets")
+def linkset_context() -> Response:
+    return Response(_linkset_context(), media_type=JSONLD, headers={"Cache-Control": "public, max-age=86400"})
 
 
 MAX_BODY = 16_384

@@ -187,6 +187,26 @@ def test_linkset(world: World, catalog: dict[str, Any], ask: str) -> None:
     assert "Organic T-shirt" in entry["itemDescription"]
     assert GS1_NS + "pip" in entry  # the GTIN's own links are included (each level up to the primary key)
     assert GS1_NS + "dpp" in entry and GS1_NS + "certificationInfo" in entry
+    # our own link types are in it too: their namespace's URIs are keys the GS1 linkset schema admits
+    assert OWN_NS + "evidenceBundle" in entry and OWN_NS + "qrCode" in entry
+    assert entry[OWN_NS + "evidenceBundle"][0]["href"] == HOST + catalog["path"] + "/evidence"
+
+
+# -- SHOULD: the linkset names its JSON-LD context in a Link header (JSON-LD 1.1, 6.1) --------------------------------
+def test_linkset_names_its_json_ld_context(world: World, catalog: dict[str, Any]) -> None:
+    response = get(world, catalog["path"] + "?linkType=linkset")
+    context_link = f'<{HOST}/contexts/linkset.jsonld>; rel="http://www.w3.org/ns/json-ld#context"; ' \
+        'type="application/ld+json"'
+    assert context_link in response.headers["link"]
+    assert f'<{HOST}{catalog["path"]}?linkType=linkset>; rel="linkset"' in response.headers["link"]
+    context = world.client.get("/contexts/linkset.jsonld")
+    assert context.status_code == 200 and context.headers["content-type"].startswith("application/ld+json")
+    terms = context.json()["@context"]
+    vendored = json.loads((RESOLVER_STANDARDS / "linksetContext.jsonld").read_text())["@context"]
+    assert {k: v for k, v in terms.items() if k != "circ"} == vendored  # GS1's context, and our link types' prefix
+    assert terms["circ"] == OWN_NS
+    # a redirect carries no context: only the linkset is a JSON-LD document
+    assert "json-ld#context" not in get(world, catalog["path"]).headers["link"]
 
 
 def test_linkset_of_a_gtin_and_of_a_lot(world: World, catalog: dict[str, Any]) -> None:
@@ -225,7 +245,7 @@ def test_links_have_target_type_and_title(world: World, catalog: dict[str, Any])
     for rel, links in entry.items():
         if rel in ("anchor", "itemDescription"):
             continue
-        assert rel.startswith(GS1_NS)
+        assert rel.startswith((GS1_NS, OWN_NS))
         for link in links:
             assert link["href"].startswith("http") and link["title"].strip()
 
@@ -310,7 +330,7 @@ def test_link_types_come_from_the_gs1_vocabulary(world: World, catalog: dict[str
     assert set(gs1_link_types()) == set(vocabulary)
     entry = get(world, catalog["path"] + "?linkType=all").json()["linkset"][0]
     for rel in entry:
-        if rel not in ("anchor", "itemDescription"):
+        if rel not in ("anchor", "itemDescription") and not rel.startswith(OWN_NS):
             assert rel.removeprefix(GS1_NS) in vocabulary
     assert not set(OWN_LINK_TYPES) & set(vocabulary)
     assert "recyclingInfo" not in vocabulary  # no made-up GS1 types
