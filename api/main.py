@@ -34,6 +34,7 @@ from .routes import (
     epcis,
     items,
     lots,
+    partners,
     products,
     recycling,
     resolver,
@@ -73,6 +74,7 @@ def completions() -> dict[str, Completion]:
         "item": services.items.complete_item,
         "run": services.items.complete_run,
         "lifecycle": services.items.complete_lifecycle,
+        "partner": services.partners.complete_partner,
     }
 
 
@@ -213,6 +215,7 @@ def create_app(
     app.include_router(recycling.router, prefix="/api/v1")
     app.include_router(returns.router, prefix="/api/v1")
     app.include_router(corrections.router, prefix="/api/v1")
+    app.include_router(partners.router, prefix="/api/v1")
     app.include_router(lots.public)
     app.include_router(epcis.router, prefix="/epcis")
     app.include_router(chain_rpc.router)

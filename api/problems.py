@@ -39,6 +39,7 @@ PROBLEM_JSON = "application/problem+json"
 REVERT_STATUS: dict[str, int] = {
     "AccessControlUnauthorizedAccount": 403,
     "UnauthorizedTransition": 403,
+    "NotBrandPartner": 403,
     "NotLotOwner": 403,
     "LotAllocationUnauthorized": 403,
     "GtinNotOwned": 403,

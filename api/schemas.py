@@ -200,6 +200,26 @@ class ApprovalPublic(Output):
     tx_hash: str
 
 
+# -- partners -------------------------------------------------------------------------------------------------------
+class PartnerCreate(Input):
+    actor_id: int = Field(
+        gt=0, le=MAX_ID, description="The retailer, recycler or repairer the brand authorises to move its items."
+    )
+
+
+class PartnerPublic(Output):
+    actor_id: int
+    name: str
+    role: str = Field(description="The role the partner acts in for the brand: its own (retailer, recycler, repairer).")
+    address: str
+    authorized: bool
+    tx_hash: str | None = Field(default=None, description="The transaction that set it (none in a list).")
+
+
+class PartnerList(Output):
+    partners: list[PartnerPublic]
+
+
 # -- items ----------------------------------------------------------------------------------------------------------
 class Part(Input):
     """Grams of one lot, named by its id or by its lot number (among the lots the caller may draw from)."""
@@ -588,6 +608,9 @@ __all__ = [
     "MasterDataHistory",
     "Part",
     "PartPublic",
+    "PartnerCreate",
+    "PartnerList",
+    "PartnerPublic",
     "ProductCreate",
     "ProductPublic",
     "ProductsPublic",

@@ -81,7 +81,8 @@ def run_demo(out: Path, console: Console, *, rpc_url: str | None = None, db_url:
                     keys[name], ids[name] = key, actor.id
             console.print(
                 f"1. deployed the contracts on chain {service.chain_id}; the admin onboarded Brand A "
-                "(GS1 prefix 9506000), Brand B (4012345), a recycler and a retailer, each with an API key"
+                "(GS1 prefix 9506000), Brand B (4012345), a recycler and a retailer, each with an API key; "
+                "Brand A authorised the retailer and the recycler as its partners"
             )
             return _story(console, client, service, keys, ids, out, started)
     finally:
@@ -116,6 +117,9 @@ def _story(
     started: float,
 ) -> dict[str, Any]:
     brand_a, brand_b, recycler, retailer = (keys[n] for n in ("Brand A", "Brand B", "Recycler", "Retailer"))
+    # Brand A works with the retailer and the recycler: the contract lets no one else move its items.
+    for partner in ("Retailer", "Recycler"):
+        _call(client, "POST", "/api/v1/partners", brand_a, {"actorId": ids[partner]}, 201)
     _call(
         client,
         "PUT",

@@ -608,6 +608,23 @@ class Ledger:
     def gtin_owner(self, gtin: str) -> str:
         return str(self.prefixes.functions.gtinOwner(normalize_gtin(gtin)).call())
 
+    # -- partners ---------------------------------------------------------------------------------------------
+    def set_partner(self, brand: LocalAccount, partner: str, role: str, authorized: bool = True) -> TxReceipt:
+        """`brand` authorises `partner` (or, `authorized` false, stops authorising it) to move its items as its
+        retailer, recycler or repairer (`role`, by name)."""
+        return self.tx.send(brand, self.set_partner_call(partner, role, authorized))
+
+    def set_partner_call(self, partner: str, role: str, authorized: bool = True) -> ContractFunction:
+        return self.items.functions.setPartner(Web3.to_checksum_address(partner), Role.by_name(role), authorized)
+
+    def is_partner(self, brand: str, partner: str, role: str) -> bool:
+        """Whether `brand` has authorised `partner` as its retailer, recycler or repairer (`role`, by name)."""
+        return bool(
+            self.items.functions.isPartner(
+                Web3.to_checksum_address(brand), Web3.to_checksum_address(partner), Role.by_name(role)
+            ).call()
+        )
+
     # -- lots -------------------------------------------------------------------------------------------------
     def register_lot(
         self,

@@ -48,6 +48,7 @@ def gas_section() -> dict[str, Any]:
     ledger.grant_role(admin, "anchorer", anchorer.address)
     ledger.grant_role(admin, "brand", brand.address)
     ledger.grant_role(admin, "retailer", retailer.address)
+    ledger.set_partner(brand, retailer.address, "retailer")
     ledger.assign_prefix(admin, "9506000", brand.address)
     out: dict[str, Any] = {}
 

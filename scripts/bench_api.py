@@ -209,6 +209,10 @@ def _build_world(filler: int = 0, db_url: str | None = None) -> World:
             headers = {"Authorization": f"Bearer {keys[who]}"}
             return _check(client.request(method, path, json=body, headers=headers), expect)
 
+        for brand in ("Brand A", "Brand B"):  # each brand works with the retailer and the recycler
+            for partner in ("Retailer", "Recycler"):
+                call("POST", "/api/v1/partners", brand, {"actorId": ids[partner]})
+
         for gtin, who, name in ((GTIN_A, "Brand A", "Organic cotton T-shirt"),
                                 (GTIN_B, "Brand B", "Recycled-cotton tote bag")):
             call("PUT", f"/api/v1/products/{gtin}", who, {"name": name, "description": "bench"}, 200)

@@ -35,6 +35,7 @@ def _setup(url: str, items: int) -> tuple[Any, Any, Any]:
     ledger = Ledger.deploy(backend, admin)
     ledger.grant_role(admin, "brand", brand.address)
     ledger.grant_role(admin, "retailer", retailer.address)
+    ledger.set_partner(brand, retailer.address, "retailer")
     ledger.assign_prefix(admin, "9506000", brand.address)
     lot = ledger.register_lot(brand, "09506000134369", "BENCH-LOT", b"CO".ljust(32, b"\x00"), 10**12)
     serials = [f"L{n:07d}" for n in range(items)]

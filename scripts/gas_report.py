@@ -153,7 +153,10 @@ def measure() -> tuple[list[Row], str]:
                run.receipt, count)
         runs[count] = run
 
-    # -- lifecycle -----------------------------------------------------------------------------------------------------
+    # -- partners and lifecycle ----------------------------------------------------------------------------------------
+    record("ItemRegistry", "setPartner", "a new partner", tx.send(brand, f_items.setPartner(retailer.address,
+                                                                                         Role.RETAILER, True)))
+    tx.send(brand, f_items.setPartner(recycler.address, Role.RECYCLER, True))
     run = runs[1000]
     record("ItemRegistry", "transitionRunItem", "first transition of a run item (proof of 10 nodes)",
            ledger.transition_run_item(retailer, run, run.serials[1], ItemState.SOLD))

@@ -7,6 +7,6 @@ what each actor may do. Each function checks the actor's role itself (:func:`api
 through, which the app turns into problem details.
 """
 
-from . import corrections, items, lots, products, recycling, returns
+from . import corrections, items, lots, partners, products, recycling, returns
 
-__all__ = ["corrections", "items", "lots", "products", "recycling", "returns"]
+__all__ = ["corrections", "items", "lots", "partners", "products", "recycling", "returns"]

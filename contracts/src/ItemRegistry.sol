@@ -20,8 +20,10 @@ import {IMaterialLots} from "./interfaces/IMaterialLots.sol";
  * holds from the start.
  *
  * The lifecycle is an explicit state graph; each edge names the roles that may take it (see {canTransition}).
- * A brand acts only on its own items. Recycling happens only through {recycle}, which moves every item to `Recycled`
- * (a terminal state, so an item is recycled at most once) and creates one recovered lot no heavier than them.
+ * A brand acts only on its own items; a retailer, recycler or repairer only on the items of brands that authorised it
+ * as their partner in that role ({setPartner}). Recycling happens only through {recycle}, which moves every item to
+ * `Recycled` (a terminal state, so an item is recycled at most once) and creates one recovered lot no heavier than
+ * them.
  */
 contract ItemRegistry is RoleGated, IItemRegistry {
     using SafeCast for uint256;
@@ -40,6 +42,8 @@ contract ItemRegistry is RoleGated, IItemRegistry {
 
     mapping(bytes32 itemId => Item) private _items;
     mapping(bytes32 runId => Run) private _runs;
+    // For each brand, the role bits (_RETAILER, _RECYCLER, _REPAIRER) it has authorised each partner in.
+    mapping(address brand => mapping(address partner => uint8 roleBits)) private _partners;
 
     constructor(IAccessControl access_, ICompanyPrefixRegistry prefixes_, IMaterialLots lots_) RoleGated(access_) {
         prefixes = prefixes_;
@@ -149,7 +153,8 @@ contract ItemRegistry is RoleGated, IItemRegistry {
      * Requirements:
      * - the item exists and the edge from its state to `to` is in the lifecycle graph (`Recycled` only through
      *   {recycle});
-     * - the caller holds a role allowed on that edge (a brand only for its own items).
+     * - the caller is the item's brand, on an edge open to brands, or holds another role allowed on that edge and
+     *   the item's brand has authorised it as its partner in that role ({NotBrandPartner} otherwise).
      *
      * Emits an {ItemStateChanged} event.
      */
@@ -187,6 +192,7 @@ contract ItemRegistry is RoleGated, IItemRegistry {
      * Requirements:
      * - the caller holds `RECYCLER_ROLE`;
      * - `itemIds` is not empty and every item in it is `Collected` (so none is recycled twice, nor listed twice);
+     * - every item's brand has authorised the caller as its recycler ({setPartner});
      * - `massGrams` is above zero and at most the items' total mass;
      * - the recovered lot is new.
      *
@@ -218,9 +224,12 @@ contract ItemRegistry is RoleGated, IItemRegistry {
                 if (from == State.None) revert ItemNotFound(itemId);
                 revert IllegalTransition(itemId, from, State.Recycled);
             }
+            Item storage stored = _items[itemId];
+            address brand = stored.brand;
+            if (_partners[brand][msg.sender] & _RECYCLER == 0) revert NotBrandPartner(itemId, brand, msg.sender);
             // At most one uint88 mass per calldata item: the sum cannot overflow 256 bits.
             unchecked {
-                recycledGrams += _items[itemId].massGrams;
+                recycledGrams += stored.massGrams;
             }
         }
     }
@@ -236,6 +245,29 @@ contract ItemRegistry is RoleGated, IItemRegistry {
         return lots.registerRecoveredLot(msg.sender, materialCode, lotNumber, massGrams, contentHash, lineageHash);
     }
 
+    /**
+     * @notice Authorises `partner` to move the caller's items as its retailer, recycler or repairer (`role`), or
+     * stops authorising it (`authorized` false): along the lifecycle edges open to that role and, for a recycler,
+     * through {recycle}. The partner needs the role itself too; revoking either stops it at once.
+     *
+     * Requirements:
+     * - the caller holds `BRAND_ROLE`;
+     * - `role` is `RETAILER_ROLE`, `RECYCLER_ROLE` or `REPAIRER_ROLE` ({InvalidPartnerRole} otherwise).
+     *
+     * Emits a {PartnerSet} event.
+     */
+    function setPartner(address partner, bytes32 role, bool authorized) external onlyRole(Roles.BRAND_ROLE) {
+        uint8 bit = _partnerBit(role);
+        uint8 roleBits = _partners[msg.sender][partner];
+        _partners[msg.sender][partner] = authorized ? roleBits | bit : roleBits & ~bit;
+        emit PartnerSet(msg.sender, partner, role, authorized);
+    }
+
+    /// @notice Whether `brand` has authorised `partner` as its retailer, recycler or repairer (`role`).
+    function isPartner(address brand, address partner, bytes32 role) external view returns (bool) {
+        return _partners[brand][partner] & _partnerBit(role) != 0;
+    }
+
     /// @notice The state record of `itemId` (state `None` when it has none).
     function item(bytes32 itemId) external view returns (Item memory) {
         return _items[itemId];
@@ -247,15 +279,19 @@ contract ItemRegistry is RoleGated, IItemRegistry {
     }
 
     /**
-     * @notice Whether `account` may move an item of `brand` from `from` to `to`.
+     * @notice Whether `account` may move an item of `brand` from `from` to `to`: the edge is in the graph, and
+     * `account` is `brand` (holding `BRAND_ROLE`) on an edge open to brands, or holds a role allowed on the edge in
+     * which `brand` has authorised it as a partner.
      */
     function canTransition(State from, State to, address account, address brand) public view returns (bool) {
         uint8 allowed = _allowedRoles(from, to);
         if (allowed == 0) return false;
         if (allowed & _OWNING_BRAND != 0 && account == brand && _hasRole(Roles.BRAND_ROLE, account)) return true;
-        if (allowed & _RETAILER != 0 && _hasRole(Roles.RETAILER_ROLE, account)) return true;
-        if (allowed & _RECYCLER != 0 && _hasRole(Roles.RECYCLER_ROLE, account)) return true;
-        if (allowed & _REPAIRER != 0 && _hasRole(Roles.REPAIRER_ROLE, account)) return true;
+        uint8 partnered = allowed & _partners[brand][account];
+        if (partnered == 0) return false;
+        if (partnered & _RETAILER != 0 && _hasRole(Roles.RETAILER_ROLE, account)) return true;
+        if (partnered & _RECYCLER != 0 && _hasRole(Roles.RECYCLER_ROLE, account)) return true;
+        if (partnered & _REPAIRER != 0 && _hasRole(Roles.REPAIRER_ROLE, account)) return true;
         return false;
     }
 
@@ -276,8 +312,27 @@ contract ItemRegistry is RoleGated, IItemRegistry {
 
     function _checkAuthorized(bytes32 itemId, State from, State to, address brand, address auth) private view {
         if (from == State.None) revert ItemNotFound(itemId);
-        if (_allowedRoles(from, to) == 0) revert IllegalTransition(itemId, from, to);
-        if (!canTransition(from, to, auth, brand)) revert UnauthorizedTransition(itemId, auth, from, to);
+        uint8 allowed = _allowedRoles(from, to);
+        if (allowed == 0) revert IllegalTransition(itemId, from, to);
+        if (!canTransition(from, to, auth, brand)) {
+            if (_holdsPartnerRole(allowed, auth)) revert NotBrandPartner(itemId, brand, auth);
+            revert UnauthorizedTransition(itemId, auth, from, to);
+        }
+    }
+
+    /// @dev Whether `account` holds one of the partner roles (retailer, recycler, repairer) among `allowed`.
+    function _holdsPartnerRole(uint8 allowed, address account) private view returns (bool) {
+        return (allowed & _RETAILER != 0 && _hasRole(Roles.RETAILER_ROLE, account)) ||
+            (allowed & _RECYCLER != 0 && _hasRole(Roles.RECYCLER_ROLE, account)) ||
+            (allowed & _REPAIRER != 0 && _hasRole(Roles.REPAIRER_ROLE, account));
+    }
+
+    /// @dev The role bit of a partner role; reverts for any other role.
+    function _partnerBit(bytes32 role) private pure returns (uint8) {
+        if (role == Roles.RETAILER_ROLE) return _RETAILER;
+        if (role == Roles.RECYCLER_ROLE) return _RECYCLER;
+        if (role == Roles.REPAIRER_ROLE) return _REPAIRER;
+        revert InvalidPartnerRole(role);
     }
 
     /**

@@ -160,6 +160,12 @@ def _make_world(db: str, data_dir: Path, backend: Any = None) -> Iterator[World]
                     service, session, role.removesuffix("_b"), name, prefixes=prefixes, keys=app.state.circular.keys
                 )
                 keys[role], ids[role] = key, actor.id
+        # Both brands work with the cast's retailer, recycler and repairer (the contract refuses anyone else).
+        for brand in ("brand", "brand_b"):
+            for partner in ("recycler", "retailer", "repairer"):
+                headers = {"Authorization": f"Bearer {keys[brand]}"}
+                response = client.post("/api/v1/partners", json={"actorId": ids[partner]}, headers=headers)
+                assert response.status_code == 201, response.text
         yield World(db, client, service, settings, keys, ids)
     service.engine.dispose()
     backend.close()

@@ -95,6 +95,9 @@ def deployed(session_backend: ChainBackend) -> World:
         ledger.grant_role(admin, role, account.address)
     ledger.assign_prefix(admin, BRAND_A_PREFIX, brand_a.address)
     ledger.assign_prefix(admin, BRAND_B_PREFIX, brand_b.address)
+    # Brand A works with the cast's retailer, recycler and repairer; brand B has authorised no one.
+    for role, account in [("retailer", retailer), ("recycler", recycler), ("repairer", repairer)]:
+        ledger.set_partner(brand_a, account.address, role)
     return World(ledger, session_backend, admin, brand_a, brand_b, recycler, retailer, repairer, anchorer, stranger)
 
 

@@ -23,7 +23,7 @@ CLIENT_CALLS = {
     "register_item": "registerItem", "register_run": "registerRun", "materialize": "materialize",
     "transition": "transition", "transition_run_item": "transitionRunItem", "recycle": "recycle",
     "anchor_root": "anchor", "anchor_of": "anchorOf", "verify_event_on_chain": "verifyEvent", "lot": "lot",
-    "available_grams": "availableGrams", "item": "item",
+    "available_grams": "availableGrams", "item": "item", "set_partner": "setPartner", "is_partner": "isPartner",
 }
 
 

@@ -135,6 +135,8 @@ def test_second_generation(world: World, path: str) -> None:
     """Recovered material reaches another brand through the recycler's allowance; the new item's mass is drawn
     from the recovered lot, which then recycles again."""
     ledger = world.ledger
+    for role, partner in (("retailer", world.retailer), ("recycler", world.recycler)):  # brand B works with them too
+        ledger.set_partner(world.brand_b, partner.address, role)
     first = _collected(world, ["A", "B", "C"], grams=400)
     recovered = ledger.recycle(world.recycler, first, COTTON, "REC-1", 1_100)
     with reverts("LotAllocationUnauthorized", lotId=recovered, account=world.brand_b.address, requestedGrams=300,

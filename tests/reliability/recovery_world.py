@@ -89,6 +89,10 @@ def open_world(settings: Settings, *, deploy: bool) -> Iterator[ApiWorld]:
                             service, session, role, name, prefixes=prefixes, keys=app.state.circular.keys
                         )
                         keys[role], ids[role] = key, actor.id
+                for partner in ("recycler", "retailer"):  # the brand works with both (the contract refuses others)
+                    headers = {"Authorization": f"Bearer {keys['brand']}"}
+                    response = client.post("/api/v1/partners", json={"actorId": ids[partner]}, headers=headers)
+                    assert response.status_code == 201, response.text
             yield ApiWorld(client, service, settings, keys, ids)
     finally:
         service.close()

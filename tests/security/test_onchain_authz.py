@@ -2,9 +2,12 @@
 the contracts (no API in between), on eth-tester and on Anvil.
 
 Each cell says exactly who may call what: the allowed callers' transaction goes through, every other caller gets
-the exact custom error (name and arguments). The resources are brand A's (a lot, items in several states, a run),
-so brand B's row is "a brand, but not the owner". The set of functions is read from the ABIs, so a new
-state-changing function fails ``test_matrix_covers_every_state_changing_function`` until it has its row here.
+the exact custom error (name and arguments). Most resources are brand A's (a lot, items in several states, a run),
+so brand B's row is "a brand, but not the owner". Brand A has authorised the cast's retailer, recycler and repairer
+as its partners; brand B has authorised no one, so the rows on brand B's items show a retailer, recycler or repairer
+refused for want of the brand's authorisation (``NotBrandPartner``), whatever roles it holds. The set of functions is
+read from the ABIs, so a new state-changing function fails ``test_matrix_covers_every_state_changing_function``
+until it has its row here.
 """
 
 from __future__ import annotations
@@ -43,6 +46,8 @@ class Seed:
     manufactured: bytes
     collected: bytes
     run: RunCommitment
+    b_manufactured: bytes  # brand B's, which has no partners
+    b_collected: bytes  # brand B's, collected while the recycler was still its partner
     snapshot: Any
 
 
@@ -75,6 +80,21 @@ def transition_rule(item: str, start: S, to: S, allowed: set[str]) -> Callable[[
         if cell.actor in allowed:
             return None
         ident = getattr(cell.seed, item)
+        return ("UnauthorizedTransition", {"itemId": ident, "account": cell.address, "current": start,
+                                           "requested": to})
+    return expected
+
+
+def partner_rule(item: str, start: S, to: S, allowed: set[str], partners: set[str]) -> Callable[[Cell], Expected]:
+    """A move of one of brand B's items: `allowed` may; `partners` hold a role allowed on the edge but are not brand
+    B's partners (NotBrandPartner); anyone else holds no allowed role (UnauthorizedTransition)."""
+    def expected(cell: Cell) -> Expected:
+        if cell.actor in allowed:
+            return None
+        ident = getattr(cell.seed, item)
+        if cell.actor in partners:
+            return ("NotBrandPartner", {"itemId": ident, "brand": cell.world.brand_b.address,
+                                        "account": cell.address})
         return ("UnauthorizedTransition", {"itemId": ident, "account": cell.address, "current": start,
                                            "requested": to})
     return expected
@@ -192,6 +212,25 @@ ROWS: list[tuple[str, str, Call, Callable[[Cell], Expected]]] = [
     ("recycle brand A's collected item", "ItemRegistry.recycle",
      lambda c: c.world.ledger.items.functions.recycle([c.seed.collected], COTTON, "REC2", 50, ZERO32),
      only({"recycler"}, lambda c: unauthorized(c, Role.RECYCLER))),
+    ("authorise a partner", "ItemRegistry.setPartner",
+     lambda c: c.world.ledger.items.functions.setPartner(c.world.stranger.address, Role.RETAILER, True),
+     only({"brand_a", "brand_b"}, lambda c: unauthorized(c, Role.BRAND))),  # each brand for its own items
+    ("sell brand B's item (no partners)", "ItemRegistry.transition",
+     lambda c: c.world.ledger.items.functions.transition(c.seed.b_manufactured, int(S.SOLD)),
+     partner_rule("b_manufactured", S.MANUFACTURED, S.SOLD, {"brand_b"}, {"retailer"})),
+    ("dispose of brand B's never-sold item (no partners)", "ItemRegistry.transition",
+     lambda c: c.world.ledger.items.functions.transition(c.seed.b_manufactured, int(S.DISPOSED)),
+     partner_rule("b_manufactured", S.MANUFACTURED, S.DISPOSED, {"brand_b"}, {"recycler"})),
+    ("refurbish brand B's collected item (no partners)", "ItemRegistry.transition",
+     lambda c: c.world.ledger.items.functions.transition(c.seed.b_collected, int(S.REFURBISHED)),
+     partner_rule("b_collected", S.COLLECTED, S.REFURBISHED, {"brand_b"}, {"repairer"})),
+    ("dispose of brand B's collected item (no partners)", "ItemRegistry.transition",
+     lambda c: c.world.ledger.items.functions.transition(c.seed.b_collected, int(S.DISPOSED)),
+     partner_rule("b_collected", S.COLLECTED, S.DISPOSED, set(), {"recycler"})),
+    ("recycle brand B's collected item (no partners)", "ItemRegistry.recycle",
+     lambda c: c.world.ledger.items.functions.recycle([c.seed.b_collected], COTTON, "REC3", 50, ZERO32),
+     lambda c: unauthorized(c, Role.RECYCLER) if c.actor != "recycler" else (
+         "NotBrandPartner", {"itemId": c.seed.b_collected, "brand": c.world.brand_b.address, "account": c.address})),
 ]
 
 
@@ -206,7 +245,16 @@ def seeded(deployed: World) -> Iterator[tuple[World, Seed]]:  # noqa: F811
     for target, who in ((S.SOLD, world.retailer), (S.IN_USE, world.retailer), (S.COLLECTED, world.recycler)):
         ledger.transition(who, collected, target)
     run = ledger.register_run(world.brand_a, GTIN_A, ["RUN1", "RUN2"], [(lot, 10)])
-    seed = Seed(lot, manufactured, collected, run, world.backend.snapshot())
+    lot_b = ledger.register_lot(world.brand_b, GTIN_B, "AUTHZ-LOT-B", COTTON, 1_000_000)
+    b_manufactured = ledger.register_item(world.brand_b, GTIN_B, "AUTHZ-BM", [(lot_b, 100)])
+    b_collected = ledger.register_item(world.brand_b, GTIN_B, "AUTHZ-BC", [(lot_b, 100)])
+    for role, who in (("retailer", world.retailer), ("recycler", world.recycler)):
+        ledger.set_partner(world.brand_b, who.address, role)
+    for target, who in ((S.SOLD, world.retailer), (S.IN_USE, world.retailer), (S.COLLECTED, world.recycler)):
+        ledger.transition(who, b_collected, target)
+    for role, who in (("retailer", world.retailer), ("recycler", world.recycler)):
+        ledger.set_partner(world.brand_b, who.address, role, authorized=False)
+    seed = Seed(lot, manufactured, collected, run, b_manufactured, b_collected, world.backend.snapshot())
     yield world, seed
     world.rollback(base)
 
@@ -308,6 +356,41 @@ def test_a_brand_cannot_reach_into_another_brands_namespace(seeded: tuple[World,
                                                                             world.brand_b.address))
         assert (info.value.name, info.value.args_by_name) == (
             "CompanyPrefixTaken", {"prefix": BRAND_A_PREFIX + "1", "owner": world.brand_a.address})
+    finally:
+        world.rollback(seed.snapshot)
+        seed.snapshot = world.backend.snapshot()
+
+
+def test_a_recycler_cannot_dispose_of_a_brands_never_sold_item(seeded: tuple[World, Seed]) -> None:
+    """The reported attack, replayed: a recycler that holds RECYCLER_ROLE but that brand A never authorised disposed
+    of brand A's never-sold item (terminal), and a retailer marked another one sold. Both are refused now, and the
+    item is untouched; the same recycler acts once brand A authorises it, and no longer once brand A revokes it."""
+    world, seed = seeded
+    ledger = world.ledger
+    rogue = world.stranger
+    brand = world.brand_a.address
+    try:
+        ledger.grant_role(world.admin, "recycler", rogue.address)
+        ledger.grant_role(world.admin, "retailer", rogue.address)
+        for target in (S.DISPOSED, S.SOLD):
+            with pytest.raises(ContractRevert) as info:
+                ledger.transition(rogue, seed.manufactured, target)
+            assert (info.value.name, info.value.args_by_name) == (
+                "NotBrandPartner", {"itemId": seed.manufactured, "brand": brand, "account": rogue.address})
+        with pytest.raises(ContractRevert) as info:
+            ledger.recycle(rogue, [seed.collected], COTTON, "ROGUE", 50)
+        assert info.value.name == "NotBrandPartner"
+        assert ledger.item(seed.manufactured)["state"] is S.MANUFACTURED
+        assert ledger.item(seed.collected)["state"] is S.COLLECTED
+
+        ledger.set_partner(world.brand_a, rogue.address, "recycler")
+        ledger.set_partner(world.brand_a, rogue.address, "recycler", authorized=False)
+        with pytest.raises(ContractRevert) as info:
+            ledger.transition(rogue, seed.manufactured, S.DISPOSED)
+        assert info.value.name == "NotBrandPartner"
+        ledger.set_partner(world.brand_a, rogue.address, "recycler")
+        ledger.transition(rogue, seed.manufactured, S.DISPOSED)  # a partner has a reason: it may
+        assert ledger.item(seed.manufactured)["state"] is S.DISPOSED
     finally:
         world.rollback(seed.snapshot)
         seed.snapshot = world.backend.snapshot()

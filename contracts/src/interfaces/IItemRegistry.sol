@@ -71,6 +71,11 @@ interface IItemRegistry {
     error IllegalTransition(bytes32 itemId, State current, State requested);
     /// @dev `account` holds no role allowed to move item `itemId` from `current` to `requested`.
     error UnauthorizedTransition(bytes32 itemId, address account, State current, State requested);
+    /// @dev `account` holds a role allowed to move item `itemId`, but the item's `brand` has not authorised it as a
+    /// partner in that role (see {setPartner}).
+    error NotBrandPartner(bytes32 itemId, address brand, address account);
+    /// @dev Brands authorise partners as retailers, recyclers or repairers only; `role` is none of them.
+    error InvalidPartnerRole(bytes32 role);
     /// @dev A recovered lot of `requestedGrams` exceeds the `recycledGrams` of the items it comes from.
     error RecoveredMassExceeded(uint256 requestedGrams, uint256 recycledGrams);
     /// @dev Recycling needs at least one item.
@@ -104,6 +109,8 @@ interface IItemRegistry {
     event ItemMaterialized(bytes32 indexed itemId, bytes32 indexed runId, string serial);
     /// @dev `account` moved item `itemId` from `from` to `to`.
     event ItemStateChanged(bytes32 indexed itemId, State from, State to, address indexed account);
+    /// @dev `brand` authorised (`authorized`) or stopped authorising `partner` to move its items in role `role`.
+    event PartnerSet(address indexed brand, address indexed partner, bytes32 indexed role, bool authorized);
     /// @dev `recycler` recycled `itemIds` into recovered lot `lotId` of `massGrams`.
     event ItemsRecycled(bytes32 indexed lotId, address indexed recycler, bytes32[] itemIds, uint96 massGrams);
 
@@ -142,9 +149,13 @@ interface IItemRegistry {
         bytes32 contentHash
     ) external returns (bytes32 lotId);
 
+    function setPartner(address partner, bytes32 role, bool authorized) external;
+
     function item(bytes32 itemId) external view returns (Item memory);
 
     function run(bytes32 runId) external view returns (Run memory);
+
+    function isPartner(address brand, address partner, bytes32 role) external view returns (bool);
 
     function canTransition(State from, State to, address account, address brand) external view returns (bool);
 }

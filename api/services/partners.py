@@ -1,0 +1,104 @@
+"""Partners: the retailers, recyclers and repairers a brand works with. Only they move the brand's items on-chain
+(``ItemRegistry.setPartner``); a retailer, recycler or repairer that the brand has not authorised is refused by the
+contract (``NotBrandPartner``, a 403), whatever roles it holds.
+
+A partner acts in its own role: a brand authorises a retailer as its retailer, a recycler as its recycler. The chain
+holds the relation; the API keeps no copy of it, so the list is what the chain answers for the API's actors.
+"""
+
+from __future__ import annotations
+
+from eth_utils.crypto import keccak
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from .. import intents
+from ..models import Actor, ActorRole, WriteIntent
+from ..problems import Problem
+from ..schemas import PartnerCreate, PartnerList, PartnerPublic
+from ..state import AppState
+from ..uris import hex32
+from ..writes import authorize
+
+PARTNER_ROLES = (ActorRole.RETAILER, ActorRole.RECYCLER, ActorRole.REPAIRER)
+
+
+def _partner(session: Session, actor_id: int) -> Actor:
+    partner = session.get(Actor, actor_id)
+    if partner is None or partner.revoked:
+        raise Problem(404, "Unknown actor", f"no actor {actor_id}")
+    if partner.role not in {r.value for r in PARTNER_ROLES}:
+        raise Problem(
+            422,
+            "Not a partner role",
+            f"{partner.name} is a {partner.role}: a brand's partners are retailers, recyclers and repairers",
+            role=partner.role,
+            allowedRoles=sorted(r.value for r in PARTNER_ROLES),
+        )
+    return partner
+
+
+def _public(partner: Actor, authorized: bool, tx_hash: str | None = None) -> PartnerPublic:
+    return PartnerPublic(
+        actor_id=partner.id,
+        name=partner.name,
+        role=partner.role,
+        address=partner.address,
+        authorized=authorized,
+        tx_hash=tx_hash,
+    )
+
+
+def _set(state: AppState, session: Session, brand: Actor, actor_id: int, authorized: bool) -> PartnerPublic:
+    authorize(brand, ActorRole.BRAND)
+    partner = _partner(session, actor_id)
+    subject = hex32(keccak(f"partner:{brand.address}:{partner.address}:{partner.role}".lower().encode()))
+    intents.reconcile(state, subject=subject)  # a retry after a crash: the first attempt may have been mined
+    written = intents.write(
+        state,
+        brand,
+        state.keys.account(brand),
+        kind="partner",
+        subject=subject,
+        call=state.service.ledger.set_partner_call(partner.address, partner.role, authorized),
+        events=[],
+        effect={"partner_id": partner.id, "role": partner.role, "authorized": authorized},
+    )
+    return _public(partner, authorized, written.tx_hash)
+
+
+def add_partner(state: AppState, session: Session, brand: Actor, body: PartnerCreate) -> PartnerPublic:
+    """The brand authorises a retailer, recycler or repairer (in its own role) to move the brand's items."""
+    return _set(state, session, brand, body.actor_id, True)
+
+
+def remove_partner(state: AppState, session: Session, brand: Actor, actor_id: int) -> PartnerPublic:
+    """The brand stops authorising a partner; from the next transaction on, the contract refuses its moves."""
+    authorize(brand, ActorRole.BRAND)
+    partner = _partner(session, actor_id)
+    if not state.service.ledger.is_partner(brand.address, partner.address, partner.role):
+        raise Problem(404, "Not a partner", f"{partner.name} is not a partner of {brand.name}")
+    return _set(state, session, brand, actor_id, False)
+
+
+def list_partners(state: AppState, session: Session, brand: Actor) -> PartnerList:
+    """The brand's partners among the API's actors, as the chain says."""
+    authorize(brand, ActorRole.BRAND)
+    ledger = state.service.ledger
+    candidates = session.scalars(
+        select(Actor)
+        .where(Actor.role.in_([r.value for r in PARTNER_ROLES]), Actor.revoked.is_(False))
+        .order_by(Actor.id)
+    )
+    return PartnerList(
+        partners=[
+            _public(actor, True) for actor in candidates if ledger.is_partner(brand.address, actor.address, actor.role)
+        ]
+    )
+
+
+def complete_partner(session: Session, intent: WriteIntent) -> None:
+    """Nothing to write: the chain holds the relation (see the module docstring)."""
+
+
+__all__ = ["PARTNER_ROLES", "add_partner", "complete_partner", "list_partners", "remove_partner"]
