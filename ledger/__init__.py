@@ -6,7 +6,7 @@ anchors the roots.
 """
 
 from .chain import ChainBackend, EthTesterBackend, JsonRpcBackend, decode_revert, open_backend
-from .client import Deployment, Ledger, Role, RunCommitment, Transactor
+from .client import Deployment, Ledger, RecoveredLot, Role, RunCommitment, Transactor
 from .errors import (
     ChainIdMismatch,
     ChainLocked,
@@ -43,6 +43,7 @@ __all__ = [
     "Lifecycle",
     "MerkleProofError",
     "Party",
+    "RecoveredLot",
     "Role",
     "RunCommitment",
     "Step",

@@ -533,6 +533,20 @@ class Deployment:
 
 
 @dataclass(frozen=True)
+class RecoveredLot:
+    """One recovered lot that recycling makes: `mass_grams` of `material_code` (bytes32), numbered `lot_number` in the
+    recycler's namespace. Recycling makes one per material from one set of items."""
+
+    material_code: bytes
+    lot_number: str
+    mass_grams: int
+    content_hash: bytes = b"\x00" * 32
+
+    def as_abi(self) -> tuple[bytes, str, int, bytes]:
+        return (self.material_code, check_serial(self.lot_number, "lot"), self.mass_grams, self.content_hash)
+
+
+@dataclass(frozen=True)
 class RunCommitment:
     """A run of items committed as one Merkle root, with every item's membership proof."""
 
@@ -756,9 +770,11 @@ class Ledger:
     def recycle_call(
         self, item_ids: Sequence[bytes], material_code: bytes, lot_number: str, mass_grams: int
     ) -> ContractFunction:
-        return self.items.functions.recycle(
-            list(item_ids), material_code, check_serial(lot_number, "lot"), mass_grams, b"\x00" * 32
-        )
+        """Recycling into one recovered lot (see :meth:`recycle_into_call` for several)."""
+        return self.recycle_into_call(item_ids, [RecoveredLot(material_code, lot_number, mass_grams)])
+
+    def recycle_into_call(self, item_ids: Sequence[bytes], outputs: Sequence[RecoveredLot]) -> ContractFunction:
+        return self.items.functions.recycle(list(item_ids), [output.as_abi() for output in outputs])
 
     def register_run_call(
         self, gtin: str, serials: Sequence[str], parts: Sequence[tuple[bytes, int]]
@@ -820,13 +836,18 @@ class Ledger:
         mass_grams: int,
         content_hash: bytes = b"\x00" * 32,
     ) -> bytes:
-        receipt = self.tx.send(
-            recycler,
-            self.items.functions.recycle(
-                list(item_ids), material_code, check_serial(lot_number, "lot"), mass_grams, content_hash
-            ),
-        )
-        return self._event_arg(receipt, self.items, "ItemsRecycled", "lotId")
+        """Recycle `item_ids` into one recovered lot; returns its id."""
+        return self.recycle_into(
+            recycler, item_ids, [RecoveredLot(material_code, lot_number, mass_grams, content_hash)]
+        )[0]
+
+    def recycle_into(
+        self, recycler: LocalAccount, item_ids: Sequence[bytes], outputs: Sequence[RecoveredLot]
+    ) -> list[bytes]:
+        """Recycle `item_ids` into recovered lots, one per material; returns their ids, in the order of `outputs`."""
+        receipt = self.tx.send(recycler, self.recycle_into_call(item_ids, outputs))
+        logs = self.items.events.ItemsRecycled().process_receipt(receipt, errors=DISCARD)
+        return [bytes(log["args"]["lotId"]) for log in logs]
 
     def item(self, ident: bytes) -> dict[str, Any]:
         brand, mass, state = self.items.functions.item(ident).call()
@@ -885,6 +906,7 @@ __all__ = [
     "Ledger",
     "PreparedTx",
     "Receipt",
+    "RecoveredLot",
     "Role",
     "RunCommitment",
     "Transactor",

@@ -311,13 +311,16 @@ class Projector:
         )
 
     def _on_ItemsRecycled(self, session: Session, e: EventData) -> None:
+        """One event per recovered lot. Items recycled into several lots (one per material) keep the first in
+        ``recovered_into``; every lot lists them all in ``source_items``."""
         a = e["args"]
         lot_id = _hex(a["lotId"])
         sources = [_hex(i) for i in a["itemIds"]]
         lot = session.get_one(ChainLot, lot_id)
         lot.source_items = sources
         for item in session.scalars(select(ChainItem).where(ChainItem.item_id.in_(sources))):
-            item.recovered_into = lot_id
+            if item.recovered_into is None:
+                item.recovered_into = lot_id
 
     def _on_RootAnchored(self, session: Session, e: EventData) -> None:
         a = e["args"]

@@ -167,17 +167,21 @@ def measure() -> tuple[list[Row], str]:
            ledger.transition(retailer, single, ItemState.SOLD))
     ledger.transition(retailer, single, ItemState.IN_USE)
     ledger.transition(recycler, single, ItemState.COLLECTED)
-    record("ItemRegistry", "recycle", "1 item", tx.send(recycler, f_items.recycle([single], cotton, "REC-1", 100,
-                                                                                    zero)))
-    batch = []
-    for serial in run.serials[10:20]:
+    record("ItemRegistry", "recycle", "1 item, 1 recovered lot",
+           tx.send(recycler, f_items.recycle([single], [(cotton, "REC-1", 100, zero)])))
+    batches: list[list[bytes]] = [[], []]
+    for n, serial in enumerate(run.serials[10:30]):
         ident = item_id(gtin, serial)
         ledger.transition_run_item(retailer, run, serial, ItemState.SOLD)
         ledger.transition(retailer, ident, ItemState.IN_USE)
         ledger.transition(recycler, ident, ItemState.COLLECTED)
-        batch.append(ident)
-    record("ItemRegistry", "recycle", "10 items", tx.send(recycler, f_items.recycle(batch, cotton, "REC-2", 1_000,
-                                                                                      zero)), 10)
+        batches[n // 10].append(ident)
+    record("ItemRegistry", "recycle", "10 items, 1 recovered lot",
+           tx.send(recycler, f_items.recycle(batches[0], [(cotton, "REC-2", 1_000, zero)])), 10)
+    polyester = b"PES".ljust(32, b"\x00")
+    record("ItemRegistry", "recycle", "10 items, 2 recovered lots (one per material)",
+           tx.send(recycler, f_items.recycle(batches[1], [(cotton, "REC-3", 1_000, zero),
+                                                           (polyester, "REC-4", 400, zero)])), 10)
 
     # -- anchoring -----------------------------------------------------------------------------------------------------
     record("EventAnchor", "anchor", "one root", tx.send(anchorer, f_anchor.anchor(keccak(b"root-1"), 1_000)))

@@ -22,8 +22,8 @@ import {IMaterialLots} from "./interfaces/IMaterialLots.sol";
  * The lifecycle is an explicit state graph; each edge names the roles that may take it (see {canTransition}).
  * A brand acts only on its own items; a retailer, recycler or repairer only on the items of brands that authorised it
  * as their partner in that role ({setPartner}). Recycling happens only through {recycle}, which moves every item to
- * `Recycled` (a terminal state, so an item is recycled at most once) and creates one recovered lot no heavier than
- * them.
+ * `Recycled` (a terminal state, so an item is recycled at most once) and creates recovered lots, one per material, no
+ * heavier together than them.
  */
 contract ItemRegistry is RoleGated, IItemRegistry {
     using SafeCast for uint256;
@@ -185,31 +185,57 @@ contract ItemRegistry is RoleGated, IItemRegistry {
     }
 
     /**
-     * @notice Recycles `itemIds` into one recovered lot of `massGrams`, owned by the caller, 100% recycled, whose
-     * lineage hash is `keccak256(abi.encode(itemIds))`.
-     * @return lotId The recovered lot, `keccak256(abi.encode(msg.sender, materialCode, lotNumber))`.
+     * @notice Recycles `itemIds` into recovered lots, one per material (`outputs`), owned by the caller, 100%
+     * recycled, each with lineage hash `keccak256(abi.encode(itemIds))`.
+     * @return lotIds The recovered lots, in the order of `outputs`: each
+     * `keccak256(abi.encode(msg.sender, materialCode, lotNumber))`.
+     *
+     * The chain checks the total: the lots together weigh at most the items. It does not hold the items' grams by
+     * material (their compositions are in the {ItemRegistered} and {RunContents} logs only), so that a lot of
+     * material M holds at most the grams of M the items held is checked before the transaction, off-chain.
      *
      * Requirements:
      * - the caller holds `RECYCLER_ROLE`;
      * - `itemIds` is not empty and every item in it is `Collected` (so none is recycled twice, nor listed twice);
      * - every item's brand has authorised the caller as its recycler ({setPartner});
-     * - `massGrams` is above zero and at most the items' total mass;
-     * - the recovered lot is new.
+     * - `outputs` is not empty, names each material once, and its masses, each above zero, add up to at most the
+     *   items' total mass;
+     * - every recovered lot is new.
      *
-     * Emits an {ItemStateChanged} event per item, an {IMaterialLots-LotRegistered} event and an {ItemsRecycled}
-     * event.
+     * Emits an {ItemStateChanged} event per item, then per recovered lot an {IMaterialLots-LotRegistered} event
+     * and an {ItemsRecycled} event.
      */
     function recycle(
         bytes32[] calldata itemIds,
-        bytes32 materialCode,
-        string calldata lotNumber,
-        uint96 massGrams,
-        bytes32 contentHash
-    ) external onlyRole(Roles.RECYCLER_ROLE) returns (bytes32 lotId) {
+        RecoveredLot[] calldata outputs
+    ) external onlyRole(Roles.RECYCLER_ROLE) returns (bytes32[] memory lotIds) {
         uint256 recycledGrams = _markRecycled(itemIds);
-        if (massGrams > recycledGrams) revert RecoveredMassExceeded(massGrams, recycledGrams);
-        lotId = _registerRecoveredLot(itemIds, materialCode, lotNumber, massGrams, contentHash);
-        emit ItemsRecycled(lotId, msg.sender, itemIds, massGrams);
+        uint256 recoveredGrams = _recoveredMass(outputs);
+        if (recoveredGrams > recycledGrams) revert RecoveredMassExceeded(recoveredGrams, recycledGrams);
+        bytes32 lineageHash = keccak256(abi.encode(itemIds));
+        lotIds = new bytes32[](outputs.length);
+        for (uint256 i = 0; i < outputs.length; ++i) {
+            RecoveredLot calldata output = outputs[i];
+            // One call per recovered material (a handful, bounded by the caller's own input) into the immutable
+            // MaterialLots of this deployment, which makes no calls back.
+            // slither-disable-next-line calls-loop
+            lotIds[i] = lots.registerRecoveredLot(
+                msg.sender, output.materialCode, output.lotNumber, output.massGrams, output.contentHash, lineageHash
+            );
+            emit ItemsRecycled(lotIds[i], msg.sender, itemIds, output.massGrams);
+        }
+    }
+
+    /// @dev The recovered lots' total mass; reverts unless there is at least one and each material is listed once.
+    function _recoveredMass(RecoveredLot[] calldata outputs) private pure returns (uint256 total) {
+        if (outputs.length == 0) revert NoRecoveredLot();
+        for (uint256 i = 0; i < outputs.length; ++i) {
+            bytes32 code = outputs[i].materialCode;
+            for (uint256 j = 0; j < i; ++j) {
+                if (outputs[j].materialCode == code) revert DuplicateRecoveredMaterial(code);
+            }
+            total += outputs[i].massGrams;
+        }
     }
 
     /// @dev Moves every item from `Collected` to `Recycled`; returns their total mass.
@@ -232,17 +258,6 @@ contract ItemRegistry is RoleGated, IItemRegistry {
                 recycledGrams += stored.massGrams;
             }
         }
-    }
-
-    function _registerRecoveredLot(
-        bytes32[] calldata itemIds,
-        bytes32 materialCode,
-        string calldata lotNumber,
-        uint96 massGrams,
-        bytes32 contentHash
-    ) private returns (bytes32) {
-        bytes32 lineageHash = keccak256(abi.encode(itemIds));
-        return lots.registerRecoveredLot(msg.sender, materialCode, lotNumber, massGrams, contentHash, lineageHash);
     }
 
     /**

@@ -127,7 +127,7 @@ GATED: list[tuple[str, Call, bytes]] = [
      lambda w: w.ledger.items.functions.registerRun((GTIN_A, b"\x01" * 32, 1, [ZERO32], [1], ZERO32, b"S")),
      Role.BRAND),
     ("ItemRegistry.recycle",
-     lambda w: w.ledger.items.functions.recycle([b"\x01" * 32], COTTON, "R", 1, ZERO32), Role.RECYCLER),
+     lambda w: w.ledger.items.functions.recycle([b"\x01" * 32], [(COTTON, "R", 1, ZERO32)]), Role.RECYCLER),
     ("EventAnchor.anchor", lambda w: w.ledger.anchor.functions.anchor(b"\x01" * 32, 1), Role.ANCHORER),
     ("EventAnchor.anchorWithUri",
      lambda w: w.ledger.anchor.functions.anchorWithUri(b"\x01" * 32, 1, "https://b.example/1"), Role.ANCHORER),

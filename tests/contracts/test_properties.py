@@ -347,7 +347,7 @@ class LedgerMachine(RuleBasedStateMachine):
         if expected is None and mass == 0:
             expected = ("ZeroMass", {})
         number = self.next_label("REC")
-        call = self.ledger.items.functions.recycle(picks, COTTON, number, mass, ZERO32)
+        call = self.ledger.items.functions.recycle(picks, [(COTTON, number, mass, ZERO32)])
         self.attempt(self.world.recycler, call, expected)
         self.dirty_items.update(picks)
         if expected is not None:

@@ -210,7 +210,7 @@ ROWS: list[tuple[str, str, Call, Callable[[Cell], Expected]]] = [
          "UnauthorizedTransition", {"itemId": item_id(GTIN_A, "RUN1"), "account": c.address,
                                     "current": S.MANUFACTURED, "requested": S.SOLD})),
     ("recycle brand A's collected item", "ItemRegistry.recycle",
-     lambda c: c.world.ledger.items.functions.recycle([c.seed.collected], COTTON, "REC2", 50, ZERO32),
+     lambda c: c.world.ledger.items.functions.recycle([c.seed.collected], [(COTTON, "REC2", 50, ZERO32)]),
      only({"recycler"}, lambda c: unauthorized(c, Role.RECYCLER))),
     ("authorise a partner", "ItemRegistry.setPartner",
      lambda c: c.world.ledger.items.functions.setPartner(c.world.stranger.address, Role.RETAILER, True),
@@ -228,7 +228,7 @@ ROWS: list[tuple[str, str, Call, Callable[[Cell], Expected]]] = [
      lambda c: c.world.ledger.items.functions.transition(c.seed.b_collected, int(S.DISPOSED)),
      partner_rule("b_collected", S.COLLECTED, S.DISPOSED, set(), {"recycler"})),
     ("recycle brand B's collected item (no partners)", "ItemRegistry.recycle",
-     lambda c: c.world.ledger.items.functions.recycle([c.seed.b_collected], COTTON, "REC3", 50, ZERO32),
+     lambda c: c.world.ledger.items.functions.recycle([c.seed.b_collected], [(COTTON, "REC3", 50, ZERO32)]),
      lambda c: unauthorized(c, Role.RECYCLER) if c.actor != "recycler" else (
          "NotBrandPartner", {"itemId": c.seed.b_collected, "brand": c.world.brand_b.address, "account": c.address})),
 ]

@@ -48,6 +48,15 @@ interface IItemRegistry {
         bytes serials;
     }
 
+    /// @dev One recovered lot to make from recycled items: `massGrams` of material `materialCode`, numbered
+    /// `lotNumber` in the recycler's namespace.
+    struct RecoveredLot {
+        bytes32 materialCode;
+        string lotNumber;
+        uint96 massGrams;
+        bytes32 contentHash;
+    }
+
     /// @dev `serial` is not 1 to 20 characters of GS1 AI (21)'s character set 82.
     error InvalidSerial(string serial);
     /// @dev An item needs at least one (lot, grams) part, with as many grams entries as lots.
@@ -76,10 +85,14 @@ interface IItemRegistry {
     error NotBrandPartner(bytes32 itemId, address brand, address account);
     /// @dev Brands authorise partners as retailers, recyclers or repairers only; `role` is none of them.
     error InvalidPartnerRole(bytes32 role);
-    /// @dev A recovered lot of `requestedGrams` exceeds the `recycledGrams` of the items it comes from.
+    /// @dev The recovered lots, `requestedGrams` together, exceed the `recycledGrams` of the items they come from.
     error RecoveredMassExceeded(uint256 requestedGrams, uint256 recycledGrams);
     /// @dev Recycling needs at least one item.
     error NothingToRecycle();
+    /// @dev Recycling makes at least one recovered lot.
+    error NoRecoveredLot();
+    /// @dev Recycling makes one recovered lot per material: `materialCode` is listed twice.
+    error DuplicateRecoveredMaterial(bytes32 materialCode);
 
     /// @dev `brand` registered item `itemId` = `keccak256(abi.encode(gtin, serial))`, made of `grams[i]` of
     /// `lotIds[i]`.
@@ -111,7 +124,8 @@ interface IItemRegistry {
     event ItemStateChanged(bytes32 indexed itemId, State from, State to, address indexed account);
     /// @dev `brand` authorised (`authorized`) or stopped authorising `partner` to move its items in role `role`.
     event PartnerSet(address indexed brand, address indexed partner, bytes32 indexed role, bool authorized);
-    /// @dev `recycler` recycled `itemIds` into recovered lot `lotId` of `massGrams`.
+    /// @dev `recycler` recycled `itemIds` into recovered lot `lotId` of `massGrams` (one event per recovered lot: the
+    /// same items may yield several, one per material).
     event ItemsRecycled(bytes32 indexed lotId, address indexed recycler, bytes32[] itemIds, uint96 massGrams);
 
     function registerItem(
@@ -143,11 +157,8 @@ interface IItemRegistry {
 
     function recycle(
         bytes32[] calldata itemIds,
-        bytes32 materialCode,
-        string calldata lotNumber,
-        uint96 massGrams,
-        bytes32 contentHash
-    ) external returns (bytes32 lotId);
+        RecoveredLot[] calldata outputs
+    ) external returns (bytes32[] memory lotIds);
 
     function setPartner(address partner, bytes32 role, bool authorized) external;
 
