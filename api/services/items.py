@@ -50,6 +50,7 @@ from ..writes import (
     record,
 )
 from . import returns
+from .partners import PartnerCheck
 
 
 def _roles(*actions: Action) -> tuple[ActorRole, ...]:
@@ -318,7 +319,7 @@ def lifecycle(state: AppState, session: Session, actor: Actor, body: LifecycleCr
     event = ev.lifecycle(ev.Lifecycle(body.action.value), [uri], read_point=body.read_point)
     if target is None:
         # No chain effect, so no contract to refuse it: the table decides, and the event alone is the write.
-        refusal = refused_step(item, body.action, str(actor.role))
+        refusal = refused_step(item, body.action, str(actor.role)) or PartnerCheck(state, session, actor).refusal(item)
         if refusal is not None:
             raise refusal
         receipt = record(state, account, [event])
@@ -455,6 +456,7 @@ def lifecycle_many(
         ):
             intents.reconcile(state, subject=subject)
     items = _items_by_id(session, wanted)
+    partners = PartnerCheck(state, session, actor)
     base = state.settings.resolver_base_url
     ledger = state.service.ledger
     planned: list[intents.Planned] = []
@@ -467,6 +469,10 @@ def lifecycle_many(
             continue
         if actor.role == ActorRole.BRAND and item.brand_id != actor.id:
             refuse(index, Problem(403, "Not your item", "a brand acts only on its own items"), item)
+            continue
+        not_partner = partners.refusal(item)  # what the contract would refuse, said before anything is sent
+        if not_partner is not None:
+            refuse(index, not_partner, item)
             continue
         if ItemState(item.state) == target and index not in requests:
             results[index] = StepResult(

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from .. import intents
-from ..models import Actor, ActorRole, WriteIntent
+from ..models import Actor, ActorRole, Item, WriteIntent
 from ..problems import Problem
 from ..schemas import PartnerCreate, PartnerList, PartnerPublic
 from ..state import AppState
@@ -36,6 +36,38 @@ def _partner(session: Session, actor_id: int) -> Actor:
             allowedRoles=sorted(r.value for r in PARTNER_ROLES),
         )
     return partner
+
+
+class PartnerCheck:
+    """Whether a brand has authorised an actor, asked of the chain once per brand: for writes the contract does not
+    judge itself (a repair, which moves no state) and for bulk writes checked before anything is sent."""
+
+    def __init__(self, state: AppState, session: Session, actor: Actor) -> None:
+        self.state, self.session, self.actor = state, session, actor
+        self._answers: dict[int, tuple[Actor | None, bool]] = {}
+
+    def refusal(self, item: Item) -> Problem | None:
+        """None when `actor` may act on `item` (it is the item's brand, or its brand's partner in its role); else
+        the contract's own refusal, ``NotBrandPartner``, as problem details (403)."""
+        actor = self.actor
+        if actor.role == ActorRole.BRAND or actor.role not in {r.value for r in PARTNER_ROLES}:
+            return None  # a brand's own items are checked elsewhere; other roles take no partner's step
+        known = self._answers.get(item.brand_id)
+        if known is None:
+            brand = self.session.get(Actor, item.brand_id)
+            ok = brand is not None and self.state.service.ledger.is_partner(brand.address, actor.address, actor.role)
+            known = self._answers[item.brand_id] = (brand, ok)
+        brand, ok = known
+        if ok:
+            return None
+        name = brand.name if brand is not None else "the item's brand"
+        return Problem(
+            403,
+            "NotBrandPartner",
+            f"{name} has not authorised {actor.name} as its {actor.role}: only a brand's partners act on its items",
+            error="NotBrandPartner",
+            args={"itemId": item.item_id, "brand": brand.address if brand else None, "account": actor.address},
+        )
 
 
 def _public(partner: Actor, authorized: bool, tx_hash: str | None = None) -> PartnerPublic:
@@ -101,4 +133,4 @@ def complete_partner(session: Session, intent: WriteIntent) -> None:
     """Nothing to write: the chain holds the relation (see the module docstring)."""
 
 
-__all__ = ["PARTNER_ROLES", "add_partner", "complete_partner", "list_partners", "remove_partner"]
+__all__ = ["PARTNER_ROLES", "PartnerCheck", "add_partner", "complete_partner", "list_partners", "remove_partner"]

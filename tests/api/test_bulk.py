@@ -87,10 +87,11 @@ def test_a_bulk_collect_records_a_result_per_item(world: World) -> None:
 def test_a_revert_fails_its_own_item_only(world: World) -> None:
     serials = _run(world, 6)
     assert _batch(world, "retailer", "sold", _keys(serials)).json()["recorded"] == 6
-    # The database says one item is in use, the chain that it is sold: the API lets it through, the contract refuses.
+    # The database says one item is in use, the chain that it is sold: the API lets it through, the contract refuses
+    # (a refurbishment is a step from in use, not from sold).
     with world.service.sessions.begin() as session:
         session.execute(update(Item).where(Item.serial == serials[2]).values(state=int(ItemState.IN_USE)))
-    answer = _batch(world, "recycler", "collected", _keys(serials[2:3]))
+    answer = _batch(world, "repairer", "refurbished", _keys(serials[2:3]))
     body = answer.json()
     assert body["failed"] == 1 and body["results"][0]["status"] == "failed"
     assert body["results"][0]["problem"]["error"] == "IllegalTransition"

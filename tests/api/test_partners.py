@@ -122,3 +122,41 @@ def _address(world: World, who: int | str) -> str:
         actor = session.get(Actor, actor_id)
         assert actor is not None
         return actor.address
+
+
+def test_a_repair_the_contract_never_sees_needs_the_partnership_too(world: World) -> None:
+    """A repair moves no on-chain state, so no contract refuses it: the API asks the chain whether the brand has
+    authorised the repairer, and refuses in the contract's own words."""
+    item = world.item([(world.lot()["lotId"], 100)])
+    assert world.act(item, "sold", "retailer").status_code == 201
+    repairer_id, repairer = _newcomer(world, "repairer")
+    body = {"gtin": item["gtin"], "serial": item["serial"], "action": "repaired"}
+    refused = world.client.post("/api/v1/lifecycle-events", json=body, headers=repairer)
+    assert refused.status_code == 403, refused.text
+    assert refused.json()["error"] == "NotBrandPartner"
+    assert refused.json()["args"]["brand"] == _address(world, "brand")
+    assert world.act(item, "repaired", "repairer").status_code == 201  # the brand's own repairer may
+    assert world.post("/api/v1/partners", "brand", {"actorId": repairer_id}).status_code == 201
+    accepted = world.client.post("/api/v1/lifecycle-events", json=body, headers=repairer)
+    assert accepted.status_code == 201, accepted.text
+
+
+def test_a_bulk_write_refuses_a_non_partner_before_sending(world: World) -> None:
+    lot = world.lot()
+    items = [world.item([(lot["lotId"], 100)]) for _ in range(3)]
+    for item in items:
+        for action in ("sold", "in_use"):
+            assert world.act(item, action, "retailer").status_code == 201
+    _, rogue = _newcomer(world, "recycler")
+    keys = [{"gtin": i["gtin"], "serial": i["serial"]} for i in items]
+    response = world.client.post(
+        "/api/v1/lifecycle-batches", json={"action": "collected", "items": keys}, headers=rogue
+    )
+    assert response.status_code == 200, response.text
+    results = response.json()["results"]
+    assert [r["status"] for r in results] == ["refused"] * 3
+    assert {r["problem"]["error"] for r in results} == {"NotBrandPartner"}
+    assert all(_state(world, i) == "in_use" for i in items)
+    # The brand's own recycler collects the same items in one bulk write.
+    own = world.post("/api/v1/lifecycle-batches", "recycler", {"action": "collected", "items": keys})
+    assert [r["status"] for r in own.json()["results"]] == ["recorded"] * 3, own.text
