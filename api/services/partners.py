@@ -8,7 +8,8 @@ holds the relation; the API keeps no copy of it, so the list is what the chain a
 
 from __future__ import annotations
 
-from eth_utils.crypto import keccak
+import hashlib
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -84,7 +85,8 @@ def _public(partner: Actor, authorized: bool, tx_hash: str | None = None) -> Par
 def _set(state: AppState, session: Session, brand: Actor, actor_id: int, authorized: bool) -> PartnerPublic:
     authorize(brand, ActorRole.BRAND)
     partner = _partner(session, actor_id)
-    subject = hex32(keccak(f"partner:{brand.address}:{partner.address}:{partner.role}".lower().encode()))
+    relation = f"partner:{brand.address}:{partner.address}:{partner.role}".lower()
+    subject = hex32(hashlib.sha256(relation.encode()).digest())  # one write at a time per brand, partner and role
     intents.reconcile(state, subject=subject)  # a retry after a crash: the first attempt may have been mined
     written = intents.write(
         state,
