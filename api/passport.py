@@ -377,12 +377,25 @@ class Known:
     hidden: dict[str, bool] = field(default_factory=dict)  # event id → whether the rules keep it off passports
 
 
-def known_subjects(state: AppState, session: Session, rows: Iterable[_EventRow]) -> Known:
+def known_subjects(
+    state: AppState, session: Session, rows: Iterable[_EventRow], known: Known | None = None
+) -> Known:
+    """The rules' view of `rows`; with `known`, the events it has not seen yet are added to it (a change reaching
+    100,000 passports is built a chunk at a time, and a run's event is in every chunk of the run)."""
     claims: dict[str, Claims] = {}
     for row in rows:
-        if row.event_id not in claims:
+        if row.event_id not in claims and (known is None or row.event_id not in known.claims):
             claims[row.event_id] = read_claims(row.event)
-    return Known(claims, Subjects.load(session, claims.values(), state.settings.resolver_base_url))
+    subjects = Subjects.load(session, claims.values(), state.settings.resolver_base_url)
+    if known is None:
+        return Known(claims, subjects)
+    known.claims.update(claims)
+    known.subjects.products |= subjects.products
+    known.subjects.items.update(subjects.items)
+    known.subjects.lots_by_uri.update(subjects.lots_by_uri)
+    known.subjects.lots_by_key.update(subjects.lots_by_key)
+    known.subjects.approvals |= subjects.approvals
+    return known
 
 
 def actors_by_address(session: Session, addresses: Iterable[str] | None = None) -> dict[str, Actor]:

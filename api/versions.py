@@ -57,9 +57,15 @@ def subject(state: AppState, gtin: str, serial: str) -> str:
 
 
 def build(
-    session: Session, state: AppState, items: Sequence[Item], reason: str, at: datetime | None = None
+    session: Session,
+    state: AppState,
+    items: Sequence[Item],
+    reason: str,
+    at: datetime | None = None,
+    across: dict[str, Any] | None = None,
 ) -> list[Added]:
-    """Store the next passport version of each of `items` whose content changed, in the session's transaction."""
+    """Store the next passport version of each of `items` whose content changed, in the session's transaction.
+    `across` carries what chunks of one change share (the rules' view of the events already read)."""
     if not items:
         return []
     gtins = sorted({item.gtin for item in items})
@@ -70,7 +76,11 @@ def build(
     if len(kept) > 1:  # the events of every item at once, and every actor's name
         shared["events"] = events = pp.events_by_uri(session, subjects)
         shared["actors"] = pp.actors_by_address(session)
-        shared["known"] = pp.known_subjects(state, session, (row for rows in events.values() for row in rows))
+        rows = (row for found in events.values() for row in found)
+        known = across.get("known") if across is not None else None
+        shared["known"] = pp.known_subjects(state, session, rows, known)
+        if across is not None:
+            across["known"] = shared["known"]
     wanted = [
         NewVersion(uri, pp.passport_content(session, state, products[item.gtin], item, shared), reason)
         for uri, item in zip(subjects, kept, strict=True)
@@ -135,10 +145,11 @@ def after_events(session: Session, state: AppState, events: Iterable[dict[str, A
 def after_product(session: Session, state: AppState, gtin: str) -> list[Added]:
     """A product's master data changed: every item of the GTIN."""
     added: list[Added] = []
+    across: dict[str, Any] = {}
     ids = list(session.scalars(select(Item.id).where(Item.gtin == gtin).order_by(Item.id)))
     for start in range(0, len(ids), CHUNK):
         items = list(session.scalars(select(Item).where(Item.id.in_(ids[start : start + CHUNK]))))
-        added += build(session, state, items, "product")
+        added += build(session, state, items, "product", across=across)
     return added
 
 
@@ -171,9 +182,10 @@ def after_lot(session: Session, state: AppState, lot: Lot) -> list[Added]:
     """A lot's data changed: every item whose passport shows it."""
     ids = items_showing_lot(session, lot.lot_id, state.api_settings.provenance_max_generations)
     added: list[Added] = []
+    across: dict[str, Any] = {}
     for start in range(0, len(ids), CHUNK):
         items = list(session.scalars(select(Item).where(Item.id.in_(ids[start : start + CHUNK]))))
-        added += build(session, state, items, "lot")
+        added += build(session, state, items, "lot", across=across)
     return added
 
 
@@ -182,7 +194,24 @@ def after_anchoring(state: AppState, result: AnchorResult | int) -> int:
     of items per transaction. Idempotent: a batch is marked done once every chunk is in (a crash in between is
     finished by :func:`catch_up`, and unchanged content makes no version). Returns how many versions it made."""
     batch_id = result.batch_id if isinstance(result, AnchorResult) else result
+    with _BUSY_LOCK:  # the worker's hook and the catch-up thread of one process never do a batch twice at once
+        busy: set[int] = state.extra.setdefault("versions_busy", set())
+        if batch_id in busy:
+            return 0
+        busy.add(batch_id)
+    try:
+        return _after_anchoring(state, batch_id)
+    finally:
+        with _BUSY_LOCK:
+            busy.discard(batch_id)
+
+
+_BUSY_LOCK = threading.Lock()
+
+
+def _after_anchoring(state: AppState, batch_id: int) -> int:
     made = 0
+    across: dict[str, Any] = {}
     with state.service.sessions() as session:
         if session.get(PassportBatch, batch_id) is not None:
             return 0
@@ -200,7 +229,7 @@ def after_anchoring(state: AppState, result: AnchorResult | int) -> int:
             try:
                 with state.service.sessions.begin() as session:
                     items = list(session.scalars(select(Item).where(Item.id.in_(ids[start : start + CHUNK]))))
-                    made += len(build(session, state, items, "anchoring"))
+                    made += len(build(session, state, items, "anchoring", across=across))
                 break
             except IntegrityError:  # another process made a version of one of them at the same moment: again
                 if attempt == 2:
