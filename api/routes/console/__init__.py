@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from . import auth, flow, home, imports, items, lots, products, recycle, scan
+from . import auth, flow, home, imports, items, lots, partners, products, recycle, scan
 from .auth import actor_named, issue_sign_in_link
 from .web import install
 
 router = APIRouter(include_in_schema=False)
-for _module in (auth, home, products, lots, items, imports, flow, scan, recycle):
+for _module in (auth, home, products, lots, items, imports, flow, partners, scan, recycle):
     router.include_router(_module.router, prefix="/console")
 
 __all__ = ["actor_named", "install", "issue_sign_in_link", "router"]

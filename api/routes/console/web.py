@@ -235,6 +235,7 @@ NAV: dict[str, list[tuple[str, str]]] = {
         ("/console/items", "Items"),
         ("/console/import", "Import CSV"),
         ("/console/flow", "Material flow"),
+        ("/console/partners", "Partners"),
     ],
     "recycler": [
         ("/console", "Home"),
@@ -351,6 +352,12 @@ def _revert_words(name: str, args: Mapping[str, Any]) -> Refusal:
         current, requested = _state_word(args.get("current")), _state_word(args.get("requested"))
         words = "may not" if name == "UnauthorizedTransition" else "cannot"
         return Refusal(f"This item is {current}: it {words} become {requested} from there.", None, 409)
+    if name == "NotBrandPartner":
+        return Refusal(
+            "This item's brand has not authorised you to move its items: ask the brand to add you as a partner.",
+            None,
+            403,
+        )
     if name in ("ItemAlreadyRegistered", "RunAlreadyRegistered"):
         return Refusal("An item with this serial is registered already.", "serial", 409)
     if name == "LotAlreadyRegistered":

@@ -111,3 +111,37 @@ def test_a_recycler_approves_grams_of_its_recovered_lot_to_a_brand(world: Any) -
     assert recovered["lotNumber"] in brand.get("/console/lots").text  # approved to it: in its list
     assert brand.get(f"/console/lots/{recovered['lotId']}").status_code == 200
     assert sign_in(world, "brand_b").get(f"/console/lots/{recovered['lotId']}").status_code == 404
+
+
+def test_a_brand_adds_and_removes_a_partner_and_a_stranger_is_told_why(world: Any) -> None:
+    from api.actors import add_actor
+
+    with world.service.sessions() as session:
+        stranger, key = add_actor(world.service, session, "retailer", world.unique("Shop "),
+                                  keys=world.client.app.state.circular.keys)
+        stranger_id = stranger.id
+    world.keys["stranger"] = key
+    tee = world.item([(world.lot(gtin=None)["lotId"], 150)])
+    shop = sign_in(world, "stranger")
+    sale = shop.post("/console/api/steps", headers={"X-CSRF-Token": re.search(
+        r'name="csrf-token" content="([^"]+)"', shop.get("/console/sales").text).group(1)},  # type: ignore[union-attr]
+        json={"key": "p" * 20 + world.unique(), "action": "sold",
+              "items": [{"gtin": tee["gtin"], "serial": tee["serial"]}]})
+    refused = sale.json()["results"][0]
+    assert refused["ok"] is False and refused["message"].startswith("This item's brand has not authorised you")
+    brand = sign_in(world, "brand")
+    page = brand.get("/console/partners")
+    assert "Retailer" in page.text and f'value="{stranger_id}"' in page.text
+    added = brand.post("/console/partners", data={**form_fields(page.text), "actor": str(stranger_id)})
+    assert added.status_code == 303 and added.headers["location"] == "/console/partners?ok=added"
+    page = brand.get(added.headers["location"])
+    assert re.search(r"<strong>Shop [^<]+</strong>", page.text) and "Partner added." in page.text
+    remove_form = re.search(
+        rf'<form method="post" action="/console/partners/remove">\s*<input type="hidden" name="csrf" value="([^"]+)">'
+        rf'\s*<input type="hidden" name="submission" value="([^"]+)">\s*<input type="hidden" name="actor" '
+        rf'value="{stranger_id}">', page.text)
+    assert remove_form is not None
+    removed = brand.post("/console/partners/remove", data={"csrf": remove_form.group(1),
+                                                           "submission": remove_form.group(2),
+                                                           "actor": str(stranger_id)})
+    assert removed.status_code == 303 and "Partner removed." in brand.get(removed.headers["location"]).text
