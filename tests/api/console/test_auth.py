@@ -12,6 +12,8 @@ from sqlalchemy import update
 
 from api.models import Actor, ConsoleLink, ConsoleSession, utcnow
 from api.routes.console import issue_sign_in_link
+from api.routes.console.web import token_hash
+from ledger.client import ItemState
 
 from .helpers import csrf_of, new_client, sign_in, sign_in_csrf
 
@@ -60,8 +62,8 @@ def test_pages_need_a_session(world: Any) -> None:
     answer = client.get("/console?from=mail")
     assert answer.status_code == 303
     assert answer.headers["location"] == "/console/sign-in?next=/console%3Ffrom%3Dmail"
-    api = client.post("/console/api/lookup", json={"code": "x"})
-    assert api.status_code in (401, 404, 405)
+    api = client.post("/console/api/lookup", json={"code": "x"})  # a script's call: an answer it can show
+    assert api.status_code == 401 and api.json() == {"message": "Sign in first.", "signIn": "/console/sign-in"}
 
 
 def test_the_key_is_in_no_page_url_or_log(world: Any, caplog: pytest.LogCaptureFixture) -> None:
@@ -91,6 +93,36 @@ def test_a_forged_csrf_token_is_refused_and_changes_nothing(world: Any) -> None:
     assert client.get("/console").status_code == 200
 
 
+def test_a_forged_csrf_token_writes_nothing_through_a_form_or_a_script(world: Any) -> None:
+    from sqlalchemy import func, select
+
+    from api.models import Item, Lot
+
+    from .helpers import form_fields
+
+    brand = sign_in(world, "brand")
+    number = world.unique("FL")
+    fields = form_fields(brand.get("/console/lots").text)
+    form = {**fields, "lot_number": number, "material_code": "CO", "mass_grams": "5000", "recycled_share": "0"}
+    forged = brand.post("/console/lots", data={**form, "csrf": "forged-token-value"})
+    assert forged.status_code == 403 and "could not be accepted" in forged.text
+    from_elsewhere = brand.post("/console/lots", data=form, headers={"Origin": "https://evil.example"})
+    assert from_elsewhere.status_code == 403
+    tee = world.item([(world.lot(gtin=None)["lotId"], 150)])
+    shop = sign_in(world, "retailer")
+    body = {"key": "f" * 24, "action": "sold", "items": [{"gtin": tee["gtin"], "serial": tee["serial"]}]}
+    script = shop.post("/console/api/steps", headers={"X-CSRF-Token": "forged-token-value"}, json=body)
+    assert script.status_code == 403 and "could not be accepted" in script.json()["message"]
+    cross = shop.post("/console/api/steps", json=body,
+                      headers={"X-CSRF-Token": csrf_of(shop, "/console/sales"), "Sec-Fetch-Site": "cross-site"})
+    assert cross.status_code == 403
+    with world.service.sessions() as session:
+        assert session.scalar(select(func.count()).where(Lot.lot_number == number)) == 0
+        assert session.scalar(select(Item.state).where(Item.serial == tee["serial"])) == ItemState.MANUFACTURED
+    # The same form with the session's own token is accepted: the refusals above were the token's doing.
+    assert brand.post("/console/lots", data=form).status_code == 303
+
+
 def test_the_sign_in_form_has_its_own_csrf_token(world: Any) -> None:
     client = new_client(world)
     sign_in_csrf(client)
@@ -112,6 +144,7 @@ def test_sign_out_ends_the_session(world: Any) -> None:
 @pytest.mark.parametrize("column", ["expires_at", "last_seen_at"])
 def test_an_expired_session_goes_back_to_sign_in(world: Any, column: str) -> None:
     client = sign_in(world, "recycler")
+    token = client.cookies.get("circular_console")
     past = utcnow() - timedelta(days=2)
     with world.service.sessions() as session:
         session.execute(update(ConsoleSession).values({column: past}))
@@ -121,8 +154,34 @@ def test_an_expired_session_goes_back_to_sign_in(world: Any, column: str) -> Non
     assert answer.headers["location"].startswith("/console/sign-in?why=expired")
     page = client.get(answer.headers["location"])
     assert "Your session has expired" in page.text
+    # The session is gone: a later call of the page's script is told so, and nothing is written.
+    assert client.get("/console").headers["location"].startswith("/console/sign-in")
     script = client.post("/console/api/lookup", json={"code": "x"}, headers={"X-CSRF-Token": "x"})
-    assert script.status_code in (401, 404, 405)
+    assert script.status_code == 401 and script.json()["message"] == "Sign in first."
+    with world.service.sessions() as session:  # the expired session was deleted, not just refused
+        assert session.get(ConsoleSession, token_hash(token)) is None
+
+
+def test_a_script_call_after_the_session_expired_says_so_and_records_nothing(world: Any) -> None:
+    from sqlalchemy import select
+
+    from api.models import Item
+
+    tee = world.item([(world.lot(gtin=None)["lotId"], 150)])
+    client = sign_in(world, "retailer")
+    token = client.cookies.get("circular_console")
+    csrf = csrf_of(client, "/console/sales")
+    with world.service.sessions() as session:
+        session.execute(update(ConsoleSession).values(expires_at=utcnow() - timedelta(seconds=1)))
+        session.commit()
+    body = {"key": "e" * 24, "action": "sold", "items": [{"gtin": tee["gtin"], "serial": tee["serial"]}]}
+    answer = client.post("/console/api/steps", headers={"X-CSRF-Token": csrf}, json=body)
+    assert answer.status_code == 401
+    assert answer.json() == {"message": "Your session has expired: sign in again.", "signIn": "/console/sign-in"}
+    with world.service.sessions() as session:
+        state = session.scalar(select(Item.state).where(Item.serial == tee["serial"]))
+        assert state == ItemState.MANUFACTURED  # not sold
+        assert session.get(ConsoleSession, token_hash(token)) is None
 
 
 def test_a_one_time_link_signs_in_once(world: Any) -> None:

@@ -1,8 +1,10 @@
 """A brand makes a run of 100 in the console and downloads its label sheets: rendered to PNG by pdftoppm, every
-label decodes with zxing-cpp to its item's Digital Link, on A4 and on US Letter."""
+label decodes with zxing-cpp to its item's Digital Link, on A4 and on US Letter; pdftotext finds each label's GTIN
+and serial in text inside the label's own edges."""
 
 from __future__ import annotations
 
+import html
 import re
 import shutil
 import subprocess
@@ -13,7 +15,7 @@ import pytest
 import zxingcpp
 from PIL import Image
 
-from api.routes.console.labels import SHEETS
+from api.routes.console.labels import SHEETS, Label, label_sheet
 from api.uris import item_uri
 
 from ..conftest import GTIN_A
@@ -41,6 +43,35 @@ def decode_sheet(pdf: bytes, sheet_code: str, tmp: Path) -> list[str]:
     while texts and not texts[-1]:
         texts.pop()
     return texts
+
+
+_WORD = re.compile(r'<word xMin="([\d.]+)" yMin="([\d.]+)" xMax="([\d.]+)" yMax="([\d.]+)">([^<]*)</word>')
+_PAGE = re.compile(r"<page [^>]*>(.*?)</page>", re.S)
+POINT = 25.4 / 72
+
+
+def label_texts(pdf: bytes, sheet_code: str, tmp: Path) -> list[str]:
+    """Every label's words, in reading order, as pdftotext finds them; a word that does not lie wholly inside one
+    label's edges fails the test (it would print on the next label, or off it)."""
+    pdftotext = shutil.which("pdftotext")
+    if pdftotext is None:
+        pytest.fail("pdftotext is not installed (make setup installs poppler-utils)")
+    (tmp / "text.pdf").write_bytes(pdf)
+    boxes = subprocess.run([pdftotext, "-bbox", str(tmp / "text.pdf"), "-"], check=True, capture_output=True,
+                           text=True).stdout
+    sheet = SHEETS[sheet_code]
+    texts: dict[int, list[tuple[float, float, str]]] = {}
+    for page, body in enumerate(_PAGE.findall(boxes)):
+        for x0, y0, x1, y1, word in _WORD.findall(body):
+            left, top, right, bottom = (float(v) * POINT for v in (x0, y0, x1, y1))
+            inside = [
+                index for index in range(page * sheet.per_page, (page + 1) * sheet.per_page)
+                if (cell := sheet.cell(index))[1] <= left and right <= cell[1] + sheet.label[0]
+                and cell[2] <= top and bottom <= cell[2] + sheet.label[1]
+            ]
+            assert len(inside) == 1, (sheet_code, page, html.unescape(word), (left, top, right, bottom))
+            texts.setdefault(inside[0], []).append((round(top, 1), left, html.unescape(word)))
+    return [" ".join(w for _, _, w in sorted(texts.get(i, []))) for i in range(max(texts, default=-1) + 1)]
 
 
 def make_run(world: Any, client: Any, count: int, prefix: str) -> str:
@@ -71,6 +102,25 @@ def test_a_run_of_100_and_its_label_sheets_decode(world: Any, tmp_path: Path) ->
         out = tmp_path / paper
         out.mkdir()
         assert decode_sheet(answer.content, paper, out) == expected, paper
+        texts = label_texts(answer.content, paper, out)
+        assert len(texts) == 100
+        for n, text in enumerate(texts, start=1):
+            assert text.endswith(f"GTIN {GTIN_A} SN {prefix}{n:05d}"), (paper, text)
+
+
+@pytest.mark.parametrize("paper", ["a4", "letter"])
+def test_the_longest_serials_and_names_stay_inside_their_labels_and_decode(paper: str, tmp_path: Path) -> None:
+    gtin = "09506000134352"
+    serials = ["ABCDEFGHIJKLMNOPQRST", "W" * 20, "B-1", "0" * 20]  # a serial has at most 20 characters
+    name = "Organic cotton T-shirt, navy, short sleeves, size M"
+    labels = [Label(f"https://id.example.org/01/{gtin}/21/{s}", gtin, s, name) for s in serials]
+    pdf = label_sheet(labels, SHEETS[paper])
+    assert decode_sheet(pdf, paper, tmp_path) == [label.uri for label in labels]
+    texts = label_texts(pdf, paper, tmp_path)
+    assert len(texts) == len(serials)
+    for serial, text in zip(serials, texts, strict=True):
+        # The name cut at a word; each identifier on one line when it fits, else its caption above it.
+        assert text == f"Organic cotton T-shirt, navy... GTIN {gtin} SN {serial}", (paper, text)
 
 
 def test_a_run_form_with_mistakes_keeps_what_was_typed(sqlite_world: Any) -> None:
@@ -99,3 +149,36 @@ def test_another_brands_run_is_not_found(sqlite_world: Any) -> None:
     other = sign_in(world, "brand_b")
     assert other.get(f"/console/runs/{run_id}").status_code == 404
     assert other.get(f"/console/runs/{run_id}/labels.pdf").status_code == 404
+
+
+def test_a_run_form_sent_twice_makes_one_run(sqlite_world: Any) -> None:
+    import threading
+
+    from sqlalchemy import func, select
+
+    from api.models import Item
+
+    world = sqlite_world
+    client = sign_in(world, "brand")
+    lot = world.lot(grams=100_000)
+    prefix = world.unique("T") + "-"
+    form = {**form_fields(client.get("/console/items").text), "run_gtin": GTIN_A, "run_count": "20",
+            "run_prefix": prefix, "run_first": "1", "run_digits": "5", "run_lot_0": lot["lotId"],
+            "run_grams_0": "180"}
+    answers: list[Any] = []
+    clicks = [threading.Thread(target=lambda: answers.append(client.post("/console/runs", data=form)))
+              for _ in range(2)]
+    for click in clicks:
+        click.start()
+    for click in clicks:
+        click.join()
+    assert [a.status_code for a in answers] == [303, 303], [a.text[:300] for a in answers]
+    assert answers[0].headers["location"] == answers[1].headers["location"]  # the second got the first's run
+    later = client.post("/console/runs", data=form)  # the back button, then the form again
+    assert later.status_code == 303 and later.headers["location"] == answers[0].headers["location"]
+    with world.service.sessions() as session:
+        mine = Item.serial.startswith(prefix)
+        assert session.scalar(select(func.count()).where(mine)) == 20
+        assert session.scalar(select(func.count(func.distinct(Item.run_id))).where(mine)) == 1
+    # The lot gave its grams once: 20 x 180 g.
+    assert '<dd id="left">96,400&nbsp;g</dd>' in client.get(f"/console/lots/{lot['lotId']}").text
