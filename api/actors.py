@@ -179,6 +179,12 @@ def add_actor(
         created_at=utcnow(),
     )
     session.add(actor)
+    if actor_role is ActorRole.BRAND:  # the key its passport credentials are signed with (api/credentials.py)
+        from .credentials import can_keep_keys, ensure_key
+
+        session.flush()
+        if can_keep_keys(service.settings, key_name):
+            ensure_key(service.settings, session, actor)
     session.commit()
     if service.archive is not None:  # the actor's name, signed by its own account, survives a lost database
         from .recovery import actor_masterdata

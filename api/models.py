@@ -86,6 +86,13 @@ class Product(Base):
     repair: Mapped[str] = mapped_column(Text, default="")
     end_of_life: Mapped[str] = mapped_column(Text, default="")
     return_info: Mapped[str] = mapped_column(Text, default="")
+    # What a UNTP Digital Product Passport requires of a product: its UN CPC category (code and name), the facility
+    # it is made at (a GS1 GLN and its name) and its country of production (ISO 3166-1 alpha-2).
+    category_code: Mapped[str | None] = mapped_column(String(5))
+    category_name: Mapped[str | None] = mapped_column(String(200))
+    facility_gln: Mapped[str | None] = mapped_column(String(13))
+    facility_name: Mapped[str | None] = mapped_column(String(200))
+    production_country: Mapped[str | None] = mapped_column(String(2))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
 
@@ -353,6 +360,45 @@ class PassportBatch(Base):
     done_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
+class CredentialKey(Base):
+    """A brand's credential signing key (public part; the private key is kept like the actor's other keys). The
+    newest key not retired signs; every key stays in the brand's DID document for the credentials it signed."""
+
+    __tablename__ = "api_credential_keys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    actor_id: Mapped[int] = mapped_column(ForeignKey("api_actors.id"))
+    kid: Mapped[str] = mapped_column(String(64))  # the JWK's RFC 7638 thumbprint
+    alg: Mapped[str] = mapped_column(String(16))
+    public_jwk: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    retired_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        UniqueConstraint("kid", name="uq_api_credential_keys_kid"),
+        Index("ix_api_credential_keys_actor", "actor_id", "id"),
+    )
+
+
+class CredentialStatus(Base):
+    """An item's place in its brand's revocation status list: the row id is the credentials' ``statusListIndex``;
+    every passport credential of the item carries it."""
+
+    __tablename__ = "api_credential_status"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    subject: Mapped[str] = mapped_column(String(512))
+    brand_id: Mapped[int] = mapped_column(ForeignKey("api_actors.id"))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_by: Mapped[int | None] = mapped_column(ForeignKey("api_actors.id"))
+    reason: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (
+        UniqueConstraint("subject", name="uq_api_credential_status_subject"),
+        Index("ix_api_credential_status_brand", "brand_id", "id"),
+    )
+
+
 API_TABLES = (
     Actor,
     MasterDataChange,
@@ -371,6 +417,8 @@ API_TABLES = (
     ConsoleLink,
     ConsoleSubmission,
     PassportBatch,
+    CredentialKey,
+    CredentialStatus,
 )
 
 __all__ = [
@@ -381,6 +429,8 @@ __all__ = [
     "ConsoleLink",
     "ConsoleSession",
     "ConsoleSubmission",
+    "CredentialKey",
+    "CredentialStatus",
     "EpcisEpc",
     "EpcisEvent",
     "Item",

@@ -512,6 +512,10 @@ def _product_view(product: Product) -> dict[str, Any]:
         "repair": product.repair,
         "end_of_life": product.end_of_life,
         "return_info": product.return_info,
+        # What a UNTP credential needs of the product (api/untp.py); None until the brand sets it.
+        "category": {"code": product.category_code, "name": product.category_name} if product.category_code else None,
+        "facility": {"gln": product.facility_gln, "name": product.facility_name} if product.facility_gln else None,
+        "production_country": product.production_country,
     }
 
 

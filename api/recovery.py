@@ -43,7 +43,13 @@ PRODUCT_FIELDS = (
     "repair",
     "end_of_life",
     "return_info",
+    "category_code",
+    "category_name",
+    "facility_gln",
+    "facility_name",
+    "production_country",
 )
+OPTIONAL_PRODUCT_FIELDS = ("category_code", "category_name", "facility_gln", "facility_name", "production_country")
 CHUNK = 1_000
 
 
@@ -205,6 +211,7 @@ def restore_api_tables(
         # The defaults are the ones a brand's first write under a GTIN sets (api.writes.ensure_product).
         values: dict[str, Any] = dict.fromkeys(PRODUCT_FIELDS, "")
         values.update(brand_name=brand.name, name=f"GTIN {gtin}", language="en", image_url=None)
+        values.update(dict.fromkeys(OPTIONAL_PRODUCT_FIELDS))
         if gtin in signed_products:
             values.update({k: v for k, v in signed_products[gtin][1].items() if k in PRODUCT_FIELDS})
         session.add(Product(gtin=gtin, brand_id=brand.id, created_at=utcnow(), updated_at=utcnow(), **values))

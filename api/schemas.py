@@ -21,6 +21,25 @@ def _gtin(value: str) -> str:
     return normalize_gtin(value)
 
 
+def _gln(value: str) -> str:
+    """A GS1 Global Location Number: 13 digits, the last the GS1 mod-10 check digit of the others."""
+    if not (value.isascii() and value.isdigit() and len(value) == 13):
+        raise ValueError(f"a GLN is 13 digits: {value!r}")
+    body = [int(c) for c in value[:12]]
+    check = (10 - sum(d * (3 if i % 2 else 1) for i, d in enumerate(body)) % 10) % 10
+    if check != int(value[12]):
+        raise ValueError(f"GLN {value} has a wrong check digit (expected {check})")
+    return value
+
+
+def _country(value: str) -> str:
+    from .credentials import countries
+
+    if value not in countries():
+        raise ValueError(f"not an ISO 3166-1 alpha-2 country code: {value!r}")
+    return value
+
+
 def _serial(value: str) -> str:
     return check_serial(value)
 
@@ -125,6 +144,25 @@ class ProductCreate(Input):
     repair: str = Field("", max_length=5000)
     end_of_life: str = Field("", max_length=5000)
     return_info: str = Field("", max_length=5000)
+    category_code: str | None = Field(
+        None, pattern=r"^\d{1,5}$", description="UN CPC Ver. 2.1 code of the product's category (1 to 5 digits)."
+    )
+    category_name: str | None = Field(None, min_length=1, max_length=200, description="That category's CPC title.")
+    facility_gln: Annotated[str, AfterValidator(_gln)] | None = Field(
+        None, description="GS1 GLN (13 digits) of the facility the product is made at."
+    )
+    facility_name: str | None = Field(None, min_length=1, max_length=200)
+    production_country: Annotated[str, AfterValidator(_country)] | None = Field(
+        None, description="ISO 3166-1 alpha-2 code of the country of production."
+    )
+
+    @model_validator(mode="after")
+    def _pairs(self) -> ProductCreate:
+        if (self.category_code is None) != (self.category_name is None):
+            raise ValueError("categoryCode and categoryName go together")
+        if (self.facility_gln is None) != (self.facility_name is None):
+            raise ValueError("facilityGln and facilityName go together")
+        return self
 
 
 class ProductPublic(Output):
@@ -139,6 +177,11 @@ class ProductPublic(Output):
     repair: str
     end_of_life: str
     return_info: str
+    category_code: str | None = None
+    category_name: str | None = None
+    facility_gln: str | None = None
+    facility_name: str | None = None
+    production_country: str | None = None
 
 
 class ProductsPublic(Output):

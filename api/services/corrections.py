@@ -48,7 +48,8 @@ from . import items as item_services
 CORRECT_ROLES = (ActorRole.BRAND, ActorRole.RETAILER, ActorRole.RECYCLER, ActorRole.REPAIRER)
 ITEM_FIELDS = ("epcList", "inputEPCList", "outputEPCList")
 PRODUCT_FIELDS = ("brand_name", "name", "description", "language", "image_url", "care", "repair", "end_of_life",
-                  "return_info")
+                  "return_info", "category_code", "category_name", "facility_gln", "facility_name",
+                  "production_country")
 
 
 def _item_uris(event: dict[str, Any]) -> list[str]:

@@ -30,6 +30,11 @@ def product_public(product: Product, resolver: str) -> ProductPublic:
         repair=product.repair,
         end_of_life=product.end_of_life,
         return_info=product.return_info,
+        category_code=product.category_code,
+        category_name=product.category_name,
+        facility_gln=product.facility_gln,
+        facility_name=product.facility_name,
+        production_country=product.production_country,
     )
 
 

@@ -1,0 +1,437 @@
+"""Brands as credential issuers: their signing keys, their ``did:web`` documents, and the revocation status lists of
+the passport credentials they issue (``api/untp.py`` renders the credentials themselves).
+
+**Keys.** Each brand signs with an Ed25519 key (JWS ``alg`` ``Ed25519``, RFC 9864's fully specified name for EdDSA
+over Ed25519), generated when the brand is created (:func:`ensure_key`). Not its Ethereum key: npm ``jose`` 6 and
+browsers' WebCrypto cannot verify secp256k1 (ES256K), so most verifiers could not check the credential. Ed25519
+rather than ES256 because its signatures are deterministic: the same version signed with the same key is the same
+bytes, from the resolver and from the command line. The private key is kept like the actor's Ethereum key: the
+environment (``CIRCULAR_CREDENTIAL_KEY_<KEY_NAME>``, the private JWK as JSON) or a file in the keys directory
+(``<key_name>.credential-<kid>.jwe``, mode 0600), the JWK encrypted under the keystore password (JWE,
+PBES2-HS512+A256KW with A256GCM). The public part is in ``api_credential_keys``. A rotation (:func:`rotate_key`)
+retires the signing key and makes a new one; retired keys stay in the DID document, for the credentials they signed.
+
+**DID.** A brand is ``did:web:<resolver host>:brands:<actor id>``; its document, served at
+``/brands/<actor id>/did.json``, lists every key as a ``JsonWebKey`` verification method (``publicKeyJwk``) and the
+brand's on-chain account (``blockchainAccountId``, CAIP-10 ``eip155:<chain id>:<address>``).
+
+**Status.** Every passport credential of an item carries one ``BitstringStatusListEntry``: the item's row in
+``api_credential_status`` (allocated the first time a credential of the item is rendered), whose id is its
+``statusListIndex`` in its brand's list. Revoking sets its bit; the list is served as a signed credential
+(``/brands/<actor id>/status/revocation``).
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import json
+import os
+import threading
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from functools import cache
+from typing import Any, Literal
+from urllib.parse import quote, urlsplit
+
+from joserfc import jwe, jws
+from joserfc.errors import JoseError, SecurityWarning
+from joserfc.jwk import OctKey, OKPKey
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from ledger.errors import ConfigurationError
+from ledger.files import private_dir, write_private
+from ledger.settings import Settings
+from ledger.versions import iso_utc
+
+from .models import Actor, ActorRole, CredentialKey, CredentialStatus, utcnow
+
+ALG = "Ed25519"
+CURVE: Literal["Ed25519"] = "Ed25519"
+VC_JWT = "application/vc+jwt"
+VC_CONTEXT = "https://www.w3.org/ns/credentials/v2"
+KEY_ENCRYPTION: dict[str, Any] = {"alg": "PBES2-HS512+A256KW", "enc": "A256GCM", "p2c": 2**16}
+KEY_ALGORITHMS = ["PBES2-HS512+A256KW", "A256GCM"]  # joserfc allows PBES2 only when named
+# The W3C Bitstring Status List's minimum length (16 KiB of bits), so that a list says little about how many
+# credentials a brand issued; a longer list grows by whole steps of this size.
+MIN_LIST_BITS = 131_072
+STATUS_PURPOSE = "revocation"
+
+
+class CredentialError(ValueError):
+    """A credential cannot be made or changed: the message says why (a 4xx for the API, one line for the CLI)."""
+
+
+# -- identifiers ------------------------------------------------------------------------------------------------------
+def _root(resolver_base_url: str) -> str:
+    return resolver_base_url.rstrip("/")
+
+
+def brand_did(resolver_base_url: str, brand_id: int) -> str:
+    """The brand's ``did:web``: the resolver's host (a port written ``%3A``), its path, then ``brands:<id>``."""
+    parts = urlsplit(resolver_base_url)
+    host = quote(parts.netloc, safe="")
+    path = [quote(segment, safe="") for segment in parts.path.split("/") if segment]
+    return ":".join(["did", "web", host, *path, "brands", str(brand_id)])
+
+
+def did_document_url(resolver_base_url: str, brand_id: int) -> str:
+    """Where ``did:web`` resolution finds the brand's document (the DID's path segments, then ``did.json``)."""
+    return f"{_root(resolver_base_url)}/brands/{brand_id}/did.json"
+
+
+def status_list_url(resolver_base_url: str, brand_id: int) -> str:
+    return f"{_root(resolver_base_url)}/brands/{brand_id}/status/{STATUS_PURPOSE}"
+
+
+# -- keys -------------------------------------------------------------------------------------------------------------
+def _env_name(key_name: str) -> str:
+    return f"CIRCULAR_CREDENTIAL_KEY_{key_name.upper().replace('-', '_')}"
+
+
+def _key_file(settings: Settings, key_name: str, kid: str) -> Any:
+    return settings.keys_dir / f"{key_name}.credential-{kid}.jwe"
+
+
+def _password(settings: Settings) -> OctKey:
+    if settings.keystore_password is None:
+        raise ConfigurationError("CIRCULAR_KEYSTORE_PASSWORD is needed to keep or open credential keys")
+    with warnings.catch_warnings():  # a password, not a key: PBES2 stretches it (p2c iterations), as scrypt does
+        warnings.simplefilter("ignore", SecurityWarning)
+        return OctKey.import_key(settings.keystore_password.get_secret_value().encode())
+
+
+def _env_key(key_name: str) -> OKPKey | None:
+    raw = os.environ.get(_env_name(key_name))
+    if raw is None:
+        return None
+    try:
+        key = OKPKey.import_key(json.loads(raw))
+    except (ValueError, JoseError):
+        raise ConfigurationError(f"{_env_name(key_name)} does not hold an Ed25519 private JWK") from None
+    if key.as_dict(private=False).get("crv") != CURVE or not key.is_private:
+        raise ConfigurationError(f"{_env_name(key_name)} does not hold an Ed25519 private JWK")
+    return key
+
+
+_KEYS: dict[str, OKPKey] = {}  # kid → private key, decrypted once per process (PBES2 is slow on purpose)
+_KEYS_LOCK = threading.Lock()
+
+
+def _register(session: Session, actor: Actor, key: OKPKey) -> CredentialKey:
+    row = CredentialKey(
+        actor_id=actor.id,
+        kid=key.thumbprint(),
+        alg=ALG,
+        public_jwk=dict(key.as_dict(private=False)),
+        created_at=utcnow(),
+    )
+    session.add(row)
+    with _KEYS_LOCK:
+        _KEYS[row.kid] = key
+    return row
+
+
+def _new_key(settings: Settings, session: Session, actor: Actor) -> CredentialKey:
+    key = OKPKey.generate_key(CURVE)
+    kid = key.thumbprint()
+    encrypted = jwe.encrypt_compact(
+        dict(KEY_ENCRYPTION), json.dumps(key.as_dict(private=True)).encode(), _password(settings),
+        algorithms=KEY_ALGORITHMS,
+    )
+    private_dir(settings.keys_dir)
+    path = _key_file(settings, actor.key_name, kid)
+    if path.exists():
+        raise ConfigurationError(f"a credential key {path} exists already: it is never overwritten")
+    write_private(path, encrypted)
+    return _register(session, actor, key)
+
+
+def keys_of(session: Session, actor_id: int) -> list[CredentialKey]:
+    """The brand's credential keys, oldest first."""
+    return list(
+        session.scalars(select(CredentialKey).where(CredentialKey.actor_id == actor_id).order_by(CredentialKey.id))
+    )
+
+
+def signing_key_row(session: Session, actor_id: int) -> CredentialKey | None:
+    """The key the brand signs with now: its newest key not retired."""
+    live = [row for row in keys_of(session, actor_id) if row.retired_at is None]
+    return live[-1] if live else None
+
+
+def can_keep_keys(settings: Settings, key_name: str) -> bool:
+    """Whether a brand's credential key can be had: configured in the environment, or kept under the keystore
+    password (without either, the brand gets one at its first ``circular credentials rotate-key``)."""
+    return settings.keystore_password is not None or _env_name(key_name) in os.environ
+
+
+def ensure_key(settings: Settings, session: Session, actor: Actor) -> CredentialKey:
+    """The brand's signing key, made if it has none (not committed): the key configured in the environment when
+    there is one, else a new key in a new keystore file."""
+    if actor.role != ActorRole.BRAND.value:
+        raise CredentialError(f"only brands issue passport credentials, not a {actor.role}")
+    found = signing_key_row(session, actor.id)
+    if found is not None:
+        return found
+    configured = _env_key(actor.key_name)
+    if configured is not None:
+        existing = session.scalar(select(CredentialKey).where(CredentialKey.kid == configured.thumbprint()))
+        if existing is not None:
+            raise ConfigurationError(f"{_env_name(actor.key_name)} holds another brand's credential key")
+        return _register(session, actor, configured)
+    return _new_key(settings, session, actor)
+
+
+def rotate_key(settings: Settings, session: Session, actor: Actor) -> CredentialKey:
+    """Retire the brand's signing key and make a new one (not committed). The retired key stays in the brand's DID
+    document: the credentials it signed still verify."""
+    if actor.role != ActorRole.BRAND.value:
+        raise CredentialError(f"only brands issue passport credentials, not a {actor.role}")
+    current = signing_key_row(session, actor.id)
+    if current is not None:
+        current.retired_at = utcnow()
+        session.flush()
+    return _new_key(settings, session, actor)
+
+
+def private_key(settings: Settings, actor: Actor, row: CredentialKey) -> OKPKey:
+    """The private key of `row`: from the environment or its keystore file, decrypted once per process."""
+    with _KEYS_LOCK:
+        cached = _KEYS.get(row.kid)
+    if cached is not None:
+        return cached
+    key = _env_key(actor.key_name)
+    if key is None or key.thumbprint() != row.kid:
+        path = _key_file(settings, actor.key_name, row.kid)
+        if not path.exists():
+            raise ConfigurationError(f"no credential key {row.kid} for {actor.name!r}: set {_env_name(actor.key_name)}"
+                                     f" or restore {path}")
+        try:
+            plain = jwe.decrypt_compact(path.read_text().strip(), _password(settings), algorithms=KEY_ALGORITHMS)
+        except (JoseError, ValueError):
+            raise ConfigurationError(f"cannot decrypt {path}: wrong password or corrupt file") from None
+        key = OKPKey.import_key(json.loads(plain.plaintext or b"{}"))
+    if key.thumbprint() != row.kid:
+        raise ConfigurationError(f"the credential key of {actor.name!r} is not key {row.kid}")
+    with _KEYS_LOCK:
+        _KEYS[row.kid] = key
+    return key
+
+
+# -- signing ----------------------------------------------------------------------------------------------------------
+def compact_json(value: Any) -> bytes:
+    return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
+
+
+def sign(settings: Settings, session: Session, actor: Actor, credential: Mapping[str, Any]) -> str:
+    """`credential` secured the VC-JOSE-COSE way: a compact JWS whose payload is the credential itself, typed
+    ``vc+jwt``, its ``kid`` the verification method of the brand's DID document that holds the key."""
+    row = signing_key_row(session, actor.id)
+    if row is None:
+        raise CredentialError(f"brand {actor.name!r} has no credential key (`circular credentials rotate-key`)")
+    key = private_key(settings, actor, row)
+    did = brand_did(settings.resolver_base_url, actor.id)
+    header = {"alg": ALG, "kid": f"{did}#{row.kid}", "typ": "vc+jwt", "cty": "vc"}
+    return jws.serialize_compact(header, compact_json(credential), key, algorithms=[ALG])
+
+
+# -- DID documents ----------------------------------------------------------------------------------------------------
+def did_document(settings: Settings, session: Session, actor: Actor, chain_id: int) -> dict[str, Any]:
+    """The brand's DID document: every credential key it has had (newest first), and its on-chain account."""
+    did = brand_did(settings.resolver_base_url, actor.id)
+    keys = list(reversed(keys_of(session, actor.id)))
+    methods: list[dict[str, Any]] = [
+        {"id": f"{did}#{row.kid}", "type": "JsonWebKey", "controller": did, "publicKeyJwk": dict(row.public_jwk)}
+        for row in keys
+    ]
+    account = f"{did}#chain-account"
+    methods.append(
+        {
+            "id": account,
+            "type": "EcdsaSecp256k1RecoveryMethod2020",
+            "controller": did,
+            "blockchainAccountId": f"eip155:{chain_id}:{actor.address}",
+        }
+    )
+    signing = [f"{did}#{row.kid}" for row in keys]
+    return {
+        "@context": [
+            "https://www.w3.org/ns/did/v1",
+            "https://www.w3.org/ns/cid/v1",
+            "https://w3id.org/security/suites/secp256k1recovery-2020/v2",
+        ],
+        "id": did,
+        "alsoKnownAs": [f"{_root(settings.resolver_base_url)}/brands/{actor.id}"],
+        "verificationMethod": methods,
+        "assertionMethod": signing,
+        "authentication": [account],
+    }
+
+
+# -- status -----------------------------------------------------------------------------------------------------------
+def status_index(session: Session, subject: str, brand_id: int) -> int:
+    """The item's index in its brand's status list, allocated on first use (flushed, not committed)."""
+    found = session.scalar(select(CredentialStatus.id).where(CredentialStatus.subject == subject))
+    if found is not None:
+        return int(found)
+    try:
+        with session.begin_nested():
+            row = CredentialStatus(subject=subject, brand_id=brand_id)
+            session.add(row)
+        return int(row.id)
+    except IntegrityError:  # another request allocated it at the same moment
+        again = session.scalar(select(CredentialStatus.id).where(CredentialStatus.subject == subject))
+        if again is None:
+            raise
+        return int(again)
+
+
+def status_entry(settings: Settings, brand_id: int, index: int) -> dict[str, Any]:
+    """The credential's ``credentialStatus``. UNTP 0.7.0's schema types ``statusListIndex`` as an integer (the
+    W3C recommendation writes it as a string of digits); this follows the schema the credential is checked against."""
+    url = status_list_url(settings.resolver_base_url, brand_id)
+    return {
+        "id": f"{url}#{index}",
+        "type": "BitstringStatusListEntry",
+        "statusPurpose": STATUS_PURPOSE,
+        "statusListIndex": index,
+        "statusListCredential": url,
+    }
+
+
+def encode_list(revoked: Sequence[int], length: int) -> str:
+    """A bitstring of `length` bits, those at `revoked` set, as ``encodedList``: multibase base64url (prefix ``u``,
+    no padding) of its GZIP form, bit 0 the first byte's most significant bit.
+
+    Written here rather than taken from a package: no maintained Python package does the W3C list alone (the ones
+    on PyPI are whole credential frameworks, or the IETF Token Status List, a different format), and the format is
+    these few lines. ``mtime=0`` keeps the GZIP header, and so the list, the same for the same bits."""
+    bits = bytearray((length + 7) // 8)
+    for index in revoked:
+        if not 0 <= index < length:
+            raise ValueError(f"status index {index} is outside a list of {length}")
+        bits[index // 8] |= 0x80 >> (index % 8)
+    packed = gzip.compress(bytes(bits), compresslevel=9, mtime=0)
+    return "u" + base64.urlsafe_b64encode(packed).decode().rstrip("=")
+
+
+def decode_list(encoded: str) -> bytes:
+    """The bitstring of an ``encodedList`` (what a verifier does)."""
+    if not encoded.startswith("u"):
+        raise ValueError("an encodedList is multibase base64url: it starts with 'u'")
+    raw = encoded[1:]
+    return gzip.decompress(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
+
+
+def bit(bitstring: bytes, index: int) -> int:
+    return (bitstring[index // 8] >> (7 - index % 8)) & 1
+
+
+@dataclass(frozen=True)
+class Revocation:
+    subject: str
+    index: int
+    revoked_at: datetime
+    already: bool
+
+
+def revoke(session: Session, actor: Actor, subject: str, brand_id: int, reason: str | None) -> Revocation:
+    """Revoke the passport credentials of item `subject` (of brand `brand_id`): its brand only. Not committed;
+    revoking twice keeps the first revocation."""
+    if actor.role != ActorRole.BRAND.value or actor.id != brand_id:
+        raise PermissionError("only the item's brand revokes its passport credentials")
+    index = status_index(session, subject, brand_id)
+    row = session.get(CredentialStatus, index)
+    assert row is not None
+    if row.revoked_at is not None:
+        return Revocation(subject, index, row.revoked_at, True)
+    row.revoked_at = utcnow()
+    row.revoked_by = actor.id
+    row.reason = reason
+    session.flush()
+    return Revocation(subject, index, row.revoked_at, False)
+
+
+def status_list_credential(settings: Settings, session: Session, actor: Actor) -> dict[str, Any]:
+    """The brand's revocation list as a ``BitstringStatusListCredential`` (unsigned: :func:`sign` secures it). Valid
+    from its latest change (the brand's first key when nothing was revoked), so the same list is the same bytes."""
+    url = status_list_url(settings.resolver_base_url, actor.id)
+    revoked = [
+        int(i)
+        for i in session.scalars(
+            select(CredentialStatus.id).where(
+                CredentialStatus.brand_id == actor.id, CredentialStatus.revoked_at.is_not(None)
+            )
+        )
+    ]
+    highest = session.scalar(select(func.max(CredentialStatus.id)).where(CredentialStatus.brand_id == actor.id))
+    length = max(MIN_LIST_BITS, -(-(int(highest or 0) + 1) // MIN_LIST_BITS) * MIN_LIST_BITS)
+    changed = session.scalar(
+        select(func.max(CredentialStatus.revoked_at)).where(CredentialStatus.brand_id == actor.id)
+    )
+    if changed is None:
+        changed = session.scalar(select(func.min(CredentialKey.created_at)).where(CredentialKey.actor_id == actor.id))
+    return {
+        "@context": [VC_CONTEXT],
+        "id": url,
+        "type": ["VerifiableCredential", "BitstringStatusListCredential"],
+        "issuer": {"id": brand_did(settings.resolver_base_url, actor.id), "name": actor.name},
+        "validFrom": iso_utc(changed or actor.created_at),
+        "credentialSubject": {
+            "id": f"{url}#list",
+            "type": "BitstringStatusList",
+            "statusPurpose": STATUS_PURPOSE,
+            "encodedList": encode_list(revoked, length),
+        },
+    }
+
+
+@cache
+def countries() -> dict[str, str]:
+    """ISO 3166-1 alpha-2 code → English short name (countryinfo's offline data)."""
+    from countryinfo import all_countries
+
+    found: dict[str, str] = {}
+    for country in all_countries():
+        try:
+            code, name = country.iso(2), country.name()
+        except Exception:  # an entry without a code
+            continue
+        if isinstance(code, str) and len(code) == 2 and isinstance(name, str):
+            found[code.upper()] = name[:1].upper() + name[1:]
+    return found
+
+
+__all__ = [
+    "ALG",
+    "MIN_LIST_BITS",
+    "VC_CONTEXT",
+    "VC_JWT",
+    "CredentialError",
+    "Revocation",
+    "bit",
+    "brand_did",
+    "can_keep_keys",
+    "compact_json",
+    "countries",
+    "decode_list",
+    "did_document",
+    "did_document_url",
+    "encode_list",
+    "ensure_key",
+    "keys_of",
+    "private_key",
+    "revoke",
+    "rotate_key",
+    "sign",
+    "signing_key_row",
+    "status_entry",
+    "status_index",
+    "status_list_credential",
+    "status_list_url",
+]
