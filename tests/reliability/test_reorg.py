@@ -71,40 +71,42 @@ def test_reorged_anchor_is_re_anchored(tmp_path: Path) -> None:
 
 
 # -- API writes: the same protocol as anchors ------------------------------------------------------------------------
-@contextmanager
-def _mining(url: str, every_s: float = 0.05) -> Iterator[None]:
+class _BlockMiner:
     """A block every `every_s` from a thread of its own, so that writes waiting for confirmations get them."""
-    stop = threading.Event()
 
-    def mine() -> None:
+    def __init__(self, url: str, every_s: float = 0.05) -> None:
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._mine, args=(url, every_s), daemon=True)
+        self._thread.start()
+
+    def _mine(self, url: str, every_s: float) -> None:
         with httpx.Client() as client:
-            while not stop.wait(every_s):
+            while not self._stop.wait(every_s):
                 client.post(url, json={"jsonrpc": "2.0", "id": 1, "method": "evm_mine", "params": []})
 
-    thread = threading.Thread(target=mine, daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join()
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
 
 
 @contextmanager
 def _api_world(tmp_path: Path, confirmations: int) -> Iterator[tuple[AnvilNode, ApiWorld, dict[str, Any]]]:
-    """An API on Anvil that waits for `confirmations`, with one manufactured item (made while blocks were mined)."""
+    """An API on Anvil that waits for `confirmations`, with one manufactured item, its world set up (partners
+    included) while blocks were mined; from then on, the test alone decides when blocks come."""
     node = AnvilNode()
+    miner = _BlockMiner(node.url)
     try:
         settings = settings_for(tmp_path, node.url).model_copy(update={"confirmations": confirmations})
         with open_world(settings, deploy=True) as world:
-            with _mining(node.url):
-                lot = world.call("POST", "/api/v1/lots", "brand", {"gtin": GTIN_LOTS, "lotNumber": "CO-R",
-                                                                   "materialCode": "CO", "massGrams": 10_000})["lot"]
-                item = world.call("POST", "/api/v1/items", "brand", {
-                    "gtin": GTIN, "serial": "REORG-1", "composition": [{"lotId": lot["lotId"], "grams": 100}],
-                })["items"][0]
+            lot = world.call("POST", "/api/v1/lots", "brand", {"gtin": GTIN_LOTS, "lotNumber": "CO-R",
+                                                               "materialCode": "CO", "massGrams": 10_000})["lot"]
+            item = world.call("POST", "/api/v1/items", "brand", {
+                "gtin": GTIN, "serial": "REORG-1", "composition": [{"lotId": lot["lotId"], "grams": 100}],
+            })["items"][0]
+            miner.stop()
             yield node, world, item
     finally:
+        miner.stop()
         node.stop()
 
 
@@ -192,9 +194,12 @@ def test_reorged_api_write_whose_nonce_was_taken_fails_and_can_be_retried(tmp_pa
         assert _item_state(world, item) == "manufactured" and _sales(world, item) == 0  # nothing half-written
 
         world.service.ledger.tx.receipt_timeout = 30
-        with _mining(node.url):  # the retry, with blocks coming
+        miner = _BlockMiner(node.url)  # the retry, with blocks coming
+        try:
             world.call("POST", "/api/v1/lifecycle-events", "retailer",
                        {"gtin": GTIN, "serial": item["serial"], "action": "sold"})
+        finally:
+            miner.stop()
         assert _item_state(world, item) == "sold" and _sales(world, item) == 1
 
 

@@ -428,6 +428,7 @@ VALID: dict[str, dict[str, Any]] = {
     "CorrectiveStep": {"action": "returned"},
     "CorrectionCreate": {"eventId": "ni:///sha-256;" + "ab" * 32 + "?ver=CBV2.0", "reason": "did_not_occur"},
     "LotCorrection": {"origin": "Greece", "reason": "wrong farm"},
+    "PartnerCreate": {"actorId": 1},
 }
 EXTRA = {"owner": "0x" + "11" * 20, "role": "admin", "verified": True}
 
@@ -470,6 +471,7 @@ def _endpoints(w: World, lot: dict[str, Any]) -> list[tuple[str, str, str | None
          {**VALID["LifecycleBatchCreate"], "items": [{**VALID["ItemKey"], "verified": True}]},
          ("body", "items", 0, "verified")),
         ("POST", "/api/v1/recycling", "recycler", {**VALID["RecyclingCreate"], **owner}, ("body", "owner")),
+        ("POST", "/api/v1/partners", "brand", {**VALID["PartnerCreate"], **owner}, ("body", "owner")),
         ("POST", "/api/v1/recycling", "recycler",
          {**VALID["RecyclingCreate"], "items": [{**VALID["ItemRef"], "verified": True}]},
          ("body", "items", 0, "verified")),
