@@ -156,7 +156,7 @@ def test_four_writer_processes_lose_nothing_and_duplicate_nothing(tmp_path: Path
             verdict = verify_bundle(bundle, web3)
             assert verdict.ok, (serial, verdict.problems, [e.problems for e in verdict.events])
             # The lot's registration, the run's manufacturing event and this item's two moves, each anchored.
-            steps = sorted(entry["event"].get("circ:lifecycle", entry["event"]["bizStep"]) for entry in bundle["events"])
+            steps = sorted(e["event"].get("circ:lifecycle", e["event"]["bizStep"]) for e in bundle["events"])
             assert len(bundle["events"]) == 2 + len(ACTIONS), steps
             assert all(entry["anchor"] is not None for entry in bundle["events"])
         verified = time.perf_counter() - started
