@@ -38,7 +38,7 @@ from materials import provenance as walk_provenance
 
 from .authority import Claims, Subjects, read_claims, refusals
 from .gs1.linktypes import GS1_NS, VOC_NS
-from .models import Actor, Item, Lot, Product
+from .models import Actor, Item, Lot, MasterDataChange, Product
 from .state import AppState
 from .uris import item_uri
 
@@ -293,6 +293,29 @@ def provenance(session: Session, start: Sequence[tuple[Lot, int | None]], max_ge
 def owner_name(session: Session, actor_id: int) -> str | None:
     actor = session.get(Actor, actor_id)
     return actor.name if actor is not None else None
+
+
+def master_data_changes(session: Session, kind: str, key: str) -> list[dict[str, Any]]:
+    """The corrections of a lot's (`kind` "lot", `key` its lot id) or a product's ("product", its GTIN) master data,
+    oldest first, as a public page shows them: when, by whom, why, what it said before and what it says since."""
+    rows = list(
+        session.scalars(
+            select(MasterDataChange)
+            .where(MasterDataChange.kind == kind, MasterDataChange.key == key)
+            .order_by(MasterDataChange.id)
+        )
+    )
+    return [
+        {
+            "changedAt": row.changed_at.isoformat(timespec="seconds"),
+            "by": owner_name(session, row.actor_id),
+            "reason": row.reason,
+            "previous": dict(row.previous),
+            "current": dict(row.current),
+            "declarationId": row.declaration_id,
+        }
+        for row in rows
+    ]
 
 
 def became(session: Session, item: Item) -> list[dict[str, Any]]:

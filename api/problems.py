@@ -27,7 +27,7 @@ from ledger.errors import (
     LedgerError,
     TransactionFailed,
 )
-from ledger.lifecycle import next_actions
+from ledger.lifecycle import next_actions, steps
 
 log = logging.getLogger("circular.api")
 
@@ -154,6 +154,8 @@ def revert_args(revert: ContractRevert) -> dict[str, Any]:
             rendered[key] = "0x" + value.hex()
         elif key in _STATE_ARGS and isinstance(value, int) and 0 <= value < len(ItemState):
             rendered[key] = ItemState(value).name.lower()
+        elif key == "allowed" and isinstance(value, list | tuple):
+            rendered[key] = [_state_name(state) for state in value]
         elif isinstance(value, int) and abs(value) > 2**53:
             rendered[key] = str(value)
         else:
@@ -161,17 +163,41 @@ def revert_args(revert: ContractRevert) -> dict[str, Any]:
     return rendered
 
 
+def _state_name(value: Any) -> Any:
+    return ItemState(value).name.lower() if isinstance(value, int) and 0 <= value < len(ItemState) else value
+
+
+def allowed_next(revert: ContractRevert) -> list[str] | None:
+    """The actions a refused step names as possible instead, for an ``IllegalTransition`` or an
+    ``UnauthorizedTransition``, in the lifecycle table's order: those reaching the contract's own ``allowed`` states
+    when the error carries them, and the steps that change no state (a repair) the table allows from the item's state;
+    without the contract's list, the table's (its mirror) alone. None for other errors."""
+    if revert.name not in ("IllegalTransition", "UnauthorizedTransition"):
+        return None
+    current, allowed = revert.args_by_name.get("current"), revert.args_by_name.get("allowed")
+    if not (isinstance(current, int) and 0 <= current < len(ItemState)):
+        return None
+    source = ItemState(current)
+    if not isinstance(allowed, list | tuple):
+        return [action.value for action in next_actions(source)]
+    targets = {state for state in allowed if isinstance(state, int)}
+    return [
+        row.action.value
+        for row in steps()
+        if (row.target is None and source in row.edges) or (row.target is not None and int(row.target) in targets)
+    ]
+
+
 def revert_problem(revert: ContractRevert) -> Problem:
     status = REVERT_STATUS.get(revert.name, 422)
     args = revert_args(revert)
     extra: dict[str, Any] = {}
     detail = f"the contract refused: {revert}"
-    current = revert.args_by_name.get("current")
-    if revert.name in ("IllegalTransition", "UnauthorizedTransition") and isinstance(current, int):
-        # The refused step names what the item's state allows instead (the lifecycle table, the contract's mirror).
-        allowed = [action.value for action in next_actions(current)]
+    allowed = allowed_next(revert)
+    if allowed is not None:
+        # The refused step names what the item's state allows instead (the contract's own answer, or its mirror).
         extra["allowedNext"] = allowed
-        detail += f"; the item is {args['current']}: it can next be {', '.join(allowed) or 'nothing (it is final)'}"
+        detail += f"; the item is {args.get('current')}: it can next be {', '.join(allowed) or 'nothing (it is final)'}"
     return Problem(
         status,
         revert.name,
@@ -329,6 +355,7 @@ __all__ = [
     "PROBLEM_NS",
     "REVERT_STATUS",
     "Problem",
+    "allowed_next",
     "document",
     "install",
     "problem_response",

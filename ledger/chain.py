@@ -394,11 +394,18 @@ def decode_revert(exc: BaseException) -> ContractRevert | None:
         values = abi_decode(types, data[4:])
     except Exception:  # malformed data: still name the error
         values = tuple(None for _ in types)
-    args = {
-        key: Web3.to_checksum_address(value) if kind == "address" and value else value
-        for key, kind, value in zip(names, types, values, strict=True)
-    }
+    args = {key: _decoded_arg(kind, value) for key, kind, value in zip(names, types, values, strict=True)}
     return ContractRevert(name, args, "0x" + data[:4].hex())
+
+
+def _decoded_arg(kind: str, value: Any) -> Any:
+    """An error argument as callers use it: addresses checksummed, arrays as lists (``IllegalTransition``'s
+    allowed states)."""
+    if kind == "address" and value:
+        return Web3.to_checksum_address(value)
+    if kind.endswith("]") and isinstance(value, tuple):
+        return [_decoded_arg(kind[: kind.rindex("[")], element) for element in value]
+    return value
 
 
 def is_revert(exc: BaseException) -> bool:

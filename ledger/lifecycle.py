@@ -171,6 +171,8 @@ _SELLERS = _BRAND | _RETAILER
 _MENDERS = _BRAND | _REPAIRER
 # Where a repair may be recorded: an item someone holds and uses (no on-chain effect, so no contract edge).
 _HELD = (S.SOLD, S.IN_USE, S.RETURNED, S.COLLECTED, S.REFURBISHED, S.RESOLD)
+# Where a recycler may collect an item from: any state but the terminal ones and Collected itself.
+_IN_CIRCULATION = (S.MANUFACTURED, S.SOLD, S.IN_USE, S.RETURNED, S.REFURBISHED, S.RESOLD)
 
 _ROWS = (
     Step(Action.LOT, "commissioning", "active", "Material lot registered", "ObjectEvent", None, _edges(), Write.LOT,
@@ -181,10 +183,14 @@ _ROWS = (
          _edges((S.MANUFACTURED, _SELLERS)), Write.TRANSITION),
     Step(Action.IN_USE, BIZSTEP_IN_USE, "active", "In use", "ObjectEvent", S.IN_USE,
          _edges(((S.SOLD, S.RESOLD), _SELLERS), (S.REFURBISHED, _SELLERS | _REPAIRER)), Write.TRANSITION),
+    # An unsold item may come back too: a retailer's return to the brand, an item of another channel brought in.
     Step(Action.RETURNED, "receiving", "returned", "Returned", "ObjectEvent", S.RETURNED,
-         _edges(((S.SOLD, S.RESOLD), _SELLERS), (S.IN_USE, _SELLERS | _RECYCLER)), Write.TRANSITION, by_step=False),
+         _edges(((S.SOLD, S.RESOLD), _SELLERS), ((S.MANUFACTURED, S.IN_USE), _SELLERS | _RECYCLER)), Write.TRANSITION,
+         by_step=False),
+    # Intake: a recycler collects an item wherever it is in circulation, recorded sold or not (deadstock, gifts,
+    # items sold through other channels, items sold but never marked in use).
     Step(Action.COLLECTED, "collecting", "non_sellable_other", "Collected for recycling", "ObjectEvent", S.COLLECTED,
-         _edges(((S.IN_USE, S.RETURNED), _RECYCLER)), Write.TRANSITION),
+         _edges((_IN_CIRCULATION, _RECYCLER)), Write.TRANSITION),
     Step(Action.REPAIRED, "repairing", "conformant", "Repaired", "ObjectEvent", None,
          _edges((_HELD, _MENDERS)), Write.NONE),
     Step(Action.REFURBISHED, "repairing", "sellable_accessible", "Refurbished", "ObjectEvent", S.REFURBISHED,
@@ -240,6 +246,14 @@ def next_actions(state: ItemState | int, party: Party | str | None = None) -> li
         for row in _ROWS
         if source is not S.NONE and source in row.edges and (party is None or row.allows(party, source))
     ]
+
+
+def next_states(state: ItemState | int) -> list[ItemState]:
+    """The states the graph lets an item in `state` go to next, whoever asks, in the enum's order: what
+    ``ItemRegistry.nextStates`` answers and ``IllegalTransition`` names as allowed."""
+    source = ItemState(state)
+    edges = graph()
+    return [target for target in ItemState if (source, target) in edges]
 
 
 def state_label(state: ItemState | int) -> str:
@@ -329,6 +343,7 @@ __all__ = [
     "graph",
     "label_of",
     "next_actions",
+    "next_states",
     "state_label",
     "step",
     "steps",

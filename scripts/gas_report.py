@@ -167,6 +167,8 @@ def measure() -> tuple[list[Row], str]:
            ledger.transition(retailer, single, ItemState.SOLD))
     ledger.transition(retailer, single, ItemState.IN_USE)
     ledger.transition(recycler, single, ItemState.COLLECTED)
+    record("ItemRegistry", "transition", "intake of an item never sold (Manufactured → Collected)",
+           ledger.transition(recycler, item_id(gtin, "SINGLE-2"), ItemState.COLLECTED))
     record("ItemRegistry", "recycle", "1 item, 1 recovered lot",
            tx.send(recycler, f_items.recycle([single], [(cotton, "REC-1", 100, zero)])))
     batches: list[list[bytes]] = [[], []]

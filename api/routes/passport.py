@@ -214,6 +214,7 @@ def lot_passport(request: Request, session: Session, state: AppState, product: P
         "material": pp.material_name(lot.material_code, lot.recovered),
         "generations": generations,
         "timeline": entries,
+        "corrections": pp.master_data_changes(session, "lot", lot.lot_id),
         "links": {
             "jsonld": f"{base}{lot_path(product.gtin, lot.lot_number)}/passport.jsonld",
             "product": f"{base}/01/{product.gtin}/product",
@@ -252,6 +253,9 @@ def lot_jsonld(session: Session, state: AppState, product: Product | None, lot: 
     }
     if lot.recovered:
         body["circ:recycler"] = pp.owner_name(session, lot.owner_id)
+    corrections = pp.master_data_changes(session, "lot", lot.lot_id)
+    if corrections:
+        body["circ:corrections"] = corrections
     if product is not None:
         body["gtin"] = product.gtin
     return body

@@ -162,7 +162,7 @@ contract ItemRegistry is RoleGated, IItemRegistry {
         if (to == State.Recycled) {
             State current = _items[itemId].state;
             if (current == State.None) revert ItemNotFound(itemId);
-            revert IllegalTransition(itemId, current, to);
+            revert IllegalTransition(itemId, current, to, nextStates(current));
         }
         _update(itemId, to, msg.sender);
     }
@@ -248,7 +248,7 @@ contract ItemRegistry is RoleGated, IItemRegistry {
             State from = _update(itemId, State.Recycled, address(0));
             if (from != State.Collected) {
                 if (from == State.None) revert ItemNotFound(itemId);
-                revert IllegalTransition(itemId, from, State.Recycled);
+                revert IllegalTransition(itemId, from, State.Recycled, nextStates(from));
             }
             Item storage stored = _items[itemId];
             address brand = stored.brand;
@@ -311,6 +311,24 @@ contract ItemRegistry is RoleGated, IItemRegistry {
     }
 
     /**
+     * @notice The states the lifecycle graph lets an item in `from` go to next, whoever asks, in the enum's order
+     * (`Recycled` from `Collected` included, though only {recycle} takes it); none from a terminal state. What
+     * {IllegalTransition} names as allowed.
+     */
+    function nextStates(State from) public pure returns (State[] memory next) {
+        uint256 last = uint256(type(State).max);
+        uint256 count = 0;
+        for (uint256 i = 1; i <= last; ++i) {
+            if (_allowedRoles(from, State(i)) != 0) ++count;
+        }
+        next = new State[](count);
+        count = 0;
+        for (uint256 i = 1; i <= last; ++i) {
+            if (_allowedRoles(from, State(i)) != 0) next[count++] = State(i);
+        }
+    }
+
+    /**
      * @dev Moves item `itemId` to `to` and emits {ItemStateChanged}: the one place an item's state is written
      * (OpenZeppelin's ERC721 `_update` is the model). Returns the state the item was in.
      *
@@ -328,7 +346,7 @@ contract ItemRegistry is RoleGated, IItemRegistry {
     function _checkAuthorized(bytes32 itemId, State from, State to, address brand, address auth) private view {
         if (from == State.None) revert ItemNotFound(itemId);
         uint8 allowed = _allowedRoles(from, to);
-        if (allowed == 0) revert IllegalTransition(itemId, from, to);
+        if (allowed == 0) revert IllegalTransition(itemId, from, to, nextStates(from));
         if (!canTransition(from, to, auth, brand)) {
             if (_holdsPartnerRole(allowed, auth)) revert NotBrandPartner(itemId, brand, auth);
             revert UnauthorizedTransition(itemId, auth, from, to);
@@ -354,17 +372,26 @@ contract ItemRegistry is RoleGated, IItemRegistry {
      * @dev The lifecycle graph: for each edge, the role bits allowed to take it; 0 for no edge.
      */
     function _allowedRoles(State from, State to) private pure returns (uint8) {
+        // Intake: a recycler collects an item from wherever it is in circulation (deadstock never sold, a gift or an
+        // item sold through another channel whose sale was never recorded, an item sold but never marked in use).
+        if (to == State.Collected) {
+            return from == State.Manufactured || from == State.Sold || from == State.Resold || from == State.InUse ||
+                from == State.Returned || from == State.Refurbished
+                ? _RECYCLER
+                : 0;
+        }
         if (from == State.Manufactured) {
             if (to == State.Sold) return _OWNING_BRAND | _RETAILER;
+            // An unsold item comes back (a retailer's return to the brand, a return from another channel).
+            if (to == State.Returned) return _OWNING_BRAND | _RETAILER | _RECYCLER;
             if (to == State.Disposed) return _OWNING_BRAND | _RECYCLER;
         } else if (from == State.Sold || from == State.Resold) {
             if (to == State.InUse || to == State.Returned) return _OWNING_BRAND | _RETAILER;
         } else if (from == State.InUse) {
             if (to == State.Returned) return _OWNING_BRAND | _RETAILER | _RECYCLER;
-            if (to == State.Collected) return _RECYCLER;
             if (to == State.Refurbished) return _OWNING_BRAND | _REPAIRER;
         } else if (from == State.Returned) {
-            if (to == State.Collected || to == State.Disposed) return _RECYCLER;
+            if (to == State.Disposed) return _RECYCLER;
             if (to == State.Refurbished) return _OWNING_BRAND | _REPAIRER;
             if (to == State.Resold) return _OWNING_BRAND | _RETAILER;
         } else if (from == State.Collected) {

@@ -5,6 +5,7 @@ product's previous master data kept."""
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 from ledger.evidence import verify_bundle
 
@@ -78,6 +79,15 @@ def test_a_lot_correction_keeps_what_it_said_before(world: World) -> None:
     assert history["count"] == 1 and history["data"][0]["reason"] == "wrong farm on the form"
     assert history["data"][0]["by"] == "Brand A"
     assert history["data"][0]["declarationId"] == corrected["declaration"]["eventId"]
+    # The lot's public page and its JSON-LD show the correction: what it said before, what it says since, and why.
+    path = urlsplit(lot["uri"]).path
+    page = world.client.get(path + "/passport").text
+    assert 'id="corrections"' in page and "wrong farm on the form" in page and "<del>Turkey</del> &rarr; Greece" in page
+    assert "<del>https://certs.example/OLD</del> &rarr; https://certs.example/NEW" in page
+    public = world.client.get(path + "/passport.jsonld").json()
+    assert public["circ:origin"] == "Greece"
+    assert [(c["by"], c["reason"], c["previous"]["origin"], c["current"]["origin"])
+            for c in public["circ:corrections"]] == [("Brand A", "wrong farm on the form", "Turkey", "Greece")]
     # The passport shows the corrected lot, and the item's evidence verifies with the corrective registration.
     passport = _passport(world, item)
     lots = [lot_view for g in passport["circ:provenance"] for lot_view in g["circ:lots"]]

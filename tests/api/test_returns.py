@@ -99,6 +99,8 @@ def test_a_refused_step_names_the_state_and_the_steps_allowed_next(world: World)
     assert problem["error"] == "IllegalTransition"
     assert problem["args"]["current"] == "sold" and problem["args"]["requested"] == "resold"
     assert problem["allowedNext"] == [a.value for a in next_actions(ItemState.SOLD)]
+    # The contract's own error names the states it allows next; the API names them, and the actions reaching them.
+    assert problem["args"]["allowed"] == ["in_use", "returned", "collected"]
     assert "in_use" in problem["allowedNext"] and "sold" in problem["detail"] and "in_use" in problem["detail"]
     # An edge that exists for others: the recycler may not take a sold item back, a retailer may.
     other = world.act(item, "returned", "recycler")
@@ -115,8 +117,40 @@ def test_a_refused_step_names_the_state_and_the_steps_allowed_next(world: World)
 
 
 def test_a_contract_refusal_names_the_steps_allowed_next() -> None:
-    revert = ContractRevert("IllegalTransition", {"itemId": b"\x01" * 32, "current": 2, "requested": 7})
+    allowed = [ItemState.IN_USE, ItemState.RETURNED, ItemState.COLLECTED]
+    revert = ContractRevert("IllegalTransition", {"itemId": b"\x01" * 32, "current": 2, "requested": 7,
+                                                  "allowed": [int(s) for s in allowed]})
     problem = revert_problem(revert)
     assert problem.status == 409
-    assert problem.extra["allowedNext"] == [a.value for a in next_actions(ItemState.SOLD)]
-    assert problem.extra["args"]["current"] == "sold" and "it can next be" in (problem.detail or "")
+    assert problem.extra["allowedNext"] == ["in_use", "returned", "collected", "repaired"]
+    assert problem.extra["args"]["allowed"] == ["in_use", "returned", "collected"]
+    assert problem.extra["args"]["current"] == "sold"
+    assert "it can next be in_use, returned, collected, repaired" in (problem.detail or "")
+    # From a terminal state, nothing; an error without the list (an older deployment) falls back to the table.
+    final = revert_problem(ContractRevert("IllegalTransition", {"itemId": b"\x01" * 32, "current": 8,
+                                                                "requested": 5, "allowed": []}))
+    assert final.extra["allowedNext"] == [] and "nothing (it is final)" in (final.detail or "")
+    legacy = revert_problem(ContractRevert("IllegalTransition", {"itemId": b"\x01" * 32, "current": 2,
+                                                                 "requested": 7}))
+    assert legacy.extra["allowedNext"] == [a.value for a in next_actions(ItemState.SOLD)]
+
+
+def test_a_gift_never_recorded_sold_is_taken_in_by_its_code(world: World) -> None:
+    """Deadstock, gifts and items of other channels were never recorded sold: the recycler's intake takes them all
+    the same, by the drop-off code (and a store takes back unsold stock)."""
+    gift = world.item([(world.lot()["lotId"], 200)])
+    code = _request_return(world, gift, f"10.6.{world.unique('')[-3:]}.1")
+    collected = world.post("/api/v1/lifecycle-events", "recycler", {"dropOffCode": code, "action": "collected"})
+    assert collected.status_code == 201, collected.text
+    assert collected.json()["item"]["state"] == "collected"
+    assert collected.json()["returnRequest"]["status"] == "received"
+    assert world.service.ledger.item(bytes.fromhex(gift["itemId"][2:]))["state"] == ItemState.COLLECTED
+    html = world.client.get(f"/01/{GTIN_A}/21/{gift['serial']}/passport").text
+    assert 'id="return-received"' in html
+    # Unsold stock in bulk: a store sends it back, a recycler collects another batch of it.
+    stock = [world.item([(world.lot()["lotId"], 100)]) for _ in range(3)]
+    keys = [{"gtin": i["gtin"], "serial": i["serial"]} for i in stock]
+    back = world.post("/api/v1/lifecycle-batches", "retailer", {"action": "returned", "items": keys[:1]}).json()
+    assert back["recorded"] == 1, back
+    taken = world.post("/api/v1/lifecycle-batches", "recycler", {"action": "collected", "items": keys[1:]}).json()
+    assert taken["recorded"] == 2, taken

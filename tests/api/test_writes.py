@@ -201,11 +201,13 @@ def test_full_lifecycle_and_recycling(world: World) -> None:
 def test_illegal_transition_is_409_with_the_error(world: World) -> None:
     lot = world.lot()
     item = world.item([(lot["lotId"], 10)])
-    response = world.act(item, "collected", "recycler")  # manufactured → collected has no edge
+    response = world.act(item, "in_use", "retailer")  # manufactured → in use has no edge
     assert response.status_code == 409
     problem = response.json()
     assert problem["error"] == "IllegalTransition" and problem["type"] == PROBLEM_NS + "contract-revert"
-    assert problem["args"]["current"] == "manufactured" and problem["args"]["requested"] == "collected"
+    assert problem["args"]["current"] == "manufactured" and problem["args"]["requested"] == "in_use"
+    assert problem["args"]["allowed"] == ["sold", "returned", "collected", "disposed"]
+    assert problem["allowedNext"] == ["sold", "returned", "collected", "disposed"]
     assert problem["args"]["itemId"] == item["itemId"]
 
 

@@ -42,7 +42,10 @@ def gtin(prefix: str, item_ref: str) -> str:
 
 @contextmanager
 def reverts(name: str, **args: Any) -> Iterator[pytest.ExceptionInfo[ContractRevert]]:
-    """Expect a revert with custom error `name` and exactly the arguments `args` (all of them)."""
+    """Expect a revert with custom error `name` and exactly the arguments `args` (all of them). An
+    ``IllegalTransition`` must name the states the model allows next from `current` (``allowed``, unless given)."""
+    if name == "IllegalTransition" and "allowed" not in args and "current" in args:
+        args = {**args, "allowed": lifecycle.next_states(args["current"])}
     with pytest.raises(ContractRevert) as info:
         yield info
     assert info.value.name == name, f"expected {name}, got {info.value}"

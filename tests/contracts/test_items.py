@@ -271,8 +271,8 @@ def test_transition_run_item_is_atomic(world: World, run: RunCommitment) -> None
     """A refused first transition leaves the item unmaterialized."""
     ledger = world.ledger
     ident = item_id(GTIN_A, "R2")
-    with reverts("IllegalTransition", itemId=ident, current=ItemState.MANUFACTURED, requested=ItemState.COLLECTED):
-        ledger.transition_run_item(world.recycler, run, "R2", ItemState.COLLECTED)
+    with reverts("IllegalTransition", itemId=ident, current=ItemState.MANUFACTURED, requested=ItemState.IN_USE):
+        ledger.transition_run_item(world.retailer, run, "R2", ItemState.IN_USE)
     with reverts("UnauthorizedTransition", itemId=ident, account=world.stranger.address,
                  current=ItemState.MANUFACTURED, requested=ItemState.SOLD):
         ledger.transition_run_item(world.stranger, run, "R2", ItemState.SOLD)

@@ -172,3 +172,51 @@ def test_a_long_life(world: World) -> None:
     ledger.recycle(world.recycler, [item], COTTON, "R", 400)
     assert state(ledger, item) is S.RECYCLED
     assert ledger.item(item)["massGrams"] == 400
+
+
+def test_next_states_are_the_graphs(world: World) -> None:
+    """nextStates answers, for every state, the targets of the model's edges from it (none from a terminal one)."""
+    items = world.ledger.items.functions
+    for current in ALL_STATES:
+        expected = sorted(target for (source, target) in EDGES if source is current)
+        assert list(view(items.nextStates(current))) == expected, current
+    assert view(items.nextStates(S.RECYCLED)) == [] and view(items.nextStates(S.DISPOSED)) == []
+
+
+def test_a_refused_step_names_the_states_allowed_next(world: World, zoo: dict[ItemState, bytes]) -> None:
+    with pytest.raises(ContractRevert) as info:
+        world.ledger.transition(world.retailer, zoo[S.SOLD], S.RESOLD)
+    assert info.value.name == "IllegalTransition"
+    assert info.value.args_by_name["allowed"] == [S.IN_USE, S.RETURNED, S.COLLECTED]
+    assert "allowed=[3, 4, 5]" in str(info.value)
+    with pytest.raises(ContractRevert) as final:
+        world.ledger.transition(world.recycler, zoo[S.DISPOSED], S.COLLECTED)
+    assert final.value.args_by_name["allowed"] == []
+
+
+@pytest.mark.parametrize("current", [S.MANUFACTURED, S.SOLD, S.RESOLD, S.IN_USE, S.RETURNED, S.REFURBISHED],
+                         ids=lambda s: s.name)
+def test_a_recycler_collects_an_item_wherever_it_is(world: World, zoo: dict[ItemState, bytes],
+                                                   current: ItemState) -> None:
+    """Intake: deadstock never sold, a gift or an item of another channel (Manufactured), one sold but never marked in
+    use: a recycler the brand authorised collects it, and may recycle it; no one else may collect it."""
+    item = zoo[current]
+    snapshot = world.backend.snapshot()
+    for actor in (world.retailer, world.brand_a, world.repairer):
+        with reverts("UnauthorizedTransition", itemId=item, account=actor.address, current=current,
+                     requested=S.COLLECTED):
+            world.ledger.transition(actor, item, S.COLLECTED)
+    world.ledger.transition(world.recycler, item, S.COLLECTED)
+    world.ledger.recycle(world.recycler, [item], COTTON, f"INTAKE-{current.name}", 100)
+    assert state(world.ledger, item) is S.RECYCLED
+    world.rollback(snapshot)
+
+
+def test_an_unsold_item_comes_back(world: World, zoo: dict[ItemState, bytes]) -> None:
+    """A retailer returns unsold stock (Manufactured → Returned); the brand may resell or refurbish it from there."""
+    item = zoo[S.MANUFACTURED]
+    snapshot = world.backend.snapshot()
+    world.ledger.transition(world.retailer, item, S.RETURNED)
+    world.ledger.transition(world.brand_a, item, S.RESOLD)
+    assert state(world.ledger, item) is S.RESOLD
+    world.rollback(snapshot)

@@ -66,7 +66,14 @@ def test_graph_holds_only_item_to_item_moves() -> None:
     assert (ItemState.NONE, ItemState.MANUFACTURED) not in graph
     assert graph[(ItemState.COLLECTED, ItemState.RECYCLED)] == {Party.RECYCLER}
     assert graph[(ItemState.REFURBISHED, ItemState.IN_USE)] == {Party.BRAND, Party.RETAILER, Party.REPAIRER}
-    assert len(graph) == 18
+    assert len(graph) == 23
+    # Intake: a recycler collects from every state in circulation; unsold stock may come back.
+    assert {source for (source, target) in graph if target is ItemState.COLLECTED} == {
+        ItemState.MANUFACTURED, ItemState.SOLD, ItemState.RESOLD, ItemState.IN_USE, ItemState.RETURNED,
+        ItemState.REFURBISHED}
+    assert graph[(ItemState.MANUFACTURED, ItemState.RETURNED)] == {Party.BRAND, Party.RETAILER, Party.RECYCLER}
+    assert lc.next_states(ItemState.SOLD) == [ItemState.IN_USE, ItemState.RETURNED, ItemState.COLLECTED]
+    assert lc.next_states(ItemState.RECYCLED) == []
 
 
 @pytest.mark.parametrize(

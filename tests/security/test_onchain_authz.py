@@ -22,6 +22,7 @@ from eth_account.signers.local import LocalAccount
 from ledger.client import ItemState, Role, RunCommitment
 from ledger.errors import ContractRevert
 from ledger.ids import item_id, material_lot_id
+from ledger.lifecycle import next_states
 from tests.contracts.conftest import (  # noqa: F401  (fixtures: a deployed ledger per backend)
     BRAND_A_PREFIX,
     BRAND_B_PREFIX,
@@ -202,7 +203,7 @@ ROWS: list[tuple[str, str, Call, Callable[[Cell], Expected]]] = [
     ("mark brand A's item recycled without recycling it", "ItemRegistry.transition",
      lambda c: c.world.ledger.items.functions.transition(c.seed.collected, int(S.RECYCLED)),
      lambda c: ("IllegalTransition", {"itemId": c.seed.collected, "current": S.COLLECTED,
-                                      "requested": S.RECYCLED})),
+                                      "requested": S.RECYCLED, "allowed": next_states(S.COLLECTED)})),
     ("sell an item of brand A's run", "ItemRegistry.transitionRunItem",
      lambda c: c.world.ledger.items.functions.transitionRunItem(GTIN_A, "RUN1", c.seed.run.items_root,
                                                                 c.seed.run.proofs["RUN1"], int(S.SOLD)),

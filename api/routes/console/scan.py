@@ -205,10 +205,9 @@ def step_words(result: StepResult) -> str:
     if problem is None:
         return "Not recorded."
     extra: dict[str, Any] = {"error": problem.error, "args": problem.args} if problem.error and problem.args else {}
+    if problem.allowed_next is not None:
+        extra["allowedNext"] = problem.allowed_next
     words = refusal(Problem(problem.status, problem.title, problem.detail, **extra)).message
-    if problem.allowed_next:
-        nexts = ", ".join(a.replace("_", " ") for a in problem.allowed_next)
-        words += f" It can be {nexts} next."
     return words
 
 

@@ -32,6 +32,7 @@ from sqlalchemy.orm import Session
 
 from ledger.client import ItemState
 from ledger.errors import ContractRevert, LedgerError, TransactionFailed
+from ledger.lifecycle import step as lifecycle_step
 from materials import catalogue
 
 from ...deps import SessionDep, StateDep
@@ -327,7 +328,22 @@ def _state_word(value: Any) -> str:
         return str(value)
 
 
-def _revert_words(name: str, args: Mapping[str, Any]) -> Refusal:
+def _next_words(allowed: Any) -> str:
+    """The steps a refused one names as possible instead, in words ("It can next be sold, returned or disposed
+    of."), or that there are none."""
+    words = []
+    for action in allowed if isinstance(allowed, list) else []:
+        try:
+            words.append(lifecycle_step(str(action)).label.lower())
+        except (KeyError, ValueError):
+            words.append(str(action).replace("_", " "))
+    if not words:
+        return " Nothing more can be recorded for it." if isinstance(allowed, list) else ""
+    listed = words[0] if len(words) == 1 else f"{', '.join(words[:-1])} or {words[-1]}"
+    return f" It can next be {listed}."
+
+
+def _revert_words(name: str, args: Mapping[str, Any], allowed: Any = None) -> Refusal:
     if name == "RecoveredMassExceeded":
         return Refusal(
             f"A recovered lot cannot weigh more than the items recycled into it: these items weigh "
@@ -351,7 +367,9 @@ def _revert_words(name: str, args: Mapping[str, Any]) -> Refusal:
     if name in ("IllegalTransition", "UnauthorizedTransition"):
         current, requested = _state_word(args.get("current")), _state_word(args.get("requested"))
         words = "may not" if name == "UnauthorizedTransition" else "cannot"
-        return Refusal(f"This item is {current}: it {words} become {requested} from there.", None, 409)
+        return Refusal(
+            f"This item is {current}: it {words} become {requested} from there.{_next_words(allowed)}", None, 409
+        )
     if name == "NotBrandPartner":
         return Refusal(
             "This item's brand has not authorised you to move its items: ask the brand to add you as a partner.",
@@ -392,11 +410,12 @@ def refusal(exc: BaseException) -> Refusal:
     """A write's refusal in plain words: the API's problem, a contract revert named by the ledger, a node that did
     not answer."""
     if isinstance(exc, ContractRevert):
-        return _revert_words(exc.name, revert_problem(exc).extra.get("args", {}))
+        problem = revert_problem(exc)
+        return _revert_words(exc.name, problem.extra.get("args", {}), problem.extra.get("allowedNext"))
     if isinstance(exc, Problem):
         error = exc.extra.get("error")
         if isinstance(error, str) and isinstance(exc.extra.get("args"), dict):
-            words = _revert_words(error, exc.extra["args"])
+            words = _revert_words(error, exc.extra["args"], exc.extra.get("allowedNext"))
             if not words.message.startswith("The ledger refused"):
                 return words
         if exc.title == "Material mass exceeded":

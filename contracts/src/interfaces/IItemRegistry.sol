@@ -76,8 +76,9 @@ interface IItemRegistry {
     error RunItemCountExceeded(bytes32 runId);
     /// @dev No item has id `itemId`.
     error ItemNotFound(bytes32 itemId);
-    /// @dev Item `itemId` may not go from `current` to `requested`.
-    error IllegalTransition(bytes32 itemId, State current, State requested);
+    /// @dev Item `itemId` may not go from `current` to `requested`; the lifecycle graph lets it go to the states
+    /// `allowed` instead (see {nextStates}), none when `current` is terminal.
+    error IllegalTransition(bytes32 itemId, State current, State requested, State[] allowed);
     /// @dev `account` holds no role allowed to move item `itemId` from `current` to `requested`.
     error UnauthorizedTransition(bytes32 itemId, address account, State current, State requested);
     /// @dev `account` holds a role allowed to move item `itemId`, but the item's `brand` has not authorised it as a
@@ -169,4 +170,6 @@ interface IItemRegistry {
     function isPartner(address brand, address partner, bytes32 role) external view returns (bool);
 
     function canTransition(State from, State to, address account, address brand) external view returns (bool);
+
+    function nextStates(State from) external pure returns (State[] memory);
 }

@@ -10,6 +10,8 @@ from typing import Any
 from sqlalchemy import func, select
 
 from api.models import WriteIntent
+from api.routes.console.web import refusal
+from ledger.errors import ContractRevert
 
 from ..conftest import GTIN_A
 from .helpers import csrf_of, form_fields, sign_in
@@ -51,15 +53,17 @@ def test_a_scanned_code_is_looked_up_at_once(world: Any) -> None:
 def test_a_basket_is_collected_with_a_result_per_item_and_a_resent_chunk_writes_nothing(world: Any) -> None:
     client = sign_in(world, "recycler")
     tees = _returned_tees(world, 3)
-    fresh = world.item([(world.lot(gtin=None)["lotId"], 150)])  # never sold: a recycler may not collect it (yet)
-    basket = [{"gtin": t["gtin"], "serial": t["serial"]} for t in [*tees, fresh]]
+    gone = world.item([(world.lot(gtin=None)["lotId"], 150)])  # disposed of: a recycler may not collect it
+    assert world.act(gone, "disposed", "brand").status_code == 201
+    basket = [{"gtin": t["gtin"], "serial": t["serial"]} for t in [*tees, gone]]
     body = {"key": "k" * 20 + world.unique(), "action": "collected", "items": basket}
     answer = _script(client, "/console/api/steps", body, "/console/intake")
     assert answer.status_code == 200, answer.text
     results = answer.json()["results"]
     assert [r["ok"] for r in results] == [True, True, True, False]
     assert results[0]["stateWords"] == "collected"
-    assert results[3]["message"].startswith("This item is made: it cannot become collected")
+    assert results[3]["message"] == (
+        "This item is disposed of: it cannot become collected from there. Nothing more can be recorded for it.")
     with world.service.sessions() as session:
         writes = session.scalar(select(func.count()).select_from(WriteIntent))
     again = _script(client, "/console/api/steps", body, "/console/intake")
@@ -151,3 +155,15 @@ def test_home_pages_count_what_each_actor_holds(world: Any) -> None:
     assert re.search(r"<strong>[\d,]+</strong> items sold by you", retailer)
     recycler = sign_in(world, "recycler").get("/console").text
     assert "collected, waiting to be recycled" in recycler
+
+
+def test_a_refused_step_says_what_the_item_can_do_next() -> None:
+    """The contract's IllegalTransition names the states allowed next; the console says them in words."""
+    sold = ContractRevert("IllegalTransition", {"itemId": b"\x01" * 32, "current": 2, "requested": 7,
+                                                "allowed": [3, 4, 5]})
+    words = refusal(sold)
+    assert words.status == 409
+    assert words.message == ("This item is sold: it cannot become resold from there. It can next be in use, returned, "
+                             "collected for recycling or repaired.")
+    final = ContractRevert("IllegalTransition", {"itemId": b"\x01" * 32, "current": 8, "requested": 5, "allowed": []})
+    assert refusal(final).message.endswith("Nothing more can be recorded for it.")
