@@ -197,7 +197,9 @@ def serve(
         console.print(f"serving on http://{host}:{port} (chain {service.chain_id}, database {settings.database_url})")
         # uvicorn re-raises SIGTERM once it has shut down; exiting through Python lets the cleanup below run.
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-        uvicorn.run(app, host=host, port=port, log_level="info")
+        # The app reads forwarded headers from its configured proxies only (api/edge.py); uvicorn's own default would
+        # believe any client on loopback, a pass-through relay's included.
+        uvicorn.run(app, host=host, port=port, log_level="info", proxy_headers=False)
     finally:
         if info.exists() and json.loads(info.read_text()).get("pid") == os.getpid():
             info.unlink()

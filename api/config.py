@@ -56,6 +56,16 @@ class ApiSettings(BaseSettings):
         60, ge=1, description="Most scan rows one client (address and user agent) writes per minute."
     )
     scan_clients_tracked: int = Field(100_000, ge=1, description="Clients remembered for the per-client bound.")
+    trusted_hosts: list[str] = Field(
+        default_factory=list,
+        description="Host names served besides the resolver's, the console's and loopback ('*.example.org' matches"
+        " subdomains, '*' any); a request naming another host gets 400.",
+    )
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="Addresses or networks of the proxies whose X-Forwarded-For and X-Forwarded-Proto are believed"
+        " (uvicorn's forwarded_allow_ips); none by default.",
+    )
     version_catch_up_s: float = Field(
         2.0, gt=0, description="How often passports are rebuilt for batches another process anchored."
     )

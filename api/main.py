@@ -23,7 +23,7 @@ from fastapi.staticfiles import StaticFiles
 from ledger.files import private_dir
 from ledger.settings import Settings
 
-from . import problems, services, versions, writes
+from . import edge, problems, services, versions, writes
 from .config import ApiSettings
 from .limits import BodyLimitMiddleware
 from .routes import (
@@ -204,6 +204,7 @@ def create_app(
         expose_headers=EXPOSED_HEADERS,
         max_age=86400,
     )
+    edge.install(app, settings, api_settings)  # outermost: Host and forwarded headers are settled first
     problems.install(app)
     console.install(app)
     problems.document(app)

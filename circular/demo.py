@@ -70,7 +70,7 @@ def run_demo(out: Path, console: Console, *, rpc_url: str | None = None, db_url:
         ledger = service.deploy(admin)
         ledger.grant_role(admin, "anchorer", anchorer.address)
         app = create_app(settings, service, run_worker=False)
-        with TestClient(app, base_url="http://testserver") as client:
+        with TestClient(app, base_url=RESOLVER) as client:
             keys: dict[str, str] = {}
             ids: dict[str, int] = {}
             with service.sessions() as session:

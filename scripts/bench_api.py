@@ -193,7 +193,7 @@ def _build_world(filler: int = 0, db_url: str | None = None) -> World:
     accounts: dict[str, Any] = {}
     ids: dict[str, int] = {}
     out = World(data_dir, node.url, keys, db_url=db_url)
-    with TestClient(app, base_url="http://testserver") as client:
+    with TestClient(app, base_url=RESOLVER) as client:
         with service.sessions() as session:
             for role, name, prefixes in (
                 ("brand", "Brand A", ("9506000",)),

@@ -15,6 +15,9 @@ from ledger.chain import ChainBackend, EthTesterBackend, JsonRpcBackend
 from ledger.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
+# Starlette's TestClient names the host "testserver": the apps the tests build serve it besides their resolver's host
+# and loopback (api/edge.py); any other Host is refused as in production.
+os.environ.setdefault("CIRCULAR_API_TRUSTED_HOSTS", '["testserver"]')
 ANVIL = ROOT / "node_modules" / "@foundry-rs" / "anvil-linux-amd64" / "bin" / "anvil"
 
 

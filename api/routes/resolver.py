@@ -57,12 +57,13 @@ RESOLVER_METHODS = ["GET", "HEAD", "OPTIONS", "POST"]
 
 
 def request_base(request: Request) -> str:
-    """The scheme and host the client used, honouring ``X-Forwarded-Proto`` (a TLS-terminating proxy) and Host."""
-    proto = request.headers.get("x-forwarded-proto", "").split(",")[0].strip().lower()
-    if proto not in ("http", "https"):
-        proto = str(request.scope.get("scheme") or request.url.scheme)
-    host = request.headers.get("host") or request.url.netloc
-    return f"{proto}://{host}"
+    """The base of every link an answer holds: the configured resolver base URL (``CIRCULAR_RESOLVER_BASE_URL``).
+
+    Never the request's ``Host`` or ``X-Forwarded-Proto``: a link built from them is the client's own (``Host:
+    evil.example`` put ``https://evil.example/...`` into redirects, linksets and forms, and a shared cache that keys
+    without the Host served it to everyone), and a crafted Host injected link-values into the ``Link`` header."""
+    state: AppState = request.app.state.circular
+    return state.settings.resolver_base_url.rstrip("/")
 
 
 def raw_request_path(request: Request) -> str:

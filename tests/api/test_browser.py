@@ -16,7 +16,7 @@ import uvicorn
 from api import create_app
 from api import versions as passport_versions
 
-from .conftest import GTIN_A
+from .conftest import GTIN_A, RESOLVER
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
@@ -56,7 +56,21 @@ def test_scanned_link_opens_a_verified_passport(world: Any, tmp_path: Path) -> N
             browser = p.chromium.launch(executable_path=CHROMIUM, env=env, args=[
                 "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
             page = browser.new_page(viewport={"width": 412, "height": 915}, is_mobile=True)
-            response = page.goto(f"http://127.0.0.1:{port}/01/{GTIN_A}/21/{item['serial']}")
+            # Every link names the configured resolver (RESOLVER, as a printed QR code does): its requests are
+            # answered by this server, as DNS would send them to it in production. Chromium does not route the
+            # redirect of an answer fulfilled here, so the scan's 307 is sent on to this server's own address.
+            local = f"http://127.0.0.1:{port}"
+
+            def answer(route: Any) -> None:
+                fetched = route.fetch(url=local + route.request.url[len(RESOLVER):], max_redirects=0)
+                headers = dict(fetched.headers)
+                if "location" in headers:
+                    assert headers["location"].startswith(RESOLVER + "/"), headers["location"]
+                    headers["location"] = local + headers["location"][len(RESOLVER):]
+                route.fulfill(response=fetched, headers=headers)
+
+            page.route(f"{RESOLVER}/**", answer)
+            response = page.goto(f"{RESOLVER}/01/{GTIN_A}/21/{item['serial']}")
             assert response is not None and response.ok
             assert "/passport" in page.url  # the 307 to the default link was followed
             for selector in ("svg.donut", "#lifecycle .timeline", "#verification"):

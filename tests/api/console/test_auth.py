@@ -38,7 +38,7 @@ def test_sign_in_with_a_key_sets_a_strict_httponly_cookie(world: Any) -> None:
 
 
 def test_over_https_the_cookie_is_secure(world: Any) -> None:
-    client = new_client(world, "https://console.example")
+    client = new_client(world, "https://id.circular.example")  # a host the app serves (api/edge.py)
     csrf = sign_in_csrf(client)
     answer = client.post("/console/sign-in", data={"csrf": csrf, "api_key": world.keys["recycler"]})
     assert answer.status_code == 303
