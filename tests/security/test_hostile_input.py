@@ -424,7 +424,6 @@ VALID: dict[str, dict[str, Any]] = {
                         "massGrams": 1},
     "ReturnRequestCreate": {},
     "ItemKey": {"gtin": GTIN_A, "serial": "S1"},
-    "PartnerCreate": {"actorId": 1},
     "LifecycleBatchCreate": {"action": "sold", "items": [{"gtin": GTIN_A, "serial": "S1"}]},
     "CorrectiveStep": {"action": "returned"},
     "CorrectionCreate": {"eventId": "ni:///sha-256;" + "ab" * 32 + "?ver=CBV2.0", "reason": "did_not_occur"},
