@@ -288,6 +288,92 @@ def actors_link(
         engine.dispose()
 
 
+credentials_app = typer.Typer(
+    help="Brands' UNTP passport credentials: revoke an item's, rotate a brand's signing key.", no_args_is_help=True
+)
+
+
+@credentials_app.command("revoke")
+@clean_errors
+def credentials_revoke(
+    link: Annotated[str, typer.Argument(help="The item's Digital Link.")],
+    reason: Annotated[str | None, typer.Option(help="Why (kept with the revocation).")] = None,
+    db: DbOption = None,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Revoke an item's passport credentials, on behalf of its brand: its bit in the brand's status list reads 1
+    from then on (every version's credential carries that bit)."""
+    from urllib.parse import urlsplit
+
+    from sqlalchemy import select
+    from sqlalchemy.orm import Session
+
+    from ledger.db import make_engine
+    from ledger.ids import at_resolver
+
+    from .credentials import revoke, status_list_url
+    from .db import upgrade
+    from .gs1.digital_link import parse_path
+    from .models import Actor, Item
+    from .uris import item_uri
+
+    settings = load_settings(None, db, data_dir)
+    private_dir(settings.data_dir)
+    upgrade(settings.database_url)
+    subject = at_resolver(settings.resolver_base_url, link)
+    engine = make_engine(settings.database_url)
+    try:
+        with Session(engine) as session:
+            named = parse_path(urlsplit(subject).path)
+            item = session.scalar(select(Item).where(Item.gtin == named.gtin14, Item.serial == (named.serial or "")))
+            if item is None or item_uri(settings.resolver_base_url, item.gtin, item.serial) != subject:
+                raise LookupError(f"no registered item {subject}")
+            brand = session.get(Actor, item.brand_id)
+            assert brand is not None
+            done = revoke(session, brand, subject, brand.id, reason)
+            session.commit()
+            url = status_list_url(settings.resolver_base_url, brand.id)
+    finally:
+        engine.dispose()
+    what = "was already revoked" if done.already else "revoked"
+    console.print(f"{subject}: passport credentials {what} (bit {done.index} of {url})", highlight=False)
+
+
+@credentials_app.command("rotate-key")
+@clean_errors
+def credentials_rotate_key(
+    brand: Annotated[str, typer.Option(help="The brand's actor name.")],
+    db: DbOption = None,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Retire a brand's credential signing key and make a new one. The old key stays in the brand's DID document, so
+    the credentials it signed still verify; new credentials are signed with the new key."""
+    from sqlalchemy import select
+    from sqlalchemy.orm import Session
+
+    from ledger.db import make_engine
+
+    from .credentials import brand_did, rotate_key
+    from .db import upgrade
+    from .models import Actor
+
+    settings = load_settings(None, db, data_dir)
+    private_dir(settings.data_dir)
+    upgrade(settings.database_url)
+    engine = make_engine(settings.database_url)
+    try:
+        with Session(engine) as session:
+            actor = session.scalar(select(Actor).where(Actor.name == brand))
+            if actor is None:
+                raise LookupError(f"no actor named {brand!r}")
+            row = rotate_key(settings, session, actor)
+            session.commit()
+            did = brand_did(settings.resolver_base_url, actor.id)
+    finally:
+        engine.dispose()
+    console.print(f"{brand}: new credential key {did}#{row.kid}", highlight=False)
+
+
 def audit(
     ctx: typer.Context,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON instead of a table.")] = False,
@@ -346,4 +432,4 @@ def audit(
     raise typer.Exit(0 if report.clean else 1)
 
 
-__all__ = ["actors_add", "actors_app", "audit", "rebuild", "serve", "verify"]
+__all__ = ["actors_add", "actors_app", "audit", "credentials_app", "rebuild", "serve", "verify"]

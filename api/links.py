@@ -19,6 +19,7 @@ HTML = "text/html"
 JSONLD = "application/ld+json"
 JSON = "application/json"
 LINKSET = "application/linkset+json"
+VC_JWT = "application/vc+jwt"  # a W3C Verifiable Credential secured as a compact JWS (the UNTP passport)
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,13 @@ def item_links(base: str, product: Product, item: Item, canonical_uri: str) -> l
         Link(gs1("defaultLink"), passport, f"Product passport: {product.name}", HTML, lang),
         Link(gs1("dpp"), passport, f"Digital product passport: {product.name}", HTML, lang),
         Link(gs1("dpp"), passport + ".jsonld", f"Digital product passport (JSON-LD): {product.name}", JSONLD, lang),
+        Link(
+            gs1("dpp"),
+            f"{base}{path}/credential",
+            f"Digital product passport (UNTP verifiable credential, signed by the brand): {product.name}",
+            VC_JWT,
+            lang,
+        ),
         Link(gs1("sustainabilityInfo"), passport + "#composition", "Materials and recycled content", HTML, lang),
         Link(
             gs1("traceability"),
@@ -156,6 +164,7 @@ __all__ = [
     "JSON",
     "JSONLD",
     "LINKSET",
+    "VC_JWT",
     "Link",
     "gtin_links",
     "item_links",

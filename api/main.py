@@ -28,6 +28,7 @@ from .config import ApiSettings
 from .limits import BodyLimitMiddleware
 from .routes import (
     actors,
+    brands,
     chain_rpc,
     console,
     corrections,
@@ -217,6 +218,8 @@ def create_app(
     app.include_router(returns.router, prefix="/api/v1")
     app.include_router(corrections.router, prefix="/api/v1")
     app.include_router(partners.router, prefix="/api/v1")
+    app.include_router(brands.api, prefix="/api/v1")
+    app.include_router(brands.router)
     app.include_router(lots.public)
     app.include_router(epcis.router, prefix="/epcis")
     app.include_router(chain_rpc.router)

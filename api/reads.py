@@ -353,6 +353,7 @@ class PassportReads:
         return {
             "passport": f"{base}{path}/passport",
             "jsonld": f"{base}{path}/passport.jsonld",
+            "credential": f"{base}{path}/credential",
             "versions": f"{base}{path}/passport/versions",
             "evidence": f"{base}{path}/evidence",
             "verification": f"{base}{path}/verification",

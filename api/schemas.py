@@ -184,6 +184,20 @@ class ProductPublic(Output):
     production_country: str | None = None
 
 
+class CredentialRevocationCreate(Input):
+    gtin: Gtin
+    serial: Serial
+    reason: str | None = Field(None, min_length=1, max_length=500)
+
+
+class CredentialRevocationPublic(Output):
+    item: str
+    status_list_index: int
+    status_list_credential: str
+    revoked_at: datetime
+    already_revoked: bool
+
+
 class ProductsPublic(Output):
     data: list[ProductPublic]
     count: int = Field(description="How many products match, over every page.")
@@ -624,6 +638,8 @@ __all__ = [
     "CorrectionCreate",
     "CorrectionRecorded",
     "CorrectiveStep",
+    "CredentialRevocationCreate",
+    "CredentialRevocationPublic",
     "DropOffCode",
     "ErrorReason",
     "EventId",

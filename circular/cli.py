@@ -58,6 +58,7 @@ app.command()(ledger_cli.backup)
 app.command()(ledger_cli.restore)
 app.command()(api_cli.serve)
 app.add_typer(api_cli.actors_app, name="actors")
+app.add_typer(api_cli.credentials_app, name="credentials")
 app.command()(api_cli.audit)
 app.command("hash")(ledger_cli.hash_command)
 

@@ -132,6 +132,12 @@ def _story(
             "repair": "Free seam repairs at any Brand A store.",
             "endOfLife": "Return it: the fibres are recycled into new yarn.",
             "returnInfo": "Drop it at a collection point; ask for a drop-off code below.",
+            # What a UNTP passport credential requires: UN CPC 2.1 group 282, the sewing plant's GLN, its country.
+            "categoryCode": "282",
+            "categoryName": "Wearing apparel, except fur apparel",
+            "facilityGln": "9506000000008",
+            "facilityName": "Brand A sewing plant",
+            "productionCountry": "PT",
         },
     )
     _call(
@@ -143,6 +149,11 @@ def _story(
             "name": "Recycled-cotton tote bag",
             "description": "Made with fibres recovered from worn T-shirts.",
             "endOfLife": "Return it for recycling.",
+            "categoryCode": "271",
+            "categoryName": "Made-up textile articles",
+            "facilityGln": "4012345000009",
+            "facilityName": "Brand B workshop",
+            "productionCountry": "DE",
         },
     )
     cotton = _call(
@@ -156,6 +167,7 @@ def _story(
             "materialCode": "CO",
             "massGrams": 200_000,
             "recycledShareBps": 0,
+            "origin": "IN",
             "certificates": ["https://certs.example/GOTS/CU-2026-17"],
         },
         201,
@@ -171,6 +183,7 @@ def _story(
             "materialCode": "PES",
             "massGrams": 100_000,
             "recycledShareBps": 3_000,
+            "origin": "TR",
         },
         201,
     ).json()["lot"]
@@ -271,7 +284,7 @@ def _story(
         "POST",
         "/api/v1/lots",
         brand_b,
-        {"gtin": GTIN_B_LOTS, "lotNumber": "CO-B-001", "materialCode": "CO", "massGrams": 50_000},
+        {"gtin": GTIN_B_LOTS, "lotNumber": "CO-B-001", "materialCode": "CO", "massGrams": 50_000, "origin": "EG"},
         201,
     ).json()["lot"]
     _call(

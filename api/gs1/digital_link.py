@@ -46,6 +46,7 @@ RESOURCES = frozenset(
         "passport",
         "passport.jsonld",
         "passport/versions",
+        "credential",
         "qr.svg",
         "qr.png",
         "evidence",

@@ -74,6 +74,8 @@ def handle(request: Request, session: Session, state: AppState, link: DigitalLin
             )
         if resource in VERSIONED:
             return versioned(request, session, state, product, item, resource)
+        if resource == "credential":
+            return credential(request, session, state, product, item)
         if resource in ("qr.svg", "qr.png"):
             return qr(resource, item_uri(state.settings.resolver_base_url, product.gtin, item.serial))
         if resource == "evidence":
@@ -201,6 +203,32 @@ def versioned(
         what = f"version {number} of the passport" if number is not None else "a passport version"
         return problem_response(request, 404, "Unknown version", f"there is no {what} of this item")
     return found
+
+
+def credential(request: Request, session: Session, state: AppState, product: Product, item: Item) -> Response:
+    """The item's passport (its current version, or ``?version=N``) as a UNTP credential, ``application/vc+jwt``."""
+    from ledger.versions import version as stored_version
+
+    from ..credentials import VC_JWT, CredentialError
+    from ..untp import render
+
+    number = version_number(request)
+    if isinstance(number, Response):
+        return number
+    subject = subject_of(state, product.gtin, item.serial)
+    found = stored_version(session, versions.KIND, subject, number)
+    if found is None and number is None and not versions.has_version(session, state, item):
+        versioned(request, session, state, product, item, "passport")  # makes the first version, as a read does
+        found = stored_version(session, versions.KIND, subject, number)
+    if found is None:
+        what = f"version {number} of the passport" if number is not None else "a passport version"
+        return problem_response(request, 404, "Unknown version", f"there is no {what} of this item")
+    try:
+        made = render(session, state.settings, found.document)
+    except CredentialError as exc:
+        return problem_response(request, 409, "No credential for this version", str(exc))
+    headers = {"Cache-Control": "no-cache", "Passport-Version": str(made.version)}
+    return Response(made.jwt, media_type=VC_JWT, headers=headers)
 
 
 def lot_passport(request: Request, session: Session, state: AppState, product: Product, lot: Lot) -> HTMLResponse:

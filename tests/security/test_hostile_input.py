@@ -429,6 +429,7 @@ VALID: dict[str, dict[str, Any]] = {
     "CorrectionCreate": {"eventId": "ni:///sha-256;" + "ab" * 32 + "?ver=CBV2.0", "reason": "did_not_occur"},
     "LotCorrection": {"origin": "Greece", "reason": "wrong farm"},
     "PartnerCreate": {"actorId": 1},
+    "CredentialRevocationCreate": {"gtin": GTIN_A, "serial": "S1"},
 }
 EXTRA = {"owner": "0x" + "11" * 20, "role": "admin", "verified": True}
 
