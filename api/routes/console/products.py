@@ -1,19 +1,25 @@
 """A brand's products: the list, and a form to create or edit a product's master data.
 
 The form is built from the write API's own input schema (:class:`api.schemas.ProductCreate`): a field added there
-appears here. A field the form cannot show as text travels unchanged in a hidden field, so that saving the form
+appears here. Text is a text box (a long one when it may hold more than 300 characters), a choice of fixed values
+(a ``Literal`` or an ``Enum``) a list to pick from, a whole number a number box, a list of texts a box with one per
+line. A field the form cannot show (an object, say) travels unchanged in a hidden field, so that saving the form
 never resets it.
 """
 
 from __future__ import annotations
 
+import enum
 import json
-from typing import Any, get_args
+from types import UnionType
+from typing import Any, Literal, Union, get_args, get_origin
 
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
+from pydantic import BaseModel
 from pydantic.fields import FieldInfo
+from pydantic_core import to_jsonable_python
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -58,42 +64,104 @@ HINTS = {
 }
 
 
-def _kind(info: FieldInfo) -> str:
-    """How the form shows a field: text, textarea, url, or hidden (anything else, kept as JSON)."""
+def _choices(annotation: Any) -> list[str] | None:
+    """The values a Literal of strings or a string Enum allows; None for any other type."""
+    if get_origin(annotation) is Literal and all(isinstance(a, str) for a in get_args(annotation)):
+        return [str(a) for a in get_args(annotation)]
+    if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
+        values = [member.value for member in annotation]
+        return [str(v) for v in values] if all(isinstance(v, str) for v in values) else None
+    return None
+
+
+def _kind(info: FieldInfo) -> tuple[str, list[str]]:
+    """How the form shows a field (text, textarea, select, number, lines, or hidden: anything else, kept as JSON),
+    and the choices of a select."""
     annotation = info.annotation
-    types = set(get_args(annotation)) - {type(None)} or {annotation}
-    if types <= {str}:
+    optional = set(get_args(annotation)) - {type(None)} if get_origin(annotation) in (Union, UnionType) else set()
+    (only,) = optional if len(optional) == 1 else (annotation,)
+    if only is str:
         longest = max((getattr(m, "max_length", 0) or 0 for m in info.metadata), default=0)
-        return "textarea" if longest > 300 else "text"
-    return "hidden"
+        return ("textarea" if longest > 300 else "text"), []
+    choices = _choices(only)
+    if choices is not None:
+        return "select", choices
+    if only is int:
+        return "number", []
+    if get_origin(only) is list and get_args(only) and _is_text(get_args(only)[0]):
+        return "lines", []
+    return "hidden", []
 
 
-def product_fields() -> list[dict[str, Any]]:
+def _is_text(annotation: Any) -> bool:
+    """str, or an Annotated str (a Uri, say)."""
+    return annotation is str or (getattr(annotation, "__origin__", None) is str)
+
+
+def product_fields(model: type[BaseModel] = ProductCreate) -> list[dict[str, Any]]:
     fields = []
-    for name, info in ProductCreate.model_fields.items():
-        kind = _kind(info)
+    for name, info in model.model_fields.items():
+        kind, choices = _kind(info)
         if name == "image_url":
             kind = "url"
+        required = info.is_required()
+        # A select of an optional field starts with "none of them".
+        options = ([] if required else [("", "None")]) + [(c, c.replace("_", " ").capitalize()) for c in choices]
         fields.append(
             {
                 "name": name,
                 "label": LABELS.get(name, name.replace("_", " ").capitalize()),
                 "hint": HINTS.get(name) or (info.description if kind != "hidden" else None),
                 "kind": kind,
-                "required": info.is_required(),
+                "required": required,
+                "options": options,
             }
         )
     return fields
 
 
-def _values(product: Product | None) -> dict[str, Any]:
+def form_data(fields: list[dict[str, Any]], form: dict[str, str]) -> dict[str, Any]:
+    """The form's fields as the write API's input: empty optional fields left out (their defaults), hidden ones
+    read back from JSON, one entry per line for a list."""
+    data: dict[str, Any] = {}
+    for field in fields:
+        name, raw = field["name"], form.get(field["name"], "")
+        if field["kind"] == "hidden":
+            try:
+                value = json.loads(raw) if raw else None
+            except ValueError:
+                value = None
+            if value is not None:
+                data[name] = value
+        elif field["kind"] == "lines":
+            entries = [line.strip() for line in raw.splitlines() if line.strip()]
+            if entries or field["required"]:
+                data[name] = entries
+        elif raw or field["required"]:
+            data[name] = raw
+    return data
+
+
+def form_values(fields: list[dict[str, Any]], product: Any) -> dict[str, Any]:
+    """What the form shows of a saved product (of `product`'s attributes by the fields' names)."""
     values: dict[str, Any] = {}
-    for field in product_fields():
+    for field in fields:
         value = getattr(product, field["name"], None) if product is not None else None
         if field["kind"] == "hidden":
-            values[field["name"]] = json.dumps(value)
+            values[field["name"]] = json.dumps(to_jsonable_python(value))
+        elif value is None:
+            values[field["name"]] = ""
+        elif field["kind"] == "lines":
+            values[field["name"]] = "\n".join(str(v) for v in value)
+        elif isinstance(value, enum.Enum):
+            values[field["name"]] = str(value.value)
         else:
-            values[field["name"]] = value if value is not None else ""
+            values[field["name"]] = value
+    return values
+
+
+def _values(product: Product | None) -> dict[str, Any]:
+    values = form_values(product_fields(), product)
     if product is None:
         values["language"] = "en"
     return values
@@ -154,18 +222,7 @@ def _save(
     request: Request, console: Console, session: Session, state: AppState, form: dict[str, str], gtin: str | None
 ) -> Response:
     require_role(console, "brand")
-    data: dict[str, Any] = {}
-    for field in product_fields():
-        raw = form.get(field["name"], "")
-        if field["kind"] == "hidden":
-            try:
-                data[field["name"]] = json.loads(raw) if raw else None
-            except ValueError:
-                data[field["name"]] = None
-            if data[field["name"]] is None:
-                del data[field["name"]]
-        elif raw or field["required"]:
-            data[field["name"]] = raw
+    data = form_data(product_fields(), form)
     new = gtin is None
     target: str = form.get("gtin", "") if gtin is None else gtin
     errors: dict[str, str] = {}
@@ -218,4 +275,4 @@ async def edit_product(
     return await run_in_threadpool(_save, request, console, session, state, form, gtin)
 
 
-__all__ = ["product_fields", "router"]
+__all__ = ["form_data", "form_values", "product_fields", "router"]

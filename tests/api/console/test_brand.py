@@ -7,6 +7,7 @@ import re
 import threading
 from typing import Any
 
+import pytest
 from sqlalchemy import func, select
 
 from api.models import Lot, Product
@@ -145,3 +146,67 @@ def test_a_brand_adds_and_removes_a_partner_and_a_stranger_is_told_why(world: An
                                                            "submission": remove_form.group(2),
                                                            "actor": str(stranger_id)})
     assert removed.status_code == 303 and "Partner removed." in brand.get(removed.headers["location"]).text
+
+
+def test_the_product_form_shows_each_kind_of_field_the_write_api_may_add() -> None:
+    """Master data may gain fields (a category from a fixed list, a facility, more images): the form shows each in
+    a control that can hold it and reads it back as the write API's input."""
+    import enum
+    from typing import Literal
+
+    from pydantic import BaseModel, ConfigDict, Field
+
+    from api.routes.console.products import form_data, form_values, product_fields
+    from api.routes.console.web import TEMPLATES
+    from api.schemas import Uri
+
+    class Care(enum.Enum):
+        WASH = "wash"
+        DRY_CLEAN = "dry_clean"
+
+    class Facility(BaseModel):
+        gln: str
+
+    class Master(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        name: str = Field(min_length=1, max_length=200)
+        description: str = Field("", max_length=5000)
+        category: Literal["apparel", "footwear", "textiles"]
+        care_kind: Care | None = None
+        facility_id: int | None = None
+        images: list[Uri] = Field(default_factory=list)
+        facility: Facility | None = None
+
+    fields = {f["name"]: f for f in product_fields(Master)}
+    assert {n: f["kind"] for n, f in fields.items()} == {
+        "name": "text", "description": "textarea", "category": "select", "care_kind": "select",
+        "facility_id": "number", "images": "lines", "facility": "hidden"}
+    assert fields["category"]["options"] == [("apparel", "Apparel"), ("footwear", "Footwear"),
+                                             ("textiles", "Textiles")]
+    assert fields["care_kind"]["options"] == [("", "None"), ("wash", "Wash"), ("dry_clean", "Dry clean")]
+
+    html = TEMPLATES.get_template("console/product_form.html").render(
+        fields=list(fields.values()), values={"category": "footwear", "images": "https://img.example/a.jpg"},
+        errors={"category": "Required."}, csrf="", new_key=lambda: "k")
+    assert re.search(r'<select id="f-category" name="category" required\s+aria-describedby="[^"]*e-category"'
+                     r'\s+aria-invalid="true">', html)
+    assert '<option value="footwear" selected>Footwear</option>' in html
+    assert re.search(r'<textarea id="f-images" name="images"[^>]*>https://img.example/a.jpg</textarea>', html)
+    assert re.search(r'<input id="f-facility_id" name="facility_id" type="number"', html)
+    assert '<input type="hidden" name="facility" value="">' in html
+
+    form = {"name": "Runner", "category": "footwear", "care_kind": "", "facility_id": "42",
+            "images": "https://img.example/a.jpg\n\n https://img.example/b.jpg ",
+            "facility": '{"gln": "9506000000007"}'}
+    data = form_data(list(fields.values()), form)
+    assert data == {"name": "Runner", "category": "footwear", "facility_id": "42",
+                    "images": ["https://img.example/a.jpg", "https://img.example/b.jpg"],
+                    "facility": {"gln": "9506000000007"}}
+    saved = Master.model_validate(data)
+    assert saved.facility_id == 42 and saved.care_kind is None and saved.facility == Facility(gln="9506000000007")
+    shown = form_values(list(fields.values()), saved.model_copy(update={"care_kind": Care.DRY_CLEAN}))
+    assert shown["images"] == "https://img.example/a.jpg\nhttps://img.example/b.jpg"
+    assert shown["care_kind"] == "dry_clean" and shown["facility_id"] == 42 and shown["category"] == "footwear"
+    wrong = form_data(list(fields.values()), {**form, "category": "furniture"})
+    with pytest.raises(ValueError, match="category"):
+        Master.model_validate(wrong)
