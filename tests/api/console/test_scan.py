@@ -85,6 +85,30 @@ def test_a_retailer_records_sales(world: Any) -> None:
     assert sign_in(world, "recycler").get("/console/sales").status_code == 404
 
 
+def test_a_retailer_resells_what_came_back_and_a_resale_of_a_new_item_is_refused_in_words(world: Any) -> None:
+    client = sign_in(world, "retailer")
+    cotton = world.lot(gtin=None)["lotId"]
+    back, new = world.item([(cotton, 150)]), world.item([(cotton, 150)])
+
+    def record(action: str, *tees: dict[str, Any]) -> list[dict[str, Any]]:
+        body = {"key": world.unique("k") + "-" * 16, "action": action,
+                "items": [{"gtin": t["gtin"], "serial": t["serial"]} for t in tees]}
+        answer = _script(client, "/console/api/steps", body, "/console/sales")
+        assert answer.status_code == 200, answer.text
+        results: list[dict[str, Any]] = answer.json()["results"]
+        return results
+
+    assert [r["ok"] for r in record("sold", back)] == [True]
+    assert [r["ok"] for r in record("returned", back)] == [True]
+    resold, refused = record("resold", back, new)
+    assert resold["ok"] is True and resold["stateWords"] == "resold"
+    assert refused["ok"] is False and refused["serial"] == new["serial"]
+    assert refused["message"].startswith("This item is made: it cannot become resold from there.")
+    assert "sold" in refused["message"].split("from there.", 1)[1]  # the steps it can take instead
+    assert world.client.get(f"/api/v1/items/{back['gtin']}/{back['serial']}").json()["state"] == "resold"
+    assert world.client.get(f"/api/v1/items/{new['gtin']}/{new['serial']}").json()["state"] == "manufactured"
+
+
 def test_a_recycler_recycles_what_it_collected_and_the_mass_rule_is_explained(world: Any) -> None:
     client = sign_in(world, "recycler")
     tees = _returned_tees(world, 2)
