@@ -69,6 +69,12 @@ class ApiSettings(BaseSettings):
     version_catch_up_s: float = Field(
         2.0, gt=0, description="How often passports are rebuilt for batches another process anchored."
     )
+    chain_check_s: float = Field(
+        5.0, gt=0, description="How often the node is asked whether it answers and is our chain (api/health.py)."
+    )
+    ready_max_anchor_lag_s: float = Field(
+        300.0, gt=0, description="GET /readyz is 503 when the oldest event not yet anchored is older than this."
+    )
 
 
 __all__ = ["ApiSettings", "CollectionPoint"]

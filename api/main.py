@@ -23,7 +23,7 @@ from fastapi.staticfiles import StaticFiles
 from ledger.files import private_dir
 from ledger.settings import Settings
 
-from . import edge, problems, services, versions, writes
+from . import edge, health, problems, services, versions, writes
 from .config import ApiSettings
 from .limits import BodyLimitMiddleware
 from .routes import (
@@ -92,7 +92,11 @@ def _start_worker(state: AppState) -> tuple[threading.Event, threading.Thread] |
     thread = threading.Thread(
         target=worker.run_forever,
         args=(stop,),
-        kwargs={"max_backoff_s": state.service.settings.worker_max_backoff_s},
+        kwargs={
+            "max_backoff_s": state.service.settings.worker_max_backoff_s,
+            "guard": health.monitor_of(state).require_ours,  # never anchors to a node that is not our chain
+            "on_fault": health.monitor_of(state).fault,
+        },
         name="anchoring-worker",
         daemon=True,
     )
@@ -157,7 +161,10 @@ def create_app(
         )
         app.state.circular = state
         versions.install(state)  # passports are rebuilt after each anchoring of this app's workers
-        _reconcile_writes(state)
+        monitor = health.monitor_of(state)
+        if not monitor.refresh().foreign:  # pending writes are never sent to a node that is not our chain
+            _reconcile_writes(state)
+        monitor.start()
         _resume_captures(state)
         scans = scans_for(state)
         scans.start()  # scans are written in batches, off the requests' path
@@ -177,6 +184,7 @@ def create_app(
                 worker[0].set()
                 worker[1].join(timeout=10)
             catch_up.stop()
+            monitor.stop()
             scans.stop()  # what is buffered is written before the process ends
             versions.uninstall(state)  # a service that outlives the app builds no passports for it
             if own_service:
@@ -197,6 +205,7 @@ def create_app(
     app.add_middleware(resolver.CachedReadsMiddleware)
     # Before CORS, so that CORS wraps it: a refused body's 413 carries the CORS headers too.
     app.add_middleware(BodyLimitMiddleware, settings=api_settings)
+    app.add_middleware(health.WriteGuardMiddleware)  # a write while the node is away or not ours: 503, the reason
     app.add_middleware(
         CORSMiddleware,
         allow_origins=["*"],
@@ -223,6 +232,7 @@ def create_app(
     app.include_router(lots.public)
     app.include_router(epcis.router, prefix="/epcis")
     app.include_router(chain_rpc.router)
+    app.include_router(health.router)
     app.include_router(console.router)
     app.include_router(resolver.router)
     app.include_router(resolver.catch_all_router())  # compressed Digital Links and 404s: last

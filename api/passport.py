@@ -631,10 +631,29 @@ def verify(state: AppState, item_uri: str, claim: ItemClaim | None = None) -> tu
     """The verdict on the item's evidence bundle and on the database's `claim` of its composition (cached by the
     digest of both: an edited event or row changes the key, so tampering is never answered from the cache), and the
     bundle itself."""
-    from ledger.evidence import export_bundle, verify_bundle
+    from ledger.chain import rpc_fault
+    from ledger.evidence import export_bundle
+
+    from .health import monitor_of, unavailable_detail
 
     service = state.service
-    bundle = export_bundle(service.outbox, service.chain_id, service.ledger.anchor.address, item_uri)
+    monitor = monitor_of(state)
+    try:
+        bundle = export_bundle(service.outbox, service.chain_id, service.ledger.anchor.address, item_uri)
+        if not monitor.degraded():
+            return _verify(state, bundle, claim)
+    except Exception as exc:  # the node went away while asked: the verdict waits for it, the read does not fail
+        if rpc_fault(exc) is None:
+            raise
+        monitor.fault(exc)
+        bundle = {"events": [], "versions": []}
+    return Verdict("unavailable", len(bundle.get("events") or ()), "", [unavailable_detail(monitor.status)]), bundle
+
+
+def _verify(state: AppState, bundle: dict[str, Any], claim: ItemClaim | None) -> tuple[Verdict, dict[str, Any]]:
+    from ledger.evidence import verify_bundle
+
+    service = state.service
     fingerprint = json.dumps(bundle, sort_keys=True, default=str) + (claim.key() if claim is not None else "")
     digest = hashlib.sha256(fingerprint.encode()).hexdigest()
     cached = state.verdicts.get(digest)

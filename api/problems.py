@@ -16,8 +16,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from ledger.chain import rpc_fault
 from ledger.client import ItemState
 from ledger.errors import (
+    ChainUnavailable,
     ConfigurationError,
     ContractRevert,
     DeploymentNotFound,
@@ -26,6 +28,7 @@ from ledger.errors import (
     KeyNotFound,
     LedgerError,
     TransactionFailed,
+    WrongChain,
 )
 from ledger.lifecycle import next_actions, steps
 
@@ -259,6 +262,10 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(LedgerError)
     async def _ledger(request: Request, exc: LedgerError) -> JSONResponse:
+        if isinstance(exc, WrongChain):
+            return problem_response(request, 503, "Wrong chain", f"nothing was written: {exc}")
+        if isinstance(exc, ChainUnavailable):
+            return _chain_away(request, exc)
         if isinstance(exc, KeyNotFound | ConfigurationError | DeploymentNotFound):
             log.error("ledger misconfigured: %s", exc)
             return problem_response(request, 503, "Ledger unavailable", "the ledger is not configured for this")
@@ -273,8 +280,26 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        if rpc_fault(exc) is not None:  # the node went away mid-request: say so, never a 500
+            return _chain_away(request, exc)
         log.exception("unexpected error", exc_info=exc)
         return problem_response(request, 500)
+
+
+def _chain_away(request: Request, exc: BaseException) -> JSONResponse:
+    """503 for a request the node's outage cut short; the app's chain monitor (``api/health.py``) hears of it."""
+    state = getattr(request.app.state, "circular", None)
+    monitor = state.extra.get("chain_monitor") if state is not None else None
+    if monitor is not None:
+        monitor.fault(exc)
+    log.warning("the chain node does not answer: %s", type(exc).__name__)
+    return problem_response(
+        request,
+        503,
+        "Chain unavailable",
+        "the chain node does not answer right now: try again shortly",
+        headers={"Retry-After": "5"},
+    )
 
 
 PROBLEM_SCHEMA: dict[str, Any] = {

@@ -38,6 +38,7 @@ from ledger.outbox import EventStatus, split_proof
 from ledger.versions import version_leaf
 
 from . import passport as pp
+from .health import monitor_of, unavailable_detail
 from .links import JSONLD, item_path
 from .state import AppState
 from .versions import KIND, REASONS
@@ -195,16 +196,20 @@ class Verifier:
                 if len(self._proofs) >= self.max_entries:
                     self._proofs.clear()
                 self._proofs.add(key)
+        monitor = monitor_of(self.state)
+        if monitor.degraded():  # the node is away or not our chain: what it said before proves nothing now
+            return Check("unavailable", (unavailable_detail(monitor.status),))
         anchored_at = self._roots.get(row.root)
         if anchored_at is None:
             if time.monotonic() < self._unavailable_until:
-                return Check("unavailable", ("the chain cannot be asked right now",))
+                return Check("unavailable", ("verification unavailable right now: the chain cannot be asked",))
             try:
                 anchorer, stamp, _ = self.state.service.ledger.anchor.functions.anchorOf(row.root).call()
             except Exception as exc:  # the node is away: say so, and ask again a little later
                 log.warning("cannot ask the chain about root 0x%s: %s", row.root.hex(), exc)
+                monitor.fault(exc)
                 self._unavailable_until = time.monotonic() + UNAVAILABLE_RETRY_S
-                return Check("unavailable", ("the chain cannot be asked right now",))
+                return Check("unavailable", ("verification unavailable right now: the chain cannot be asked",))
             if int(anchorer, 16) == 0:
                 return Check("failed", (f"root 0x{row.root.hex()} is not anchored on-chain",))
             anchored_at = int(stamp)

@@ -173,16 +173,29 @@ class AnchoringWorker:
             if self.confirmations:
                 time.sleep(0.2)
 
-    def run_forever(self, stop: threading.Event, poll_s: float = 0.5, max_backoff_s: float = 30.0) -> None:
+    def run_forever(
+        self,
+        stop: threading.Event,
+        poll_s: float = 0.5,
+        max_backoff_s: float = 30.0,
+        guard: Callable[[], object] | None = None,
+        on_fault: Callable[[BaseException], object] | None = None,
+    ) -> None:
         """Anchor until `stop` is set. Never exits on an error: a node outage is waited out with a bounded
-        exponential backoff (one log line per attempt), and the next pass re-checks every open batch by hash."""
+        exponential backoff (one log line per attempt), and the next pass re-checks every open batch by hash.
+        `guard`, called before each pass, raises to skip it (``ledger.health``: a node that is not our chain);
+        `on_fault` hears of every failed pass."""
         log.info("anchoring worker started (batch %d, max wait %s)", self.batch_size, self.max_wait)
         backoff = Backoff(poll_s, max_backoff_s)
         retries = RetryLog(log)
         while not stop.is_set():
             try:
+                if guard is not None:
+                    guard()
                 done = self.run_once()
             except Exception as exc:  # keep the loop alive; the next pass re-checks by hash
+                if on_fault is not None:
+                    on_fault(exc)
                 delay = backoff.next()
                 retries.failed(exc, delay)
                 stop.wait(delay)

@@ -283,6 +283,7 @@ class JsonRpcBackend:
     def __init__(self, url: str, timeout: float = 30.0, headers: dict[str, str] | None = None) -> None:
         """`headers` go with every request (the embedded chain's endpoint wants its secret as ``Authorization``)."""
         self.url = url
+        self.request_headers = dict(headers or {})
         # web3 retries idempotent calls (eth_sendRawTransaction included: same bytes) on connection errors, HTTP errors
         # and timeouts. Its default of 5 tries multiplies a slow node's timeout by five before the caller hears of it;
         # 3 quick tries absorb a blip, and anything longer is the caller's to back off from (see the worker).

@@ -128,7 +128,8 @@ def worker(
     """Run the anchoring worker: pending events → Merkle batches → anchored roots → stored proofs.
 
     It stays up through node outages (bounded exponential backoff, one log line per retry) and stops cleanly on
-    SIGTERM or Ctrl-C; with --once it fails fast instead."""
+    SIGTERM or Ctrl-C; with --once it fails fast instead. A node that answers but is not the chain this database was
+    built on (``ledger.health``) is refused in one line at start-up, and after a reconnect nothing is anchored to it."""
     import logging
     import threading
 
@@ -138,6 +139,11 @@ def worker(
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     service = open_service(ctx, rpc, db, data_dir)
     try:
+        from .health import ChainMonitor
+
+        monitor = ChainMonitor(service)
+        if monitor.refresh().foreign:  # a node that is not our chain is never written to: one line, exit 1
+            monitor.require_writable()
         if once:
             results = service.worker(service.account("anchorer")).drain()
             console.print(f"anchored {sum(r.events for r in results)} events in {len(results)} batches")
@@ -159,7 +165,12 @@ def worker(
                 stop.wait(delay)
         try:
             if anchoring is not None:
-                anchoring.run_forever(stop, max_backoff_s=service.settings.worker_max_backoff_s)
+                anchoring.run_forever(
+                    stop,
+                    max_backoff_s=service.settings.worker_max_backoff_s,
+                    guard=monitor.require_ours,
+                    on_fault=monitor.fault,
+                )
         except KeyboardInterrupt:
             stop.set()
     finally:

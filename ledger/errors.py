@@ -17,6 +17,15 @@ class ChainIdMismatch(ConfigurationError):
     """The node's chain id is not the one the settings expect."""
 
 
+class ChainUnavailable(LedgerError):
+    """The node does not answer right now: a write waits until it does."""
+
+
+class WrongChain(ConfigurationError):
+    """The node answers, but is not the chain this database and data directory were built on (another chain id,
+    another genesis, a reset node below our anchors, no contracts where the deployment says)."""
+
+
 class ChainLocked(LedgerError, RuntimeError):
     """The embedded chain is owned by another process (for example `circular serve`)."""
 
@@ -92,6 +101,7 @@ def _render(value: Any) -> str:
 __all__ = [
     "ChainIdMismatch",
     "ChainLocked",
+    "ChainUnavailable",
     "ConfigurationError",
     "ContractRevert",
     "DeploymentNotFound",
@@ -102,4 +112,5 @@ __all__ = [
     "MerkleProofError",
     "PipelineFailed",
     "TransactionFailed",
+    "WrongChain",
 ]

@@ -23,6 +23,7 @@ from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from ledger.client import ItemState
+from ledger.errors import ChainUnavailable
 from materials import bps_to_fraction
 
 from .. import passport as pp
@@ -303,6 +304,8 @@ def evidence(request: Request, session: Session, state: AppState, product: Produ
 
     uri = item_uri(state.settings.resolver_base_url, product.gtin, item.serial)
     _, bundle = pp.verify(state, uri, pp.item_claim(session, item))
+    if "chainId" not in bundle:  # the node went away before the bundle could name its chain
+        raise ChainUnavailable("the chain node does not answer right now")
     filename = f"evidence-{product.gtin}-{hashlib.sha256(item.serial.encode()).hexdigest()[:8]}.json"
     return Response(
         bundle_text(bundle),

@@ -61,7 +61,7 @@ def cli_args(settings: Settings) -> list[str]:
 
 
 @contextmanager
-def open_world(settings: Settings, *, deploy: bool) -> Iterator[ApiWorld]:
+def open_world(settings: Settings, *, deploy: bool, api_settings: Any = None) -> Iterator[ApiWorld]:
     """The API over `settings`: freshly deployed with one actor per role (`deploy`), or as a restarted server."""
     from api import add_actor, create_app
     from api.db import upgrade
@@ -76,7 +76,7 @@ def open_world(settings: Settings, *, deploy: bool) -> Iterator[ApiWorld]:
         if deploy:
             ledger = service.deploy(service.account("admin"))
             ledger.grant_role(service.account("admin"), "anchorer", service.account("anchorer").address)
-        app = create_app(settings, service)
+        app = create_app(settings, service, api_settings=api_settings)
         with TestClient(app) as client:
             if deploy:
                 with service.sessions() as session:
