@@ -14,6 +14,7 @@ from rich.console import Console
 
 from circular.demo import (
     COTTON_G,
+    DEMO_KEYSTORE_PASSWORD,
     GEN2_RECOVERED_G,
     GEN2_VIRGIN_G,
     GTIN_A,
@@ -32,6 +33,8 @@ from ledger.projection import ChainItem, ChainLot, Projector
 from ledger.service import LedgerService
 from ledger.settings import Settings
 from tests.conftest import AnvilNode
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _check_story(out: Path, summary: dict, rpc_url: str | None, db_url: str | None) -> None:
@@ -70,11 +73,43 @@ def _check_story(out: Path, summary: dict, rpc_url: str | None, db_url: str | No
         service.close()
 
 
+def _check_credentials(out: Path, rpc_url: str | None, db_url: str | None) -> None:
+    """Every item the demo makes has a UNTP passport credential, valid against the vendored UNTP 0.7.0 schema."""
+    from jsonschema import Draft202012Validator, FormatChecker
+    from sqlalchemy import select
+
+    from api.models import Item
+    from api.untp import render
+    from ledger.versions import version
+
+    schema = json.loads((ROOT / "api" / "standards" / "untp" / "DigitalProductPassport-0.7.0.schema.json").read_text())
+    validator = Draft202012Validator(schema, format_checker=FormatChecker())
+    settings = Settings(
+        data_dir=out / "state", rpc_url=rpc_url, db_url=db_url, keystore_password=DEMO_KEYSTORE_PASSWORD
+    )
+    service = LedgerService(settings)
+    checked = 0
+    try:
+        with service.sessions() as session:
+            for gtin, serial in session.execute(select(Item.gtin, Item.serial).order_by(Item.id)).all():
+                stored = version(session, "passport", f"{RESOLVER}/01/{gtin}/21/{serial}")
+                assert stored is not None, serial
+                made = render(session, settings, stored.document)
+                errors = [f"{list(e.absolute_path)}: {e.message}" for e in validator.iter_errors(made.credential)]
+                assert errors == [], (serial, errors[:5])
+                assert made.credential["credentialSubject"]["materialProvenance"], serial
+                checked += 1
+    finally:
+        service.close()
+    assert checked == ITEMS_IN_RUN + 1
+
+
 def test_demo_on_the_embedded_chain(tmp_path: Path) -> None:
     out = tmp_path / "demo-out"
     with open(tmp_path / "demo.log", "w") as log:
         summary = run_demo(out, Console(file=log))
     _check_story(out, summary, None, None)
+    _check_credentials(out, None, None)
 
 
 @pytest.mark.slow
@@ -94,6 +129,7 @@ def test_demo_on_anvil_and_postgresql(tmp_path: Path) -> None:
             summary = run_demo(out, Console(file=log), rpc_url=node.url, db_url=db_url)
         assert summary["chainId"] == 31337
         _check_story(out, summary, node.url, db_url)
+        _check_credentials(out, node.url, db_url)
     finally:
         node.stop()
         with admin.begin() as conn:
