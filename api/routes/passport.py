@@ -104,8 +104,11 @@ def handle(request: Request, session: Session, state: AppState, link: DigitalLin
 
 # -- pages ----------------------------------------------------------------------------------------------------------
 def product_page(request: Request, session: Session, state: AppState, product: Product) -> HTMLResponse:
+    corrections = pp.master_data_changes(session, "product", product.gtin)
     return TEMPLATES.TemplateResponse(
-        request, "product.html", {"product": product, "title": product.name, "warning": None}
+        request,
+        "product.html",
+        {"product": product, "title": product.name, "warning": None, "corrections": corrections},
     )
 
 

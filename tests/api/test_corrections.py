@@ -112,3 +112,5 @@ def test_a_product_keeps_its_previous_master_data(world: World) -> None:
     latest = history["data"][0]
     assert latest["previous"] == {"name": "Field jacket"} and latest["current"] == {"name": "Field jacket, waxed"}
     assert latest["by"] == "Brand A"
+    page = world.client.get(f"/01/{GTIN_A_LOTS}/product").text
+    assert 'id="corrections"' in page and "<del>Field jacket</del> &rarr; Field jacket, waxed" in page
