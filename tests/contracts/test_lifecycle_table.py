@@ -38,3 +38,10 @@ def test_actions_without_a_contract_edge(world: World) -> None:
     assert view(items.canTransition(ItemState.NONE, ItemState.MANUFACTURED, omni.address, omni.address)) is False
     for source in lc.step("repaired").sources:
         assert view(items.canTransition(source, source, omni.address, omni.address)) is False
+
+
+def test_next_states_are_the_tables(world: World) -> None:
+    """What IllegalTransition names as allowed (ItemRegistry.nextStates) is the table's next_states, state by state."""
+    items = world.ledger.items.functions
+    for state in ItemState:
+        assert list(view(items.nextStates(state))) == lc.next_states(state), state
