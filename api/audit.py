@@ -6,7 +6,8 @@ Five rules, each with its checks (``RULES``), numbered as the report numbers the
 1. clones and counterfeits: scans of one serial from countries further apart than travel allows in the time
    between them; scans after the item was recycled or disposed of; a return of an item never sold (a step the
    lifecycle allows, for unsold stock and items sold through other channels, and flagged for a person to look at:
-   a cloned label leaves the same trace); a second return with no sale (or use) in between; bursts of scans of one serial from many clients within minutes;
+   a cloned label leaves the same trace); a second return with no sale (or use) in between; bursts of scans of one
+   serial from many clients within minutes;
 2. unknown identifiers: resolver lookups of serials never registered; events naming items or lots never
    registered;
 3. recovered mass above the collected mass: a recycling event, or a recovered lot, whose grams exceed the
