@@ -56,11 +56,20 @@ LABELS = {
     "repair": "Repair",
     "end_of_life": "End of life",
     "return_info": "How to return it",
+    "category_code": "Category code (UN CPC)",
+    "category_name": "Category",
+    "facility_gln": "Facility's GLN",
+    "facility_name": "Facility",
+    "production_country": "Country of production",
 }
 HINTS = {
     "brand_name": "Shown on the passport; your actor's name when empty.",
     "language": "Of the texts above: a language code such as en, fr or de-CH.",
     "image_url": "The address of a picture of the product.",
+    "category_code": "The UN CPC Ver. 2.1 code of its category (1 to 5 digits), with the category's name below.",
+    "category_name": "The CPC title of that category, such as Knitted or crocheted garments.",
+    "facility_gln": "The GS1 GLN (13 digits) of the facility it is made at, with the facility's name below.",
+    "production_country": "Where it is made: a two-letter country code such as PT or IN.",
 }
 
 
@@ -80,7 +89,7 @@ def _kind(info: FieldInfo) -> tuple[str, list[str]]:
     annotation = info.annotation
     optional = set(get_args(annotation)) - {type(None)} if get_origin(annotation) in (Union, UnionType) else set()
     (only,) = optional if len(optional) == 1 else (annotation,)
-    if only is str:
+    if _is_text(only):
         longest = max((getattr(m, "max_length", 0) or 0 for m in info.metadata), default=0)
         return ("textarea" if longest > 300 else "text"), []
     choices = _choices(only)
@@ -160,6 +169,22 @@ def form_values(fields: list[dict[str, Any]], product: Any) -> dict[str, Any]:
     return values
 
 
+def on_fields(errors: dict[str, str], fields: list[dict[str, Any]], model: type[BaseModel] = ProductCreate) -> None:
+    """A rule of the whole model ("categoryCode and categoryName go together") next to the first field it names,
+    the fields called by their labels."""
+    message = errors.get("_form")
+    if not message:
+        return
+    labels = {(model.model_fields[f["name"]].alias or f["name"]): f for f in fields if f["name"] in model.model_fields}
+    named = sorted((message.find(alias), alias) for alias in labels if alias in message)
+    if not named:
+        return
+    for _, alias in sorted(named, key=lambda n: -len(n[1])):
+        message = message.replace(alias, f"“{labels[alias]['label']}”")
+    del errors["_form"]
+    errors[labels[named[0][1]]["name"]] = message[0].upper() + message[1:]
+
+
 def _values(product: Product | None) -> dict[str, Any]:
     values = form_values(product_fields(), product)
     if product is None:
@@ -231,6 +256,7 @@ def _save(
     except ValueError as exc:
         errors["gtin"] = str(exc) if target else "Required."
     body, field_errors = parse(ProductCreate, data)
+    on_fields(field_errors, product_fields())
     errors.update(field_errors)
     if body is not None and not errors:
         gtin14, valid = target, body
@@ -275,4 +301,4 @@ async def edit_product(
     return await run_in_threadpool(_save, request, console, session, state, form, gtin)
 
 
-__all__ = ["form_data", "form_values", "product_fields", "router"]
+__all__ = ["form_data", "form_values", "on_fields", "product_fields", "router"]

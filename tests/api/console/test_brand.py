@@ -92,6 +92,37 @@ def test_a_brand_edits_a_products_master_data(world: Any) -> None:
     assert refused.status_code == 422 and "not under a company prefix" in refused.text
 
 
+def test_a_brand_gives_a_product_its_category_facility_and_country(world: Any) -> None:
+    client = sign_in(world, "brand")
+    form = {**form_fields(client.get("/console/products").text), "gtin": GTIN_A_LOTS, "name": "Organic tee",
+            "language": "en", "category_code": "28231", "category_name": "Knitted or crocheted garments",
+            "facility_gln": "9506000000008", "facility_name": "Porto knitting mill", "production_country": "PT"}
+    page = client.get("/console/products").text
+    for name in ("category_code", "category_name", "facility_gln", "facility_name", "production_country"):
+        assert re.search(rf'<input id="f-{name}" name="{name}" type="text"', page), name
+    answer = client.post("/console/products", data=form)
+    assert answer.status_code == 303, answer.text
+    with world.service.sessions() as session:
+        product = session.get(Product, GTIN_A_LOTS)
+        assert product is not None
+        assert (product.category_code, product.category_name, product.facility_gln, product.facility_name,
+                product.production_country) == ("28231", "Knitted or crocheted garments", "9506000000008",
+                                                "Porto knitting mill", "PT")
+    edit = client.get(answer.headers["location"]).text
+    assert 'value="Porto knitting mill"' in edit and 'value="PT"' in edit
+    # A code without its name: the write API's rule, next to the code's field, in the form's words.
+    refused = client.post(f"/console/products/{GTIN_A_LOTS}", data={**form, **form_fields(edit), "category_name": ""})
+    assert refused.status_code == 422
+    assert re.search(r'id="e-category_code">“Category code \(UN CPC\)” and “Category” go together<', refused.text)
+    assert 'value="Porto knitting mill"' in refused.text  # nothing typed is lost
+    country = client.post(f"/console/products/{GTIN_A_LOTS}",
+                          data={**form, **form_fields(edit), "production_country": "Portugal"})
+    assert country.status_code == 422 and re.search(r'id="e-production_country">[^<]+<', country.text)
+    with world.service.sessions() as session:
+        product = session.get(Product, GTIN_A_LOTS)
+        assert product is not None and product.category_name == "Knitted or crocheted garments"
+
+
 def test_pages_of_another_role_are_not_found(world: Any) -> None:
     client = sign_in(world, "retailer")
     assert client.get("/console/lots").status_code == 404
@@ -197,13 +228,13 @@ def test_the_product_form_shows_each_kind_of_field_the_write_api_may_add() -> No
 
     form = {"name": "Runner", "category": "footwear", "care_kind": "", "facility_id": "42",
             "images": "https://img.example/a.jpg\n\n https://img.example/b.jpg ",
-            "facility": '{"gln": "9506000000007"}'}
+            "facility": '{"gln": "9506000000008"}'}
     data = form_data(list(fields.values()), form)
     assert data == {"name": "Runner", "category": "footwear", "facility_id": "42",
                     "images": ["https://img.example/a.jpg", "https://img.example/b.jpg"],
-                    "facility": {"gln": "9506000000007"}}
+                    "facility": {"gln": "9506000000008"}}
     saved = Master.model_validate(data)
-    assert saved.facility_id == 42 and saved.care_kind is None and saved.facility == Facility(gln="9506000000007")
+    assert saved.facility_id == 42 and saved.care_kind is None and saved.facility == Facility(gln="9506000000008")
     shown = form_values(list(fields.values()), saved.model_copy(update={"care_kind": Care.DRY_CLEAN}))
     assert shown["images"] == "https://img.example/a.jpg\nhttps://img.example/b.jpg"
     assert shown["care_kind"] == "dry_clean" and shown["facility_id"] == 42 and shown["category"] == "footwear"
