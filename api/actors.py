@@ -162,7 +162,7 @@ def add_actor(
     )
     if holder is not None:
         raise ValueError(f"account {account.address} is actor {holder!r}'s: an actor's account is its own")
-    if actor_role is not ActorRole.ADMIN:
+    if actor_role not in (ActorRole.ADMIN, ActorRole.AUTHORITY):  # an authority reads; it holds no on-chain role
         _fund(service, account.address)
         if not ledger.has_role(actor_role.value, account.address):
             ledger.grant_role(admin, actor_role.value, account.address)

@@ -212,7 +212,9 @@ actors_app = typer.Typer(help="Administer actors: brands, recyclers, retailers, 
 @actors_app.command("add")
 @clean_errors
 def actors_add(
-    role: Annotated[str, typer.Option(help="brand, recycler, retailer, repairer or admin.")],
+    role: Annotated[
+        str, typer.Option(help="brand, recycler, retailer, repairer, admin, or authority (reads every passport field).")
+    ],
     name: Annotated[str, typer.Option(help="The actor's unique name.")],
     prefix: Annotated[list[str] | None, typer.Option(help="A GS1 company prefix (brands; repeatable).")] = None,
     key_name: Annotated[

@@ -1,7 +1,8 @@
 """The links the resolver offers for a GTIN, an item or a lot, and their linkset (RFC 9264, GS1 linkset schema).
 
 Every link has a target, a link type and a human-readable title; exactly one is the default (``gs1:defaultLink``).
-Link types come from the GS1 Web Vocabulary; those of our own (``circ:evidenceBundle``, ``circ:qrCode``) live in our
+Link types come from the GS1 Web Vocabulary; those of our own (``circ:evidenceBundle``, ``circ:qrCode``,
+``circ:authorisedAccess``) live in our
 link-type namespace (``api.gs1.linktypes.OWN_NS``), whose URIs the GS1 linkset schema admits as relation keys, so
 they are in the linkset too.
 """
@@ -102,13 +103,22 @@ def item_links(base: str, product: Product, item: Item, canonical_uri: str) -> l
             gs1("verificationService"), f"{base}{path}/verification", "Verification of this item's ledger records", JSON
         ),
     ]
+    # Certificates are an authority's data (``api/access.py``): the public linkset says that more exists instead.
     links += [
-        Link(gs1("certificationInfo"), cert, "Certificate of a material in this item")
-        for cert in item.certificates or []
-        if cert.startswith(("http://", "https://"))
-    ]
-    links += [
-        Link(own("evidenceBundle"), f"{base}{path}/evidence", "Evidence bundle (events, signatures, proofs)", JSON),
+        Link(
+            own("authorisedAccess"),
+            passport,
+            "More of this passport (supplier lots, per-lot masses, certificates) for repairers, recyclers and "
+            "authorities: read it with their API key",
+            HTML,
+            lang,
+        ),
+        Link(
+            own("evidenceBundle"),
+            f"{base}{path}/evidence",
+            "Evidence bundle (events, signatures, proofs): for authorities",
+            JSON,
+        ),
         Link(own("qrCode"), f"{base}{path}/qr.svg", "QR code of this item's Digital Link", "image/svg+xml"),
     ]
     return links + product_links(base, product)
@@ -137,11 +147,15 @@ def lot_links(base: str, product: Product, lot: Lot) -> list[Link]:
             JSON,
         ),
     ]
-    links += [
-        Link(gs1("certificationInfo"), cert, "Certificate of this lot")
-        for cert in lot.certificates or []
-        if cert.startswith(("http://", "https://"))
-    ]
+    links.append(
+        Link(
+            own("authorisedAccess"),
+            page,
+            "More of this lot's passport (masses, origin, certificates) for repairers, recyclers and authorities",
+            HTML,
+            lang,
+        )
+    )
     return links + product_links(base, product)
 
 

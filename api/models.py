@@ -41,6 +41,7 @@ class ActorRole(enum.StrEnum):
     RETAILER = "retailer"
     REPAIRER = "repairer"
     ADMIN = "admin"
+    AUTHORITY = "authority"  # reads every passport field (market surveillance); no on-chain role, writes nothing
 
 
 class Actor(Base):

@@ -699,7 +699,7 @@ def _correction_ld(entry: Any) -> dict[str, Any]:
         out["circ:correction"] = {
             "circ:reason": correction["reason"],
             "circ:declarationTime": correction["declared_at"],
-            "circ:declaredBy": correction["by"],
+            **({"circ:declaredBy": correction["by"]} if correction.get("by") else {}),
             "circ:correctiveEventIDs": list(correction["corrective_event_ids"]),
             "circ:declaration": {"@id": correction["declaration_id"]},
         }
@@ -708,11 +708,14 @@ def _correction_ld(entry: Any) -> dict[str, Any]:
     return out
 
 
-def _received(item: Item, entries: Sequence[TimelineEntry]) -> dict[str, Any]:
-    entry = intake(item, entries)
+def _received(item: Item, entries: Sequence[TimelineEntry], stored: Any = None) -> dict[str, Any]:
+    entry = stored if stored is not None else intake(item, entries)
     if entry is None:
         return {}
-    return {"circ:received": {"circ:label": entry.label, "circ:eventTime": entry.time, "circ:actor": entry.actor}}
+    received = {"circ:label": entry.label, "circ:eventTime": entry.time}
+    if getattr(entry, "actor", None):
+        received["circ:actor"] = entry.actor
+    return {"circ:received": received}
 
 
 def jsonld(
@@ -727,8 +730,10 @@ def jsonld(
     verdict: Verdict,
     links: dict[str, str],
     became: Sequence[Any] = (),
+    received: Any = None,
 ) -> dict[str, Any]:
-    """The passport as JSON-LD; `became`: the recovered lots a recycled item went into."""
+    """The passport as JSON-LD; `became`: the recovered lots a recycled item went into; `received`: the step that
+    took a returned item in, as the version stored it (else found in `entries`)."""
     return {
         "@context": ["https://schema.org/", {"gs1": GS1_NS, "circ": VOC_NS}],
         "@id": uri,
@@ -750,7 +755,7 @@ def jsonld(
                 "circ:grams": m.grams,
                 "circ:share": round(m.share, 4),
                 "circ:recycledShare": round(m.recycled_share, 4),
-                "circ:lot": {"@id": m.lot_uri},
+                **({"circ:lot": {"@id": m.lot_uri}} if getattr(m, "lot_uri", None) else {}),
             }
             for m in materials
         ],
@@ -774,7 +779,7 @@ def jsonld(
                 "circ:label": e.label,
                 "circ:bizStep": e.biz_step,
                 "circ:disposition": e.disposition,
-                "circ:actor": e.actor,
+                **({"circ:actor": e.actor} if getattr(e, "actor", None) else {}),
                 "circ:thirdParty": e.third_party,
                 "circ:anchoring": e.anchoring,
                 **_correction_ld(e),
@@ -789,7 +794,7 @@ def jsonld(
         "circ:howToReturn": {
             "circ:info": product.return_info,
             "circ:returnRequests": {"@id": links["returns"]},
-            **_received(item, entries),
+            **_received(item, entries, received),
         },
         "circ:verification": {
             "circ:status": verdict.status,

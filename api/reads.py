@@ -38,6 +38,7 @@ from ledger.outbox import EventStatus, split_proof
 from ledger.versions import version_leaf
 
 from . import passport as pp
+from .access import Tier, restrict, withheld
 from .health import monitor_of, unavailable_detail
 from .links import JSONLD, item_path
 from .state import AppState
@@ -334,19 +335,27 @@ class PassportReads:
         return envelope
 
     def passport(
-        self, resource: str, subject: str, gtin: str, serial: str, base: str, number: int | None = None
+        self,
+        resource: str,
+        subject: str,
+        gtin: str,
+        serial: str,
+        base: str,
+        number: int | None = None,
+        tier: Tier = Tier.PUBLIC,
     ) -> Answer | None:
-        """The page (``passport``) or JSON-LD (``passport.jsonld``) of a stored version; None when there is none."""
+        """The page (``passport``) or JSON-LD (``passport.jsonld``) of a stored version as readers of `tier` may see
+        it (``api/access.py``); None when there is none."""
         row = self.store.read(subject, number)
         if row is None:
             return None
         digest = hashlib.sha256(row.document.encode()).digest()
         envelope = self._envelope(digest, row.document)
         check = self.verifier.check(row, digest, envelope, subject)
-        key = (digest, resource, base, check.status, check.anchored_at, number is None)
+        key = (digest, resource, base, check.status, check.anchored_at, number is None, tier.value)
         body = self.renderings.get(key)
         if body is None:
-            body = self._render(resource, envelope, row, digest, check, gtin, serial, base, number is None)
+            body = self._render(resource, envelope, row, digest, check, gtin, serial, base, number is None, tier)
             self.renderings.put(key, body)
         media = JSONLD if resource == "passport.jsonld" else HTML_MEDIA
         return Answer(body, media, row.number, check.status)
@@ -379,8 +388,11 @@ class PassportReads:
         serial: str,
         base: str,
         current: bool,
+        tier: Tier = Tier.PUBLIC,
     ) -> bytes:
-        content = _views(envelope.get("content") or {})
+        stored = envelope.get("content") or {}
+        content = _views(restrict(stored, tier))
+        access = {"tier": tier.value, "withheld": withheld(stored, tier)}
         uri = str(content.get("uri", ""))
         links = self._links(gtin, serial, base, uri)
         verdict = pp.Verdict(check.status, 0, check.checked_at, list(check.problems))
@@ -408,7 +420,9 @@ class PassportReads:
                 verdict=verdict,
                 links=links,
                 became=content.get("became") or [],
+                received=content.get("received"),
             )
+            body["circ:access"] = {"circ:tier": access["tier"], "circ:withheld": access["withheld"]}
             body["circ:version"] = {
                 "circ:number": row.number,
                 "circ:createdAt": version["created_at"],
@@ -431,6 +445,7 @@ class PassportReads:
             "verdict": verdict,
             "links": links,
             "version": version,
+            "access": access,
             "collection_points": self.state.api_settings.collection_points,
         }
         return self.templates.get_template("passport.html").render(context).encode()

@@ -318,8 +318,8 @@ def _story(
             str(lot.get("materialCode", lot)) if isinstance(lot, dict) else str(lot) for lot in generation["circ:lots"]
         )
         sources = "; ".join(
-            f"{group.get('count', len(group.get('serials', [])))} x {group.get('product')} by {group.get('brand')} "
-            f"({', '.join(group.get('serials', [])[:3])}, …)"
+            f"{group.get('count', len(group.get('serials', [])))} x {group.get('product')} by {group.get('brand')}"
+            + (f" ({', '.join(group['serials'][:3])}, …)" if group.get("serials") else "")
             if isinstance(group, dict)
             else str(group)
             for group in generation["circ:sourceItems"]
@@ -327,7 +327,7 @@ def _story(
         table.add_row(str(generation["circ:generation"]), lots, sources or "(the tote bag itself)")
     console.print(table)
 
-    bundle = _call(client, "GET", f"{gen2_path}/evidence", None).json()
+    bundle = _call(client, "GET", f"{gen2_path}/evidence", brand_b).json()  # the brand's: it holds every field
     bundle_path = out / "evidence-B00001.json"
     bundle_path.write_text(json.dumps(bundle, indent=2) + "\n")
     verdict = verify_bundle(bundle, service.backend.web3)

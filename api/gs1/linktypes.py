@@ -29,6 +29,11 @@ OWN_LINK_TYPES: dict[str, dict[str, str]] = {
         "title": "QR code",
         "description": "The QR code carrying the item's GS1 Digital Link.",
     },
+    "authorisedAccess": {
+        "title": "More for authorised parties",
+        "description": "The passport holds data for repairers and recyclers (legitimate interest) and authorities "
+        "beyond the public's: the same resources, read with their API key.",
+    },
 }
 
 

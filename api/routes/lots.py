@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from ..deps import CurrentActor, LotOwnerActor, PageDep, SessionDep, StateDep
@@ -26,7 +26,7 @@ from ..schemas import (
 )
 from ..services import lots
 from ..writes import actor_name, lot_public
-from .passport import lot_jsonld
+from .passport import lot_headers, lot_jsonld, reader_tier
 
 router = APIRouter(prefix="/lots", tags=["lots"])
 public = APIRouter(tags=["lots"])
@@ -77,12 +77,14 @@ def approve(
 
 
 @public.get("/lots/{lot_id}", summary="A lot without a GS1 key, as JSON-LD (what its URI in events dereferences to)")
-def lot_document(lot_id: LotId, session: SessionDep, state: StateDep) -> JSONResponse:
-    """Material and recovered lots are named ``<resolver>/lots/<lot id>`` in events; this is that URI's document."""
+def lot_document(request: Request, lot_id: LotId, session: SessionDep, state: StateDep) -> Response:
+    """Material and recovered lots are named ``<resolver>/lots/<lot id>`` in events; this is that URI's document,
+    as the reader's key lets it see it (``api/access.py``)."""
     lot = session.get(Lot, lot_id.lower())
     if lot is None:
         raise Problem(404, "Unknown lot", f"no lot {lot_id}")
+    tier = reader_tier(request, session, lot.owner_id)
+    if isinstance(tier, Response):
+        return tier
     product = session.get(Product, lot.gtin) if lot.gtin else None
-    return JSONResponse(
-        lot_jsonld(session, state, product, lot), media_type=JSONLD, headers={"Cache-Control": "no-cache"}
-    )
+    return JSONResponse(lot_jsonld(session, state, product, lot, tier), media_type=JSONLD, headers=lot_headers(tier))

@@ -9,6 +9,7 @@ GS1 character set 82, ``/`` included, works.
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import secrets
 import threading
@@ -28,6 +29,8 @@ from materials import bps_to_fraction
 
 from .. import passport as pp
 from .. import versions
+from ..access import Tier, restrict_envelope, restrict_group, tier_for
+from ..actors import authenticate
 from ..gs1.digital_link import DigitalLink
 from ..links import JSONLD, item_path, lot_path
 from ..models import Item, Lot, Product, ReturnRequest, utcnow
@@ -96,7 +99,11 @@ def handle(request: Request, session: Session, state: AppState, link: DigitalLin
                 request, 404, "Unknown lot", f"lot {link.lot} of GTIN {product.gtin} is not registered"
             )
         if resource == "passport.jsonld":
-            return JSONResponse(lot_jsonld(session, state, product, lot), media_type=JSONLD)
+            tier = reader_tier(request, session, lot.owner_id)
+            if isinstance(tier, Response):
+                return tier
+            body = lot_jsonld(session, state, product, lot, tier)
+            return JSONResponse(body, media_type=JSONLD, headers=lot_headers(tier))
         if resource in ("qr.svg", "qr.png"):
             return qr(resource, lot.uri)
     return problem_response(request, 404)
@@ -166,10 +173,17 @@ def _subject(resolver: str, gtin14: str, serial: str) -> str:
 
 
 def answer_item(
-    state: AppState, resource: str, gtin14: str, serial: str, base: str, number: int | None
+    state: AppState,
+    resource: str,
+    gtin14: str,
+    serial: str,
+    base: str,
+    number: int | None,
+    tier: Tier = Tier.PUBLIC,
 ) -> Response | None:
-    """A stored version's page, JSON-LD or version list, or a QR code of a registered item; None when the item has
-    no passport version (yet). Used by the routes and, before routing, by ``CachedReadsMiddleware``."""
+    """A stored version's page, JSON-LD or version list, or a QR code of a registered item, as readers of `tier` see
+    it; None when the item has no passport version (yet). Used by the routes and, before routing (the public's reads,
+    without a key), by ``CachedReadsMiddleware``."""
     subject = subject_of(state, gtin14, serial)
     passports = reads(state)
     if resource == "passport/versions":
@@ -179,11 +193,34 @@ def answer_item(
         return JSONResponse(listing, headers={"Cache-Control": "no-cache"})
     if resource in ("qr.svg", "qr.png"):
         return qr(resource, subject) if passports.store.exists(subject) else None
-    found = passports.passport(resource, subject, gtin14, serial, base, number)
+    found = passports.passport(resource, subject, gtin14, serial, base, number, tier)
     if found is None:
         return None
-    headers = {"Cache-Control": "no-cache", "Passport-Version": str(found.version)}
+    headers = {"Cache-Control": "no-cache", "Passport-Version": str(found.version), "Vary": "Authorization"}
+    if tier is not Tier.PUBLIC:  # never kept by a shared cache, never served to anyone else
+        headers["Cache-Control"] = "private, no-store"
+    headers["Passport-Access"] = tier.value
     return Response(found.body, media_type=found.media_type, headers=headers)
+
+
+def reader_tier(request: Request, session: Session, owner_id: int | None = None) -> Tier | Response:
+    """The tier of the request's reader (``api/access.py``): the public without ``Authorization``; the key's actor's
+    tier with one (the data's owner, `owner_id`, sees all); a key that is unknown or revoked is refused (401), never
+    taken for the public's."""
+    header = request.headers.get("authorization")
+    if header is None:
+        return Tier.PUBLIC
+    scheme, _, key = header.partition(" ")
+    actor = authenticate(session, key.strip()) if scheme.lower() == "bearer" and key.strip() else None
+    if actor is None:
+        return problem_response(
+            request,
+            401,
+            "Unauthorized",
+            "unknown or revoked API key: read without a key for the public passport",
+            headers={"WWW-Authenticate": 'Bearer realm="circular-ledger"'},
+        )
+    return tier_for(actor, owner_id)
 
 
 def versioned(
@@ -193,8 +230,11 @@ def versioned(
     number = version_number(request)
     if isinstance(number, Response):
         return number
+    tier = reader_tier(request, session, item.brand_id)
+    if isinstance(tier, Response):
+        return tier
     base = _base(request)
-    found = answer_item(state, resource, product.gtin, item.serial, base, number)
+    found = answer_item(state, resource, product.gtin, item.serial, base, number, tier)
     if found is None and number is None and not versions.has_version(session, state, item):
         # An item registered before passports were versioned, not reached by the start-up backfill yet: its first
         # version is made now, once.
@@ -202,7 +242,7 @@ def versioned(
             fresh = own.get(Item, item.id)
             if fresh is not None:
                 versions.build(own, state, [fresh], "backfill")
-        found = answer_item(state, resource, product.gtin, item.serial, base, number)
+        found = answer_item(state, resource, product.gtin, item.serial, base, number, tier)
     if found is None:
         what = f"version {number} of the passport" if number is not None else "a passport version"
         return problem_response(request, 404, "Unknown version", f"there is no {what} of this item")
@@ -219,6 +259,9 @@ def credential(request: Request, session: Session, state: AppState, product: Pro
     number = version_number(request)
     if isinstance(number, Response):
         return number
+    tier = reader_tier(request, session, item.brand_id)
+    if isinstance(tier, Response):
+        return tier
     subject = subject_of(state, product.gtin, item.serial)
     found = stored_version(session, versions.KIND, subject, number)
     if found is None and number is None and not versions.has_version(session, state, item):
@@ -228,35 +271,71 @@ def credential(request: Request, session: Session, state: AppState, product: Pro
         what = f"version {number} of the passport" if number is not None else "a passport version"
         return problem_response(request, 404, "Unknown version", f"there is no {what} of this item")
     try:
-        made = render(session, state.settings, found.document)
+        made = render(session, state.settings, restrict_envelope(json.loads(found.document), tier))
     except CredentialError as exc:
         return problem_response(request, 409, "No credential for this version", str(exc))
-    headers = {"Cache-Control": "no-cache", "Passport-Version": str(made.version)}
+    headers = {
+        "Cache-Control": "no-cache" if tier is Tier.PUBLIC else "private, no-store",
+        "Vary": "Authorization",
+        "Passport-Version": str(made.version),
+        "Passport-Access": tier.value,
+    }
     return Response(made.jwt, media_type=VC_JWT, headers=headers)
 
 
-def lot_passport(request: Request, session: Session, state: AppState, product: Product, lot: Lot) -> HTMLResponse:
-    base = _base(request)
+def lot_view(session: Session, state: AppState, lot: Lot, tier: Tier) -> dict[str, Any]:
+    """What readers of `tier` see of a lot's passport (``api/access.py``): the lot, its provenance, its events."""
     generations = pp.provenance(session, [(lot, None)], state.api_settings.provenance_max_generations)
     entries = pp.timeline(state, session, lot.uri, lot.owner_id)
+    owner = pp.owner_name(session, lot.owner_id) if lot.recovered else None
+    whole = {
+        "lot": {**pp._lot_view(lot), "recycler": owner},
+        "generations": [dict(vars(g)) for g in generations],
+        "timeline": [dict(vars(e)) for e in entries],
+        "corrections": pp.master_data_changes(session, "lot", lot.lot_id),
+    }
+    seen = {
+        "lot": restrict_group(whole["lot"], "lot", tier),
+        "generations": restrict_group(whole["generations"], "generation", tier),
+        "timeline": restrict_group(whole["timeline"], "event", tier),
+        "corrections": restrict_group(whole["corrections"], "change", tier),
+    }
+    seen["withheld"] = seen != whole
+    return seen
+
+
+def lot_passport(
+    request: Request, session: Session, state: AppState, product: Product, lot: Lot
+) -> HTMLResponse | Response:
+    tier = reader_tier(request, session, lot.owner_id)
+    if isinstance(tier, Response):
+        return tier
+    base = _base(request)
+    seen = lot_view(session, state, lot, tier)
     context = {
         "title": f"Material lot {lot.lot_number}",
         "product": product,
-        "lot": lot,
+        "lot_number": lot.lot_number,
+        "view": seen["lot"],
+        "withheld": seen["withheld"],
         "material": pp.material_name(lot.material_code, lot.recovered),
-        "generations": generations,
-        "timeline": entries,
-        "corrections": pp.master_data_changes(session, "lot", lot.lot_id),
+        "generations": seen["generations"],
+        "timeline": seen["timeline"],
+        "corrections": seen["corrections"],
         "links": {
             "jsonld": f"{base}{lot_path(product.gtin, lot.lot_number)}/passport.jsonld",
             "product": f"{base}/01/{product.gtin}/product",
         },
     }
-    return TEMPLATES.TemplateResponse(request, "lot.html", context, headers={"Cache-Control": "no-cache"})
+    return TEMPLATES.TemplateResponse(request, "lot.html", context, headers=lot_headers(tier))
 
 
-def lot_jsonld(session: Session, state: AppState, product: Product | None, lot: Lot) -> dict[str, Any]:
-    generations = pp.provenance(session, [(lot, None)], state.api_settings.provenance_max_generations)
+def lot_jsonld(
+    session: Session, state: AppState, product: Product | None, lot: Lot, tier: Tier = Tier.PUBLIC
+) -> dict[str, Any]:
+    """A lot's passport as JSON-LD, as readers of `tier` see it."""
+    seen = lot_view(session, state, lot, tier)
+    view = seen["lot"]
     body: dict[str, Any] = {
         "@context": [
             "https://schema.org/",
@@ -267,30 +346,34 @@ def lot_jsonld(session: Session, state: AppState, product: Product | None, lot: 
         "gs1:hasBatchLot": lot.lot_number,
         "circ:material": pp.material_name(lot.material_code, lot.recovered),
         "circ:materialCode": lot.material_code,
-        "circ:massGrams": lot.mass_grams,
+        **({"circ:massGrams": view["massGrams"]} if "massGrams" in view else {}),
         "circ:recycledShare": bps_to_fraction(lot.recycled_share_bps),
         "circ:recovered": lot.recovered,
-        "circ:origin": lot.origin,
-        "gs1:certificationInfo": list(lot.certificates or []),
+        **({"circ:origin": view["origin"]} if "origin" in view else {}),
+        **({"gs1:certificationInfo": view["certificates"]} if "certificates" in view else {}),
         "circ:provenance": [
             {
-                "circ:generation": g.index,
-                "circ:thisLot": g.current,
-                "circ:lots": g.lots,
-                "circ:sourceItems": g.source_items,
-                "circ:recycledInto": g.recycled_into,
+                "circ:generation": g["index"],
+                "circ:thisLot": g["current"],
+                "circ:lots": g["lots"],
+                "circ:sourceItems": g["source_items"],
+                "circ:recycledInto": g["recycled_into"],
             }
-            for g in generations
+            for g in seen["generations"]
         ],
+        "circ:access": {"circ:tier": tier.value, "circ:withheld": seen["withheld"]},
     }
-    if lot.recovered:
-        body["circ:recycler"] = pp.owner_name(session, lot.owner_id)
-    corrections = pp.master_data_changes(session, "lot", lot.lot_id)
-    if corrections:
-        body["circ:corrections"] = corrections
+    if lot.recovered and view.get("recycler"):
+        body["circ:recycler"] = view["recycler"]
+    if seen["corrections"]:
+        body["circ:corrections"] = seen["corrections"]
     if product is not None:
         body["gtin"] = product.gtin
     return body
+
+
+def lot_headers(tier: Tier) -> dict[str, str]:
+    return {"Cache-Control": "no-cache" if tier is Tier.PUBLIC else "private, no-store", "Vary": "Authorization"}
 
 
 # -- machine resources ------------------------------------------------------------------------------------------------
@@ -302,8 +385,23 @@ def qr(resource: str, uri: str) -> Response:
 
 
 def evidence(request: Request, session: Session, state: AppState, product: Product, item: Item) -> Response:
-    """The item's evidence bundle, byte for byte what ``circular export`` writes (``ledger.evidence.bundle_text``)."""
+    """The item's evidence bundle, byte for byte what ``circular export`` writes (``ledger.evidence.bundle_text``).
+    It holds every event and version whole (lots, masses, signer addresses): an authority's, or the item's brand's."""
     from ledger.evidence import bundle_text
+
+    tier = reader_tier(request, session, item.brand_id)
+    if isinstance(tier, Response):
+        return tier
+    if tier is not Tier.AUTHORITY:
+        keyed = "authorization" in request.headers
+        status, title = (403, "Forbidden") if keyed else (401, "Unauthorized")
+        return problem_response(
+            request,
+            status,
+            title,
+            "the evidence bundle holds every field of the passport: an authority's API key (or the brand's) reads it",
+            headers={"WWW-Authenticate": 'Bearer realm="circular-ledger"'} if status == 401 else None,
+        )
 
     uri = item_uri(state.settings.resolver_base_url, product.gtin, item.serial)
     _, bundle = pp.verify(state, uri, pp.item_claim(session, item))
@@ -317,8 +415,11 @@ def evidence(request: Request, session: Session, state: AppState, product: Produ
     )
 
 
-def verification(request: Request, session: Session, state: AppState, product: Product, item: Item) -> JSONResponse:
+def verification(request: Request, session: Session, state: AppState, product: Product, item: Item) -> Response:
     uri = item_uri(state.settings.resolver_base_url, product.gtin, item.serial)
+    tier = reader_tier(request, session, item.brand_id)
+    if isinstance(tier, Response):
+        return tier
     verdict, _ = pp.verify(state, uri, pp.item_claim(session, item))
     base = _base(request)
     body = {
@@ -327,10 +428,13 @@ def verification(request: Request, session: Session, state: AppState, product: P
         "verified": verdict.verified,
         "events": verdict.events,
         "checkedAt": verdict.checked_at,
-        "problems": verdict.problems,
+        # What failed names lots, masses and signers: an authority reads it; others, how many problems there are.
+        "problems": verdict.problems if tier is Tier.AUTHORITY else [],
+        "problemCount": len(verdict.problems),
         "evidenceBundle": f"{base}{item_path(product.gtin, item.serial)}/evidence",
     }
-    return JSONResponse(body, headers={"Cache-Control": "no-cache"})
+    headers = {"Cache-Control": "no-cache" if tier is Tier.PUBLIC else "private, no-store", "Vary": "Authorization"}
+    return JSONResponse(body, headers=headers)
 
 
 def _client_key(request: Request) -> str:
@@ -399,4 +503,15 @@ def return_request(request: Request, session: Session, state: AppState, product:
     )
 
 
-__all__ = ["VERSIONED", "answer_item", "handle", "nearest_points", "reads", "subject_of", "version_number"]
+__all__ = [
+    "VERSIONED",
+    "answer_item",
+    "handle",
+    "lot_headers",
+    "lot_jsonld",
+    "nearest_points",
+    "reader_tier",
+    "reads",
+    "subject_of",
+    "version_number",
+]

@@ -27,6 +27,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ledger.errors import InvalidIdentifier
 
+from ..access import Tier
 from ..deps import ApiSettingsDep, StateDep
 from ..gs1.digital_link import DigitalLink, MalformedLink, NotADigitalLink, UnsupportedKey, parse_path
 from ..gs1.linktypes import GS1_NS, OWN_NS, expand, gs1
@@ -363,6 +364,7 @@ async def _dispatch(request: Request, state: AppState) -> Response:
     return response
 
 
+PUBLIC_TIER = Tier.PUBLIC.value  # the tier of every cached answer: part of its key
 CACHED_RESOURCES = ("/passport", "/passport.jsonld", "/qr.png", "/qr.svg")
 
 
@@ -427,6 +429,8 @@ def _item_read(request: Request, state: AppState) -> Response | None:
         return None
     if link.serial is None or link.compressed or link.resource not in FAST_RESOURCES:
         return None
+    if "authorization" in request.headers:  # a key's reader: the app decides its tier (api/access.py)
+        return None
     query = bytes(request.scope.get("query_string") or b"").decode("latin-1")
     number: int | None = None
     if link.resource in ("passport", "passport.jsonld") and query.startswith("version="):
@@ -489,7 +493,9 @@ def _cached_resource(request: Request, state: AppState) -> tuple[ResponseCache, 
         return cache, None
     if not path.endswith(CACHED_RESOURCES) or "/21/" in path:  # an item's: read from its stored versions
         return cache, None
-    return cache, (path, request.url.query, request_base(request))
+    if "authorization" in request.headers:  # only the public's answers are kept (and served): see api/access.py
+        return cache, None
+    return cache, (path, request.url.query, request_base(request), PUBLIC_TIER)
 
 
 _SETUP_LOCK = threading.Lock()

@@ -28,7 +28,7 @@ GTIN_A = "09506000134352"  # brand A, prefix 9506000
 GTIN_A_LOTS = "09506000134369"
 GTIN_B = "04012345123456"  # brand B, prefix 4012345
 GTIN_UNKNOWN = "04012345000016"  # under brand B's prefix, never registered with the resolver
-ROLES = ("admin", "brand", "brand_b", "recycler", "retailer", "repairer")
+ROLES = ("admin", "brand", "brand_b", "recycler", "retailer", "repairer", "authority")
 
 
 @dataclass
@@ -155,6 +155,7 @@ def _make_world(db: str, data_dir: Path, backend: Any = None) -> Iterator[World]
                 ("recycler", "Recycler", ()),
                 ("retailer", "Retailer", ()),
                 ("repairer", "Repairer", ()),
+                ("authority", "Market surveillance", ()),
             ]:
                 actor, key = add_actor(
                     service, session, role.removesuffix("_b"), name, prefixes=prefixes, keys=app.state.circular.keys

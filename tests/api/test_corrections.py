@@ -4,6 +4,7 @@ product's previous master data kept."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -13,7 +14,8 @@ from .conftest import GTIN_A, GTIN_A_LOTS, World
 
 
 def _passport(world: World, item: dict[str, Any]) -> dict[str, Any]:
-    body: dict[str, Any] = world.client.get(f"/01/{item['gtin']}/21/{item['serial']}/passport.jsonld").json()
+    path = f"/01/{item['gtin']}/21/{item['serial']}/passport.jsonld"
+    body: dict[str, Any] = world.client.get(path, headers=world.auth("authority")).json()
     return body
 
 
@@ -52,7 +54,7 @@ def test_a_mistaken_sale_is_declared_in_error_and_corrected(world: World) -> Non
 
     # The correction is signed and anchored like any event, and the evidence verifies.
     world.drain()
-    bundle = world.client.get(f"/01/{GTIN_A}/21/{item['serial']}/evidence").json()
+    bundle = world.client.get(f"/01/{GTIN_A}/21/{item['serial']}/evidence", headers=world.auth("authority")).json()
     ids = {e["eventID"] for e in bundle["events"]}
     assert {sale, returned, declaration} <= ids
     verdict = verify_bundle(bundle, world.service.backend.web3)
@@ -79,21 +81,27 @@ def test_a_lot_correction_keeps_what_it_said_before(world: World) -> None:
     assert history["count"] == 1 and history["data"][0]["reason"] == "wrong farm on the form"
     assert history["data"][0]["by"] == "Brand A"
     assert history["data"][0]["declarationId"] == corrected["declaration"]["eventId"]
-    # The lot's public page and its JSON-LD show the correction: what it said before, what it says since, and why.
+    # The lot's page and its JSON-LD show the correction: what it said before, what it says since, and why; the
+    # origin and the certificates to those whose tier sees them (api/access.py), that a correction was made to all.
     path = urlsplit(lot["uri"]).path
-    page = world.client.get(path + "/passport").text
+    sees_all = world.auth("authority")
+    page = world.client.get(path + "/passport", headers=sees_all).text
     assert 'id="corrections"' in page and "wrong farm on the form" in page and "<del>Turkey</del> &rarr; Greece" in page
     assert "<del>https://certs.example/OLD</del> &rarr; https://certs.example/NEW" in page
-    public = world.client.get(path + "/passport.jsonld").json()
-    assert public["circ:origin"] == "Greece"
+    full = world.client.get(path + "/passport.jsonld", headers=sees_all).json()
+    assert full["circ:origin"] == "Greece"
     assert [(c["by"], c["reason"], c["previous"]["origin"], c["current"]["origin"])
-            for c in public["circ:corrections"]] == [("Brand A", "wrong farm on the form", "Turkey", "Greece")]
+            for c in full["circ:corrections"]] == [("Brand A", "wrong farm on the form", "Turkey", "Greece")]
+    public = world.client.get(path + "/passport.jsonld").json()
+    assert "circ:origin" not in public and "Turkey" not in json.dumps(public) and "OLD" not in json.dumps(public)
+    assert [c["reason"] for c in public["circ:corrections"]] == ["wrong farm on the form"]
+    assert "wrong farm on the form" in world.client.get(path + "/passport").text
     # The passport shows the corrected lot, and the item's evidence verifies with the corrective registration.
     passport = _passport(world, item)
     lots = [lot_view for g in passport["circ:provenance"] for lot_view in g["circ:lots"]]
     assert [v["origin"] for v in lots if v["lotId"] == lot["lotId"]] == ["Greece"]
     world.drain()
-    bundle = world.client.get(f"/01/{GTIN_A}/21/{item['serial']}/evidence").json()
+    bundle = world.client.get(f"/01/{GTIN_A}/21/{item['serial']}/evidence", headers=world.auth("brand")).json()
     verdict = verify_bundle(bundle, world.service.backend.web3)
     assert verdict.ok, verdict.problems
     item_row = world.client.get(f"/api/v1/items/{GTIN_A}/{item['serial']}").json()

@@ -79,7 +79,7 @@ def generations(world: World) -> dict[str, Any]:
 
 
 def _bundle(world: World, item: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-    response = world.client.get(f"/01/{item['gtin']}/21/{item['serial']}/evidence")
+    response = world.client.get(f"/01/{item['gtin']}/21/{item['serial']}/evidence", headers=world.auth("authority"))
     assert response.status_code == 200, response.text
     return response.text, response.json()
 

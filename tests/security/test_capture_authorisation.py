@@ -61,7 +61,7 @@ def _stored(w: World) -> int:
 
 
 def _timeline(w: World, path: str) -> list[dict[str, Any]]:
-    body = w.client.get(path + "/passport.jsonld").json()
+    body = w.client.get(path + "/passport.jsonld", headers=w.auth("authority")).json()  # who recorded each step
     entries: list[dict[str, Any]] = body["circ:lifecycle"]
     return entries
 

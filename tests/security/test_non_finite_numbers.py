@@ -70,7 +70,7 @@ def test_capture_refuses_a_non_finite_quantity(any_db_world: World, literal: str
     assert _stored_events(w) == before  # nothing reached the outbox
     # What the attack broke keeps working: the evidence of every item made from the lot, and the query pages.
     for item in items:
-        evidence = w.client.get(f"/01/{GTIN_A}/21/{item['serial']}/evidence")
+        evidence = w.client.get(f"/01/{GTIN_A}/21/{item['serial']}/evidence", headers=w.auth("authority"))
         assert evidence.status_code == 200
     query = w.client.get("/epcis/events", params={"MATCH_anyEPCClass": lot["uri"]}, headers=w.auth("brand"))
     assert query.status_code == 200

@@ -309,7 +309,8 @@ class ApiMachine(RuleBasedStateMachine):
             assert response.json()["state"] == item.state
             return
         suffix = "" if view == "resolver" else f"/{view}"
-        response = self.call("GET", "/01/{path}", f"/01/{item.gtin}/21/{serial}{suffix}")
+        reader = "authority" if view == "evidence" else None  # the evidence bundle is an authority's
+        response = self.call("GET", "/01/{path}", f"/01/{item.gtin}/21/{serial}{suffix}", reader)
         assert response.status_code in ((307,) if view == "resolver" else (200,)), response.text[:300]
 
     @rule(lot=lots)
