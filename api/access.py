@@ -108,6 +108,11 @@ FIELDS: tuple[Field, ...] = (
             "return_info",
         )
     ),
+    # what a UNTP credential needs of the product: its category, the brand's production facility (ESPR Annex III
+    # lists a product's unique facility identifiers among its passport's information) and the country of production
+    *(Field("product", name, PUBLIC) for name in ("category", "facility", "production_country")),
+    *(Field("category", name, PUBLIC) for name in ("code", "name")),
+    *(Field("facility", name, PUBLIC) for name in ("gln", "name")),
     # the item
     *(Field("item", name, PUBLIC) for name in ("gtin", "serial", "item_id", "mass_grams", "state")),
     # its materials, one entry per lot it is made of
@@ -167,6 +172,8 @@ FIELDS: tuple[Field, ...] = (
 # Which group the members of a group's field belong to (a list's elements, or an object).
 SHAPE: dict[tuple[str, str], str] = {
     ("", "product"): "product",
+    ("product", "category"): "category",
+    ("product", "facility"): "facility",
     ("", "item"): "item",
     ("", "received"): "intake",
     ("", "became"): "lot",
