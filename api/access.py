@@ -122,6 +122,7 @@ FIELDS: tuple[Field, ...] = (
             "material", "material_code", "grams", "share", "recycled_share", "recovered", "color", "dash", "offset",
         )
     ),
+    Field("material", "origin_country", PUBLIC),  # a country, as a label's "made in" says; free text stays below
     Field("material", "lot_id", LEGITIMATE, _SUPPLIER),
     Field("material", "lot_uri", LEGITIMATE, _SUPPLIER),
     Field("material", "lot_number", LEGITIMATE, _SUPPLIER),

@@ -60,6 +60,13 @@ def material_name(code: str, recovered: bool = False) -> str:
     return material_label(code, recovered=recovered)
 
 
+def country_code(origin: str | None) -> str | None:
+    """`origin` when it is an ISO 3166-1 alpha-2 code (what a label's "made in" says), else None (free text)."""
+    from .credentials import countries
+
+    return origin if isinstance(origin, str) and origin in countries() else None
+
+
 def state_name(state: int) -> str:
     return ItemState(state).name.lower()
 
@@ -76,6 +83,7 @@ class MaterialView:
     recycled_share: float
     recovered: bool
     color: str = "#888"
+    origin_country: str | None = None  # the lot's origin when it is a country (ISO 3166-1 alpha-2), not free text
     dash: str = ""
     offset: float = 0.0
 
@@ -160,6 +168,7 @@ def composition(session: Session, item: Item) -> tuple[list[MaterialView], float
                 recycled_share=bps_to_fraction(records[part.lot_id].recycled_share_bps),
                 recovered=recovered,
                 color=colors[name],
+                origin_country=country_code(lot.origin) if lot else None,
             )
         )
     recycled = bps_to_fraction(recycled_share_bps(parts, records))

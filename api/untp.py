@@ -104,7 +104,8 @@ def material_provenance(content: Mapping[str, Any]) -> list[dict[str, Any]]:
                 origins[str(lot.get("lotId"))] = lot.get("origin")
     groups: dict[tuple[str, str, str], list[Mapping[str, Any]]] = {}
     for part in content.get("materials") or []:
-        country = _country(origins.get(str(part.get("lot_id"))))
+        # the material's country of origin as the version says it (public), else its lot's (a reader of the lots)
+        country = _country(part.get("origin_country") or origins.get(str(part.get("lot_id"))))
         if country is None:
             continue
         groups.setdefault((str(part["material"]), str(part["material_code"]), country["countryCode"]), []).append(part)
