@@ -28,7 +28,15 @@ class ApiSettings(BaseSettings):
     operator_name: str = "circular-ledger"
     collection_points: list[CollectionPoint] = Field(default_factory=list)
     nearest_points: int = Field(3, ge=1, le=50, description="How many collection points a return request lists.")
-    return_requests_per_minute: int = Field(5, ge=1, description="Per client address, across all items.")
+    return_requests_per_minute: int = Field(
+        5, ge=1, description="Per client address (after trusted-proxy handling: api/edge.py), across all items."
+    )
+    return_requests_open_per_item: int = Field(
+        3, ge=1, le=100, description="Most unexpired open drop-off codes of one item; more: 429 until one expires."
+    )
+    drop_off_code_days: float = Field(
+        30.0, gt=0, le=3650, description="How long a drop-off code is valid; an expired one is refused at intake (410)."
+    )
     max_run_size: int = Field(10_000, ge=1, le=100_000, description="Most items registered in one run.")
     capture_max_events: int = Field(10_000, ge=1, description="Most events in one EPCIS capture request.")
     capture_max_bytes: int = Field(20_000_000, ge=1_000, description="Largest EPCIS capture body.")

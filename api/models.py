@@ -209,6 +209,8 @@ class ReturnRequest(Base):
     item_pk: Mapped[int] = mapped_column(ForeignKey("api_items.id"), index=True)
     status: Mapped[str] = mapped_column(String(16), default="open")  # open, received
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # After it the code is refused at intake and no longer counts against the item's open requests.
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # Set when the item is taken in (returned to a store, collected by a recycler), with or without the code.
     received_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     received_by_id: Mapped[int | None] = mapped_column(ForeignKey("api_actors.id"))

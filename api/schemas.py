@@ -409,6 +409,7 @@ class ReturnRequestStatusPublic(Output):
     gtin: str
     serial: str
     created_at: UtcDatetime
+    expires_at: UtcDatetime | None = Field(None, description="After it the code is refused at intake (410).")
     received_at: UtcDatetime | None = None
     received_by: str | None = None
 
@@ -605,6 +606,7 @@ class ReturnRequestPublic(Output):
     collection_points: list[CollectionPointPublic]
     instructions: str
     created_at: UtcDatetime
+    expires_at: UtcDatetime = Field(description="Bring the item back before: the code is refused after it.")
 
 
 # -- EPCIS ----------------------------------------------------------------------------------------------------------

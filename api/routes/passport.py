@@ -13,6 +13,7 @@ import json
 import math
 import secrets
 import threading
+from datetime import datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from fastapi import Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from ledger.client import ItemState
@@ -33,10 +35,12 @@ from ..access import Tier, restrict_envelope, restrict_group, tier_for
 from ..actors import authenticate
 from ..gs1.digital_link import DigitalLink
 from ..links import JSONLD, item_path, lot_path
+from ..edge import client_address
 from ..models import Item, Lot, Product, ReturnRequest, utcnow
 from ..problems import problem_response
 from ..qr import qr_png, qr_svg
 from ..reads import PassportReads
+from ..services.returns import aware
 from ..schemas import CollectionPointPublic, ReturnRequestCreate, ReturnRequestPublic
 from ..state import AppState
 from ..uris import item_uri
@@ -437,11 +441,6 @@ def verification(request: Request, session: Session, state: AppState, product: P
     return JSONResponse(body, headers=headers)
 
 
-def _client_key(request: Request) -> str:
-    forwarded = request.headers.get("x-forwarded-for", "").split(",")[0].strip()
-    return forwarded or (request.client.host if request.client else "unknown")
-
-
 def _distance_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     p1, p2 = math.radians(lat1), math.radians(lat2)
     dp, dl = p2 - p1, math.radians(lon2 - lon1)
@@ -459,8 +458,34 @@ def nearest_points(state: AppState, latitude: float | None, longitude: float | N
     return points[: state.api_settings.nearest_points]
 
 
+def _open_requests_refusal(
+    request: Request, session: Session, state: AppState, item: Item, now: datetime
+) -> Response | None:
+    """A 429 when the item already has as many unexpired open drop-off codes as one item may (until one expires)."""
+    cap = state.api_settings.return_requests_open_per_item
+    expiries = session.scalars(
+        select(ReturnRequest.expires_at)
+        .where(ReturnRequest.item_pk == item.id, ReturnRequest.status == "open")
+        .where(or_(ReturnRequest.expires_at.is_(None), ReturnRequest.expires_at > now))
+        .order_by(ReturnRequest.expires_at)
+        .limit(cap)
+    ).all()
+    if len(expiries) < cap:
+        return None
+    first = expiries[0]
+    wait = (aware(first) - now).total_seconds() if first is not None else 86_400.0
+    return problem_response(
+        request,
+        429,
+        "Too many open return requests",
+        f"this item already has {cap} open drop-off codes; bring it back with one of them, or ask again later",
+        headers={"Retry-After": str(max(1, math.ceil(wait)))},
+    )
+
+
 def return_request(request: Request, session: Session, state: AppState, product: Product, item: Item) -> Response:
-    retry = state.return_limiter.hit(_client_key(request))
+    # The real client: a new X-Forwarded-For per request is a new key only when a configured proxy sent it.
+    retry = state.return_limiter.hit(client_address(request))
     if retry is not None:
         seconds = str(max(1, math.ceil(retry)))
         return problem_response(
@@ -485,8 +510,13 @@ def return_request(request: Request, session: Session, state: AppState, product:
             "Item already recycled or disposed of",
             f"this item is {ItemState(item.state).name.lower()}: it cannot be returned",
         )
+    now = utcnow()
+    refusal = _open_requests_refusal(request, session, state, item, now)
+    if refusal is not None:
+        return refusal
     code = "-".join("".join(secrets.choice(CODE_ALPHABET) for _ in range(4)) for _ in range(2))
-    record = ReturnRequest(code=code, item_pk=item.id, status="open", created_at=utcnow())
+    expires = now + timedelta(days=state.api_settings.drop_off_code_days)
+    record = ReturnRequest(code=code, item_pk=item.id, status="open", created_at=now, expires_at=expires)
     session.add(record)
     session.commit()
     uri = item_uri(state.settings.resolver_base_url, product.gtin, item.serial)
@@ -497,6 +527,7 @@ def return_request(request: Request, session: Session, state: AppState, product:
         instructions=product.return_info
         or "Bring the item and this code to a collection point. The code holds no personal data.",
         created_at=record.created_at,
+        expires_at=expires,
     )
     return JSONResponse(
         answer.model_dump(mode="json", by_alias=True), status_code=201, headers={"Cache-Control": "no-store"}

@@ -8,6 +8,7 @@ A request is also closed when its item is taken in without the code: a collectio
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -45,8 +46,14 @@ def find_request(session: Session, code: str) -> tuple[ReturnRequest, Item]:
     return found[0], found[1]
 
 
+def aware(moment: datetime) -> datetime:
+    """`moment` with its UTC offset (SQLite gives back naive datetimes)."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
 def check_open(session: Session, request: ReturnRequest) -> None:
-    """A request already closed cannot be used for a second intake (409, saying when and by whom)."""
+    """A request already closed cannot be used for a second intake (409, saying when and by whom); an expired code
+    cannot be used at all (410, saying since when): whoever brings the item asks for a new one on its passport."""
     if request.status != OPEN:
         by = actor_name(session, request.received_by_id) if request.received_by_id is not None else "someone"
         when = request.received_at.isoformat(timespec="seconds") if request.received_at else "earlier"
@@ -54,6 +61,14 @@ def check_open(session: Session, request: ReturnRequest) -> None:
             409,
             "Drop-off code used",
             f"the item of code {request.code} was received by {by} ({when})",
+            dropOffCode=request.code,
+        )
+    if request.expires_at is not None and aware(request.expires_at) <= utcnow():
+        raise Problem(
+            410,
+            "Drop-off code expired",
+            f"the drop-off code {request.code} expired on {aware(request.expires_at).isoformat(timespec='seconds')};"
+            " a new one can be asked for on the item's passport",
             dropOffCode=request.code,
         )
 
@@ -66,6 +81,7 @@ def status_public(state: AppState, session: Session, request: ReturnRequest, ite
         gtin=item.gtin,
         serial=item.serial,
         created_at=request.created_at,
+        expires_at=request.expires_at,
         received_at=request.received_at,
         received_by=actor_name(session, request.received_by_id) if request.received_by_id is not None else None,
     )
@@ -97,6 +113,7 @@ def close_requests(session: Session, item_pks: Sequence[int], actor_id: int, new
 
 __all__ = [
     "INTAKE_STATES",
+    "aware",
     "OPEN",
     "RECEIVED",
     "check_open",
