@@ -33,15 +33,15 @@ from .. import passport as pp
 from .. import versions
 from ..access import Tier, restrict_envelope, restrict_group, tier_for
 from ..actors import authenticate
+from ..edge import client_address
 from ..gs1.digital_link import DigitalLink
 from ..links import JSONLD, item_path, lot_path
-from ..edge import client_address
 from ..models import Item, Lot, Product, ReturnRequest, utcnow
 from ..problems import problem_response
 from ..qr import qr_png, qr_svg
 from ..reads import PassportReads
-from ..services.returns import aware
 from ..schemas import CollectionPointPublic, ReturnRequestCreate, ReturnRequestPublic
+from ..services.returns import aware
 from ..state import AppState
 from ..uris import item_uri
 

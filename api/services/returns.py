@@ -113,9 +113,9 @@ def close_requests(session: Session, item_pks: Sequence[int], actor_id: int, new
 
 __all__ = [
     "INTAKE_STATES",
-    "aware",
     "OPEN",
     "RECEIVED",
+    "aware",
     "check_open",
     "close_requests",
     "find_request",
