@@ -94,18 +94,13 @@ def _country(code: object) -> dict[str, str] | None:
 
 
 def material_provenance(content: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """The item's materials by material and country of origin (a lot's origin when it is an ISO 3166-1 alpha-2
-    code): mass fraction, and the recycled share of that mass. A material whose lots name no country is left out
-    (UNTP requires the country): the fractions listed then add up to less than one."""
-    origins: dict[str, Any] = {}
-    for generation in content.get("generations") or []:
-        if generation.get("current"):
-            for lot in generation.get("lots") or []:
-                origins[str(lot.get("lotId"))] = lot.get("origin")
+    """The item's materials by material and country of origin (``origin_country``: a lot's origin when it is an
+    ISO 3166-1 alpha-2 code): mass fraction, and the recycled share of that mass. A material whose lots name no
+    country is left out (UNTP requires the country): the fractions listed then add up to less than one. Versions
+    made before materials carried their country have none."""
     groups: dict[tuple[str, str, str], list[Mapping[str, Any]]] = {}
     for part in content.get("materials") or []:
-        # the material's country of origin as the version says it (public), else its lot's (a reader of the lots)
-        country = _country(part.get("origin_country") or origins.get(str(part.get("lot_id"))))
+        country = _country(part.get("origin_country"))
         if country is None:
             continue
         groups.setdefault((str(part["material"]), str(part["material_code"]), country["countryCode"]), []).append(part)
@@ -125,7 +120,6 @@ def material_provenance(content: Mapping[str, Any]) -> list[dict[str, Any]]:
                 "materialType": kind,
                 "massFraction": round(share, 4),
                 "recycledMassFraction": round(recycled, 4),
-                "hazardous": False,
             }
         )
     return out

@@ -214,11 +214,10 @@ def test_a_product_without_untp_master_data_gets_a_clear_409(world: World) -> No
 def test_materials_without_a_country_are_left_out() -> None:
     content = {
         "materials": [
-            {"lot_id": "a", "material": "Cotton", "material_code": "CO", "grams": 60, "share": 0.6,
-             "recycled_share": 0.0},
-            {"lot_id": "b", "material": "Recycled cotton", "material_code": "rCO", "grams": 40, "share": 0.4,
-             "recycled_share": 1.0},
+            {"material": "Cotton", "material_code": "CO", "grams": 60, "share": 0.6, "recycled_share": 0.0,
+             "origin_country": "EG"},
+            {"material": "Recycled cotton", "material_code": "rCO", "grams": 40, "share": 0.4, "recycled_share": 1.0,
+             "origin_country": None},
         ],
-        "generations": [{"current": True, "lots": [{"lotId": "a", "origin": "EG"}, {"lotId": "b", "origin": None}]}],
     }
     assert [(m["name"], m["massFraction"]) for m in material_provenance(content)] == [("Cotton", 0.6)]
