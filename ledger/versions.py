@@ -340,12 +340,18 @@ def pending_for_batch(session: Session, limit: int) -> list[PendingVersion]:
 
 def mark_batched(session: Session, pending: Sequence[PendingVersion], batch_id: int) -> None:
     """Assign `pending` to batch `batch_id`; refuses (RuntimeError) when any of them is no longer pending."""
+    if not pending:
+        return
     table = cast(Table, DocumentVersion.__table__)
-    marked = (
-        table.update()
-        .values(status=EventStatus.BATCHED.value, batch_id=batch_id)
-        .where(table.c.status == EventStatus.PENDING.value, table.c.id.in_([p.id for p in pending]))
-    )
+    marked = table.update().values(status=EventStatus.BATCHED.value, batch_id=batch_id)
+    if session.get_bind().dialect.name == "postgresql":  # the rows this transaction locked (SKIP LOCKED)
+        marked = marked.where(table.c.id.in_([p.id for p in pending]))
+    else:
+        # The first pending rows by id, read in this transaction: the pending rows of their id range are exactly
+        # them unless the range changed since, and then the count below differs. One range rather than 10,000
+        # bound ids (as the outbox marks its events).
+        ids = sorted(p.id for p in pending)
+        marked = marked.where(table.c.status == EventStatus.PENDING.value, table.c.id.between(ids[0], ids[-1]))
     done = session.connection().execute(marked).rowcount
     if done != len(pending):
         raise RuntimeError(f"marked {done} versions for a batch of {len(pending)}")
