@@ -403,7 +403,9 @@ def readme_table(results: dict[str, Any]) -> str:
     meta = results.get("_meta", {})
     lines = [
         f"Latest run: {meta.get('date', '?')[:10]}, {meta.get('cpus', '?')} cores, Python {meta.get('python', '?')}, "
-        f"{meta.get('machine', '?')}; `make bench` took {meta.get('seconds', '?')} s.",
+        f"{meta.get('machine', '?')}; `make bench` took {meta.get('seconds', '?')} s"
+        + (f" at a mean 1-minute load of {meta['load_1min']['mean']} (max {meta['load_1min']['max']})."
+           if "load_1min" in meta else "."),
         "",
         "| figure | ours | baseline | ratio | goal |",
         "| --- | ---: | ---: | ---: | --- |",
@@ -439,6 +441,48 @@ def write_readme(results: dict[str, Any]) -> None:
     readme.write_text(f"{head}{README_START}\n{readme_table(results)}\n{README_END}{tail}")
 
 
+class LoadSampler:
+    """The 1-minute load average every `interval_s` seconds, in a thread, summarised overall and per section."""
+
+    def __init__(self, interval_s: float = 5.0) -> None:
+        import threading
+
+        self.interval_s = interval_s
+        self.samples: list[float] = []
+        self.sections: dict[str, list[float]] = {}
+        self._since = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="load-sampler", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            self.samples.append(os.getloadavg()[0])
+            if self._stop.wait(self.interval_s):
+                return
+
+    def mark(self, section: str) -> None:
+        """The samples since the previous mark belong to `section`."""
+        taken = self.samples[self._since :] or [os.getloadavg()[0]]
+        self.sections[section] = taken
+        self._since = len(self.samples)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=self.interval_s + 1)
+
+    def summary(self) -> dict[str, Any]:
+        def stats(values: list[float]) -> dict[str, float]:
+            return {"mean": round(sum(values) / len(values), 2), "max": round(max(values), 2)}
+
+        return {
+            **stats(self.samples or [os.getloadavg()[0]]),
+            "sections": {name: stats(values) for name, values in self.sections.items()},
+        }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--only", action="append", choices=sorted(SECTIONS), help="run only these sections")
@@ -452,15 +496,26 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     results: dict[str, Any] = {}
     skipped: dict[str, str] = {}
+    failed: dict[str, str] = {}
+    seconds: dict[str, float] = {}
+    load = LoadSampler()
+    load.start()
     started = time.perf_counter()
     for name, section in SECTIONS.items():
         if args.only and name not in args.only:
             continue
         console.print(f"[bold]{name}[/bold] …")
+        began = time.perf_counter()
         try:
             results.update(section())
         except ImportError as exc:
             skipped[name] = f"not built yet: {exc}"
+        except Exception as exc:  # one broken section must not cost the others' figures: reported, and exit 1
+            console.print_exception()
+            failed[name] = f"{type(exc).__name__}: {exc}"[:500]
+        seconds[name] = round(time.perf_counter() - began, 1)
+        load.mark(name)
+    load.stop()
     results["bench_peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     meta = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -468,7 +523,12 @@ def main(argv: list[str] | None = None) -> int:
         "python": sys.version.split()[0],
         "cpus": os.cpu_count(),
         "seconds": round(time.perf_counter() - started, 1),
+        "section_seconds": seconds,
+        # What else the machine was doing: the 1-minute load average, sampled every few seconds (2 = both cores
+        # busy); a figure measured at a load well above the bench's own is a loaded machine's, not the code's.
+        "load_1min": load.summary(),
         "skipped": skipped,
+        "failed": failed,
     }
     args.output.write_text(json.dumps({**results, "_meta": meta}, indent=2) + "\n")
     table = Table(title=f"circular-ledger bench ({meta['date']}, {meta['cpus']} cores)")
@@ -485,8 +545,10 @@ def main(argv: list[str] | None = None) -> int:
     console.print(table)
     for name, reason in skipped.items():
         console.print(f"[yellow]skipped {name}[/yellow]: {reason}")
+    for name, reason in failed.items():
+        console.print(f"[red]failed {name}[/red]: {reason}")
     console.print(f"wrote {args.output}")
-    return 0
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -51,10 +51,13 @@ def _intake_world(url: str, data_dir: Path) -> tuple[Any, Any, dict[str, str], l
     client = TestClient(app, base_url="http://testserver")
     client.__enter__()
     keys: dict[str, str] = {}
+    ids: dict[str, int] = {}
     with service.sessions() as session:
         for role, name, prefixes in (("brand", "brand", ("9506000",)), ("retailer", "retailer", ()),
                                      ("recycler", "recycler", ())):
-            _, keys[name] = add_actor(service, session, role, name, prefixes=prefixes, keys=app.state.circular.keys)
+            actor, keys[name] = add_actor(service, session, role, name, prefixes=prefixes,
+                                          keys=app.state.circular.keys)
+            ids[name] = actor.id
 
     def call(path: str, who: str, body: Any, expect: int) -> Any:
         response = client.post(path, json=body, headers={"Authorization": f"Bearer {keys[who]}"})
@@ -62,6 +65,8 @@ def _intake_world(url: str, data_dir: Path) -> tuple[Any, Any, dict[str, str], l
             raise RuntimeError(f"{path}: {response.status_code} {response.text[:300]}")
         return response.json()
 
+    for partner in ("retailer", "recycler"):  # the brand works with them: they may move its items
+        call("/api/v1/partners", "brand", {"actorId": ids[partner]}, 201)
     lot = call("/api/v1/lots", "brand", {"gtin": GTIN_LOTS, "lotNumber": "BULK", "materialCode": "CO",
                                           "massGrams": 10_000_000}, 201)["lot"]
     serials = [f"K{n:05d}" for n in range(ITEMS)]
