@@ -368,12 +368,12 @@ def credentials_rotate_key(
             actor = session.scalar(select(Actor).where(Actor.name == brand))
             if actor is None:
                 raise LookupError(f"no actor named {brand!r}")
-            row = rotate_key(settings, session, actor)
+            kid = rotate_key(settings, session, actor).kid
             session.commit()
             did = brand_did(settings.resolver_base_url, actor.id)
     finally:
         engine.dispose()
-    console.print(f"{brand}: new credential key {did}#{row.kid}", highlight=False)
+    console.print(f"{brand}: new credential key {did}#{kid}", highlight=False)
 
 
 def audit(

@@ -221,3 +221,52 @@ def test_materials_without_a_country_are_left_out() -> None:
         ],
     }
     assert [(m["name"], m["massFraction"]) for m in material_provenance(content)] == [("Cotton", 0.6)]
+
+
+def test_the_command_line_revokes_and_rotates(
+    world: World, item: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from circular.cli import app
+
+    jwt = _credential(world, item)
+    index = payload(jwt)["credentialStatus"]["statusListIndex"]
+    monkeypatch.setenv("CIRCULAR_KEYSTORE_PASSWORD", "api-tests")
+    where = ["--data-dir", str(world.settings.data_dir)]
+    if world.settings.db_url:
+        where += ["--db", world.settings.db_url]
+    runner = CliRunner()
+    link = f"https://another.host.example/01/{GTIN_A}/21/{item['serial']}"  # any host of the resolver
+    done = runner.invoke(app, ["credentials", "revoke", link, "--reason", "recalled", *where])
+    assert done.exit_code == 0, done.output
+    assert f"bit {index} of" in done.output
+    answer = world.client.get(f"/brands/{world.actor_ids['brand']}/status/revocation")
+    assert credentials.bit(credentials.decode_list(payload(answer.text)["credentialSubject"]["encodedList"]), index)
+    unknown = runner.invoke(app, ["credentials", "revoke", f"{RESOLVER}/01/{GTIN_A}/21/NOPE9", *where])
+    assert unknown.exit_code != 0 and "no registered item" in unknown.output
+    rotated = runner.invoke(app, ["credentials", "rotate-key", "--brand", "Brand A", *where])
+    assert rotated.exit_code == 0, rotated.output
+    new = _credential(world, item)
+    assert header(new)["kid"] != header(jwt)["kid"] and header(new)["kid"] in rotated.output.replace("\n", "")
+    documents = did_documents(world)
+    assert node_verify(tmp_path, jwt, documents)["ok"] and node_verify(tmp_path, new, documents)["ok"]
+
+
+def test_a_brand_key_configured_in_the_environment_is_used(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    from joserfc.jwk import OKPKey
+
+    from api import add_actor
+
+    key = OKPKey.generate_key("Ed25519")
+    name = world.unique("Brand Env ")
+    key_name = world.unique("env-brand-").lower()
+    account = "0x" + "5a" * 32
+    suffix = key_name.upper().replace("-", "_")
+    monkeypatch.setenv(f"CIRCULAR_KEY_{suffix}", account)
+    monkeypatch.setenv(f"CIRCULAR_CREDENTIAL_KEY_{suffix}", json.dumps(key.as_dict(private=True)))
+    with world.service.sessions() as session:
+        actor, _ = add_actor(world.service, session, "brand", name, key_name=key_name)
+        row = credentials.signing_key_row(session, actor.id)
+        assert row is not None and row.kid == key.thumbprint()
+        assert not list(world.settings.keys_dir.glob(f"{key_name}.credential-*"))  # nothing written to disk
