@@ -96,53 +96,32 @@ def verify(
     )
 
 
-@clean_errors
-def rebuild(rpc: RpcOption = None, db: DbOption = None, data_dir: DataDirOption = None) -> None:
-    """Rebuild an empty database from the chain and the batch archive: lots, items and states from contract logs,
-    events from the archived batches (each checked against its anchored root and its signature), then the API's
-    tables. Exit 1 if any anchored event or passport version could not be recovered."""
-    from sqlalchemy import func, select
-
-    from ledger.projection import ChainLot, Projector
-    from ledger.recovery import EventRecovery, recover_events
+def _recover(rpc: str | None, db: str | None, data_dir: Path | None, *, keep: bool) -> None:
+    from ledger.health import require_our_chain
     from ledger.service import LedgerService
 
     from .db import upgrade
-    from .recovery import restore_api_tables
+    from .recovery import recover_database
 
     settings = load_settings(rpc, db, data_dir)
     private_dir(settings.data_dir)
     upgrade(settings.database_url)
     service = LedgerService(settings)
     try:
-        with service.sessions() as session:
-            if session.scalar(select(func.count()).select_from(ChainLot)):
-                raise ValueError("the database already holds lots: rebuild needs an empty database (--db URL)")
-            applied = Projector(service.ledger).rebuild(session)
-            session.commit()
-            events = EventRecovery()
-            if service.archive is None:
-                events.problems.append("archiving is off (CIRCULAR_ARCHIVE_ENABLED): no event can be recovered")
-            else:
-                events = recover_events(session, service.archive, service.domain)
-                session.commit()
-
-            def gtin_owner(gtin: str) -> str | None:
-                try:
-                    owner = service.ledger.gtin_owner(gtin)
-                except Exception:  # an unassigned prefix reverts on some nodes
-                    return None
-                return None if int(owner, 16) == 0 else owner
-
-            api = restore_api_tables(session, settings.resolver_base_url, service.archive, gtin_owner)
+        status = require_our_chain(service)
+        if not status.ok:
+            raise LedgerError(status.detail)
+        done = recover_database(service, keep=keep)
     finally:
         service.close()
+    events, api = done.events, done.api
     for problem in events.problems + api.problems:
         err_console.print(f"[yellow]warning:[/yellow] {problem}", highlight=False)
+    what = "caught up" if keep else "rebuilt"
     console.print(
-        f"rebuilt from {applied} logs of chain {service.chain_id}: {events.events} events recovered from "
+        f"{what} from {done.logs} logs of chain {service.chain_id}: {events.events} events recovered from "
         f"{events.batches} batches (and {events.versions} passport versions), {api.lots} lots, {api.items} items, "
-        f"{api.products} products, {api.actors} actors"
+        f"{api.products} products, {api.actors} actors" + (f", {api.updated} rows brought up to date" if keep else "")
     )
     if events.lost_events:
         err_console.print(
@@ -150,6 +129,24 @@ def rebuild(rpc: RpcOption = None, db: DbOption = None, data_dir: DataDirOption 
             "recovered"
         )
         raise typer.Exit(1)
+
+
+@clean_errors
+def rebuild(rpc: RpcOption = None, db: DbOption = None, data_dir: DataDirOption = None) -> None:
+    """Rebuild an empty database from the chain and the batch archive: lots, items and states from contract logs,
+    events from the archived batches (each checked against its anchored root and its signature), then the API's
+    tables, all in one transaction. A database holding any row is refused, and nothing is written. Exit 1 if any
+    anchored event or passport version could not be recovered."""
+    _recover(rpc, db, data_dir, keep=False)
+
+
+@clean_errors
+def sync(rpc: RpcOption = None, db: DbOption = None, data_dir: DataDirOption = None) -> None:
+    """Catch a database up with the chain and the batch archive (after `circular restore` of an older snapshot):
+    the chain's logs from the last block it saw, the batches anchored since, items' states and lots' allocations as
+    the chain has them now; what it holds stays. One transaction. Exit 1 if any anchored event or passport version
+    could not be recovered."""
+    _recover(rpc, db, data_dir, keep=True)
 
 
 @clean_errors

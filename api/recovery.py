@@ -9,7 +9,8 @@ Every row comes from something that survives the database, and nothing is taken 
   (the actor's own account; the account that holds the GTIN's company prefix on-chain).
 
 API keys cannot come back (only their hashes were stored, in the lost database): restored actors hold a key nobody
-knows and must be given new ones. Lot approvals and return requests are not restored (no passport shows them).
+knows and must be given new ones (``circular actors rotate-key``); lot approvals come back from the chain's
+allowances (``MaterialLots.approve``). Return requests are not restored (no passport shows them).
 """
 
 from __future__ import annotations
@@ -17,20 +18,22 @@ from __future__ import annotations
 import hashlib
 import secrets
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import func, insert, literal, select, text
 from sqlalchemy.orm import Session
 
+from ledger.db import Base
 from ledger.ids import item_id
 from ledger.merkle import MerkleTree
 from ledger.outbox import OutboxEvent
 from ledger.projection import ZERO32, ChainItem, ChainLot, ChainRun, ChainTransition
+from ledger.recovery import Allowance, EventRecovery, lot_allowances
 
 from .epcis_store import sync_index
-from .models import Actor, ActorRole, Item, Lot, Product, utcnow
+from .models import Actor, ActorRole, Item, Lot, LotApproval, Product, utcnow
 from .uris import hex32, lot_uri, unhex32
 
 PRODUCT_FIELDS = (
@@ -59,6 +62,8 @@ class ApiRecovery:
     products: int = 0
     lots: int = 0
     items: int = 0
+    approvals: int = 0  # lot approvals restored or brought up to date, from the chain's allowances
+    updated: int = 0  # rows a kept database held, brought to what the chain says (``circular sync``)
     indexed_events: int = 0
     problems: list[str] = field(default_factory=list)
 
@@ -142,7 +147,11 @@ def _holder(actors: _Actors, account: str | None) -> int | None:
 
 
 def restore_api_tables(
-    session: Session, resolver_base_url: str, archive: Any, gtin_owner: Callable[[str], str | None]
+    session: Session,
+    resolver_base_url: str,
+    archive: Any,
+    gtin_owner: Callable[[str], str | None],
+    allowances: Sequence[Allowance] = (),
 ) -> ApiRecovery:
     """Fill the API's tables from the projection, the restored outbox and the archive's master data.
 
@@ -153,7 +162,7 @@ def restore_api_tables(
 
     # Lots.
     chain_lots = {lot.lot_id: lot for lot in session.scalars(select(ChainLot))}
-    existing_lots = set(session.scalars(select(Lot.lot_id)))
+    existing_lots = {lot.lot_id: lot for lot in session.scalars(select(Lot))}
     lot_rows: dict[str, Lot] = {}
     for chain_lot in chain_lots.values():
         recovered = chain_lot.lineage_hash != ZERO32
@@ -165,6 +174,7 @@ def restore_api_tables(
             report.problems.append(f"lot {chain_lot.lot_id}: its registration event was not recovered")
         ilmd = (event or {}).get("ilmd") or {}
         if chain_lot.lot_id in existing_lots:
+            report.updated += _catch_up(existing_lots[chain_lot.lot_id], allocated_grams=chain_lot.allocated_grams)
             continue
         lot = Lot(
             lot_id=chain_lot.lot_id,
@@ -188,6 +198,7 @@ def restore_api_tables(
         lot_rows[lot.lot_id] = lot
         report.lots += 1
     session.flush()
+    report.approvals = _restore_approvals(session, actors, allowances)
     certificates_of = {lot.lot_id: list(lot.certificates or []) for lot in session.scalars(select(Lot))}
 
     # Products: every GTIN of a lot or an item, with its brand's signed master data if any.
@@ -231,7 +242,7 @@ def restore_api_tables(
     for run_id, run_tree in trees.items():
         if hex32(run_tree.root) != runs[run_id].items_root:
             report.problems.append(f"run {run_id}: its serials do not make its items root")
-    existing_items = set(session.scalars(select(Item.item_id)))
+    existing_items = {item.item_id: item for item in session.scalars(select(Item))}
     # Whose list each item is in: the account of its latest lifecycle step (registration aside), in log order.
     last_account: dict[str, str] = {}
     for ident, account in session.execute(
@@ -243,7 +254,15 @@ def restore_api_tables(
     rows = []
     now = utcnow()
     for chain_item in chain_items:
-        if chain_item.item_id in existing_items:
+        held = existing_items.get(chain_item.item_id)
+        if held is not None:  # a database that kept it (a restored snapshot): brought to what the chain says now
+            report.updated += _catch_up(
+                held,
+                state=chain_item.state,
+                materialized=chain_item.materialized,
+                recovered_into=chain_item.recovered_into,
+                holder_id=_holder(actors, last_account.get(chain_item.item_id)) or held.holder_id,
+            )
             continue
         run = runs.get(chain_item.run_id) if chain_item.run_id else None
         tree = trees.get(chain_item.run_id) if chain_item.run_id else None
@@ -272,9 +291,140 @@ def restore_api_tables(
     for start in range(0, len(rows), CHUNK):
         session.execute(insert(Item), rows[start : start + CHUNK])
     report.items = len(rows)
-    session.commit()
-    report.indexed_events = sync_index(session)
+    session.flush()
     return report
 
 
-__all__ = ["ApiRecovery", "actor_masterdata", "product_masterdata", "restore_api_tables"]
+def _restore_approvals(session: Session, actors: _Actors, allowances: Sequence[Allowance]) -> int:
+    """Lot approvals as the chain has them (each owner's latest allowance per operator). Returns how many rows were
+    added or changed."""
+    lots = set(session.scalars(select(Lot.lot_id)))
+    held = {(a.lot_id, a.operator_id): a for a in session.scalars(select(LotApproval))}
+    changed = 0
+    for allowance in allowances:
+        operator = actors.by_address.get(allowance.operator.lower())
+        if operator is None or allowance.lot_id not in lots:
+            continue
+        row = held.get((allowance.lot_id, operator.id))
+        if row is None:
+            session.add(
+                LotApproval(
+                    lot_id=allowance.lot_id,
+                    operator_id=operator.id,
+                    grams=allowance.grams,
+                    tx_hash=allowance.tx_hash,
+                    created_at=utcnow(),
+                )
+            )
+            changed += 1
+        elif (row.grams, row.tx_hash) != (allowance.grams, allowance.tx_hash):
+            row.grams, row.tx_hash = allowance.grams, allowance.tx_hash
+            changed += 1
+    session.flush()
+    return changed
+
+
+def _catch_up(row: Any, **values: Any) -> int:
+    """Set what differs on `row`; 1 when anything did."""
+    changed = {name: value for name, value in values.items() if getattr(row, name) != value}
+    for name, value in changed.items():
+        setattr(row, name, value)
+    if changed and hasattr(row, "updated_at"):
+        row.updated_at = utcnow()
+    return 1 if changed else 0
+
+
+@dataclass
+class Recovery:
+    """What ``circular rebuild`` or ``circular sync`` did."""
+
+    logs: int
+    events: EventRecovery
+    api: ApiRecovery
+
+
+def occupied_tables(session: Session) -> list[str]:
+    """The schema's tables that hold rows (Alembic's own aside)."""
+    return [
+        table.name
+        for table in Base.metadata.sorted_tables
+        if session.execute(select(literal(1)).select_from(table).limit(1)).first() is not None
+    ]
+
+
+def recover_database(service: Any, *, keep: bool) -> Recovery:
+    """Bring the database to the chain's present, from the chain's logs and the batch archive, in one transaction:
+    either all of it is written or nothing is.
+
+    Without `keep` (``circular rebuild``) the database must be empty: a database holding any row is refused before
+    anything is written. With `keep` (``circular sync``) what it holds stays; the logs are replayed from the last
+    block its projection applied, batches it does not hold are restored from the archive (events it holds as not yet
+    anchored are marked anchored, never anchored twice), and its items and lots are brought to what the chain says."""
+    from ledger.projection import IngestedLog, Projector
+    from ledger.recovery import recover_events
+
+    with service.sessions() as session:
+        if not keep:
+            occupied = occupied_tables(session)
+            if occupied:
+                raise ValueError(
+                    f"the database is not empty ({', '.join(occupied[:3])}{', ...' if len(occupied) > 3 else ''} "
+                    "hold rows): rebuild writes only into an empty database (--db URL); `circular sync` catches a "
+                    "kept database up with the chain"
+                )
+        try:
+            last_seen = session.scalar(select(func.max(IngestedLog.block_number))) if keep else None
+            applied = Projector(service.ledger).rebuild(session, from_block=last_seen)
+            session.flush()
+            events = EventRecovery()
+            if service.archive is None:
+                events.problems.append("archiving is off (CIRCULAR_ARCHIVE_ENABLED): no event can be recovered")
+            else:
+                events = recover_events(session, service.archive, service.domain)
+            api = restore_api_tables(
+                session,
+                service.settings.resolver_base_url,
+                service.archive,
+                _gtin_owner(service),
+                lot_allowances(service.ledger),
+            )
+            _advance_sequences(session)
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+    with service.sessions() as session:  # the EPCIS query index: derived, and caught up on first query as well
+        api.indexed_events = sync_index(session)
+    return Recovery(applied, events, api)
+
+
+def _gtin_owner(service: Any) -> Callable[[str], str | None]:
+    def gtin_owner(gtin: str) -> str | None:
+        try:
+            owner = str(service.ledger.gtin_owner(gtin))
+        except Exception:  # an unassigned prefix reverts on some nodes
+            return None
+        return None if int(owner, 16) == 0 else owner
+
+    return gtin_owner
+
+
+def _advance_sequences(session: Session) -> None:
+    """PostgreSQL's sequences after rows written with their ids (actors keep theirs): past the highest id."""
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    for table in ("api_actors",):
+        session.execute(
+            text(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), GREATEST((SELECT max(id) FROM {table}), 1))")
+        )
+
+
+__all__ = [
+    "ApiRecovery",
+    "Recovery",
+    "actor_masterdata",
+    "occupied_tables",
+    "product_masterdata",
+    "recover_database",
+    "restore_api_tables",
+]

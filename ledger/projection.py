@@ -165,13 +165,18 @@ class Projector:
     def apply_receipt(self, session: Session, receipt: Any) -> None:
         self.apply(session, self.decode(receipt["logs"]))
 
-    def rebuild(self, session: Session, to_block: int | None = None, chunk: int = 5_000) -> int:
-        """Replay every log of the deployment, block range by block range. Returns the number of logs applied."""
+    def rebuild(
+        self, session: Session, to_block: int | None = None, chunk: int = 5_000, from_block: int | None = None
+    ) -> int:
+        """Replay every log of the deployment (from `from_block`, when given), block range by block range. A log
+        applied already is skipped. Returns the number of logs applied."""
         web3 = self.ledger.web3
         last = web3.eth.block_number if to_block is None else to_block
         addresses = [c.address for c in self.ledger.contracts.values()]
         applied = 0
         start = self.ledger.deployment.block_number - 10 if self.ledger.deployment.block_number > 10 else 0
+        if from_block is not None:
+            start = max(start, from_block)
         for low in range(start, last + 1, chunk):
             logs = web3.eth.get_logs({"address": addresses, "fromBlock": low, "toBlock": min(low + chunk - 1, last)})
             events = self.decode(sorted(logs, key=lambda lg: (lg["blockNumber"], lg["logIndex"])))

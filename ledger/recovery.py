@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from .archive import Archive, verify_batch
+from .client import Ledger
 from .epcis.hashing import hash_digest
 from .outbox import Batch, BatchStatus, EventEpc, EventStatus, OutboxEvent, event_epcs, pack_proof
 from .projection import ChainAnchor, IngestedLog
@@ -43,6 +44,18 @@ def _parse_time(text: str) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
+def _anchor_held(session: Session, event_id: str, batch_id: int, proof: list[bytes]) -> int:
+    """An event the database holds as not anchored yet (a restored snapshot's), which this batch anchored: marked
+    anchored under it, with its proof (1), rather than anchored a second time; an anchored one stays as it is (0)."""
+    row = session.scalar(select(OutboxEvent).where(OutboxEvent.event_id == event_id))
+    if row is None or row.status == EventStatus.ANCHORED:
+        return 0
+    row.status = EventStatus.ANCHORED
+    row.batch_id = batch_id
+    row.proof = pack_proof(proof)
+    return 1
+
+
 def recover_events(session: Session, archive: Archive, domain: EventDomain) -> EventRecovery:
     """Put every archived, verified event of every anchored root back into the outbox (in anchoring order)."""
     result = EventRecovery()
@@ -57,8 +70,11 @@ def recover_events(session: Session, archive: Archive, domain: EventDomain) -> E
         .order_by(ChainAnchor.block_number, first_log.c.log_index, ChainAnchor.root)
     ).scalars()
     known = set(session.scalars(select(OutboxEvent.event_id)))
+    held_roots = set(session.scalars(select(Batch.root)))  # batches the database holds: the worker settles them
     for anchor in list(anchors):
         root = _unhex(anchor.root)
+        if root in held_roots:
+            continue
         document = archive.fetch_batch(root, anchor.uri)
         if document is None:
             result.problems.append(f"batch {anchor.root}: not in the archive ({anchor.uri or 'no URI on-chain'})")
@@ -82,7 +98,8 @@ def recover_events(session: Session, archive: Archive, domain: EventDomain) -> E
         session.flush()
         result.batches += 1
         for archived in check.events:
-            if archived.event_id in known:  # a database that kept some events: those stay as they are
+            if archived.event_id in known:  # a database that kept some events: those stay, anchored now if not yet
+                result.events += _anchor_held(session, archived.event_id, batch.id, check.proofs[archived.event_id])
                 continue
             known.add(archived.event_id)
             row = OutboxEvent(
@@ -105,4 +122,37 @@ def recover_events(session: Session, archive: Archive, domain: EventDomain) -> E
     return result
 
 
-__all__ = ["EventRecovery", "recover_events"]
+@dataclass(frozen=True)
+class Allowance:
+    """A lot owner's latest approval of an operator (``MaterialLots.approve``), as the chain logged it."""
+
+    lot_id: str  # 0x-hex
+    operator: str
+    grams: int
+    tx_hash: str  # 0x-hex
+
+
+def lot_allowances(ledger: Ledger, chunk: int = 5_000) -> list[Allowance]:
+    """Every lot's latest allowance per operator, from the deployment's ``LotAllowanceSet`` logs, in chain order."""
+    from .audit import _block_ranges
+    from .projection import Projector
+
+    projector = Projector(ledger)
+    latest: dict[tuple[str, str], Allowance] = {}
+    for low, high in _block_ranges(ledger, chunk):
+        logs = ledger.web3.eth.get_logs({"address": ledger.lots.address, "fromBlock": low, "toBlock": high})
+        for event in projector.decode(sorted(logs, key=lambda log: (log["blockNumber"], log["logIndex"]))):
+            if event["event"] != "LotAllowanceSet":
+                continue
+            args = event["args"]
+            allowance = Allowance(
+                "0x" + bytes(args["lotId"]).hex(),
+                str(args["operator"]),
+                int(args["grams"]),
+                "0x" + bytes(event["transactionHash"]).hex(),
+            )
+            latest[(allowance.lot_id, allowance.operator.lower())] = allowance
+    return list(latest.values())
+
+
+__all__ = ["Allowance", "EventRecovery", "lot_allowances", "recover_events"]

@@ -398,21 +398,26 @@ def restore_versions(
     session: Session, archived: Sequence[Any], proofs: Mapping[bytes, Sequence[bytes]], batch_id: int
 ) -> int:
     """Put archived versions (``ledger.archive.SerialisedVersion``, checked against their batch's root) back as
-    anchored under `batch_id`; a version the database still holds stays as it is. Returns how many were restored."""
+    anchored under `batch_id`; a version the database still holds stays as it is (anchored under `batch_id` when it
+    was not yet). Returns how many were restored."""
     restored = 0
     for item in archived:
-        exists = session.scalar(
-            select(DocumentVersion.id).where(
+        held = session.scalar(
+            select(DocumentVersion).where(
                 DocumentVersion.kind == item.kind,
                 DocumentVersion.subject == item.subject,
                 DocumentVersion.number == item.number,
             )
         )
-        if exists is not None:
-            continue
-        envelope = json.loads(item.document)
         sha = hashlib.sha256(item.document.encode()).digest()
         leaf = version_leaf(sha)
+        if held is not None:
+            # A restored snapshot's version, not anchored there, that this batch anchored: anchored now.
+            if held.status != EventStatus.ANCHORED and held.leaf == leaf:
+                held.status, held.batch_id, held.proof = EventStatus.ANCHORED, batch_id, b"".join(proofs[leaf])
+                restored += 1
+            continue
+        envelope = json.loads(item.document)
         session.add(
             DocumentVersion(
                 kind=item.kind,
