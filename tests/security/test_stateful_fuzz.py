@@ -51,17 +51,21 @@ ACTION_ROLES = {
     "collected": {"recycler"}, "repaired": {"brand", "repairer"}, "refurbished": {"brand", "repairer"},
     "disposed": {"brand", "recycler"},
 }
+_COLLECT = {"collected": ("collected", {"recycler"})}  # intake: from every state in circulation
 GRAPH: dict[str, dict[str, tuple[str, set[str]]]] = {
-    "manufactured": {"sold": ("sold", {"brand", "retailer"}), "disposed": ("disposed", {"brand", "recycler"})},
-    "sold": {"in_use": ("in_use", {"brand", "retailer"}), "returned": ("returned", {"brand", "retailer"})},
-    "resold": {"in_use": ("in_use", {"brand", "retailer"}), "returned": ("returned", {"brand", "retailer"})},
-    "in_use": {"returned": ("returned", {"brand", "retailer", "recycler"}), "collected": ("collected", {"recycler"}),
+    "manufactured": {"sold": ("sold", {"brand", "retailer"}), "disposed": ("disposed", {"brand", "recycler"}),
+                     "returned": ("returned", {"brand", "retailer", "recycler"}), **_COLLECT},
+    "sold": {"in_use": ("in_use", {"brand", "retailer"}), "returned": ("returned", {"brand", "retailer"}),
+             **_COLLECT},
+    "resold": {"in_use": ("in_use", {"brand", "retailer"}), "returned": ("returned", {"brand", "retailer"}),
+               **_COLLECT},
+    "in_use": {"returned": ("returned", {"brand", "retailer", "recycler"}), **_COLLECT,
                "refurbished": ("refurbished", {"brand", "repairer"})},
-    "returned": {"collected": ("collected", {"recycler"}), "disposed": ("disposed", {"recycler"}),
+    "returned": {**_COLLECT, "disposed": ("disposed", {"recycler"}),
                  "refurbished": ("refurbished", {"brand", "repairer"}), "resold": ("resold", {"brand", "retailer"})},
     "collected": {"disposed": ("disposed", {"recycler"}), "refurbished": ("refurbished", {"brand", "repairer"})},
     "refurbished": {"in_use": ("in_use", {"brand", "retailer", "repairer"}),
-                    "resold": ("resold", {"brand", "retailer"})},
+                    "resold": ("resold", {"brand", "retailer"}), **_COLLECT},
 }
 REPAIRABLE = {"sold", "in_use", "returned", "collected", "refurbished", "resold"}
 ROLES = ("brand", "brand_b", "retailer", "recycler", "repairer")
