@@ -331,7 +331,12 @@ def _linkset_context() -> bytes:
     return json.dumps(context, indent=2).encode()
 
 
-@router.get(LINKSET_CONTEXT_PATH, summary="The JSON-LD context of the resolver's linksets")
+@router.get(
+    LINKSET_CONTEXT_PATH,
+    summary="The JSON-LD context of the resolver's linksets",
+    response_class=Response,
+    responses={200: {"content": {JSONLD: {}}, "description": "The GS1 linkset context, with our own namespace."}},
+)
 def linkset_context() -> Response:
     return Response(_linkset_context(), media_type=JSONLD, headers={"Cache-Control": "public, max-age=86400"})
 
