@@ -203,6 +203,17 @@ def authenticate(session: Session, api_key: str) -> Actor | None:
     return actor
 
 
+def rotate_key(session: Session, actor: Actor) -> str:
+    """Give `actor` a new API key and revoke the one it had (only its hash is kept, so a lost key, or every key after
+    a rebuild, is replaced rather than recovered). Returns the new key, shown once. A revoked actor gets none."""
+    if actor.revoked:
+        raise ValueError(f"actor {actor.name!r} is revoked: it gets no new key")
+    api_key = new_api_key()
+    actor.key_hash = hash_key(api_key)
+    session.commit()
+    return api_key
+
+
 def revoke_actor(session: Session, actor: Actor) -> Actor:
     actor.revoked = True
     actor.revoked_at = utcnow()
@@ -210,4 +221,13 @@ def revoke_actor(session: Session, actor: Actor) -> Actor:
     return actor
 
 
-__all__ = ["ActorKeys", "add_actor", "authenticate", "chain_admin", "hash_key", "key_name_for", "revoke_actor"]
+__all__ = [
+    "ActorKeys",
+    "add_actor",
+    "authenticate",
+    "chain_admin",
+    "hash_key",
+    "key_name_for",
+    "revoke_actor",
+    "rotate_key",
+]

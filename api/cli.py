@@ -242,6 +242,40 @@ def actors_add(
         service.close()
 
 
+@actors_app.command("rotate-key")
+@clean_errors
+def actors_rotate_key(
+    name: Annotated[str, typer.Argument(help="The actor's name.")],
+    db: DbOption = None,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Issue a new API key for an actor and revoke its old one (after a rebuild nobody holds a key: only their
+    hashes were stored). The new key is printed last, once."""
+    from sqlalchemy.orm import Session
+
+    from ledger.db import make_engine
+
+    from .actors import rotate_key
+    from .db import upgrade
+    from .routes.console import actor_named
+
+    settings = load_settings(None, db, data_dir)
+    private_dir(settings.data_dir)
+    upgrade(settings.database_url)
+    engine = make_engine(settings.database_url)
+    try:
+        with Session(engine) as session:
+            actor = actor_named(session, name)
+            if actor is None:
+                raise LookupError(f"no actor named {name!r}")
+            who = f"{actor.role} {actor.name} (id {actor.id})"
+            api_key = rotate_key(session, actor)
+        console.print(f"a new API key for {who}; the old one no longer works:")
+        sys.stdout.write(api_key + "\n")
+    finally:
+        engine.dispose()
+
+
 @actors_app.command("link")
 @clean_errors
 def actors_link(

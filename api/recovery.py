@@ -25,11 +25,12 @@ from typing import Any
 from sqlalchemy import func, insert, literal, select, text
 from sqlalchemy.orm import Session
 
+from ledger.client import Role
 from ledger.db import Base
 from ledger.ids import item_id
 from ledger.merkle import MerkleTree
 from ledger.outbox import OutboxEvent
-from ledger.projection import ZERO32, ChainItem, ChainLot, ChainRun, ChainTransition
+from ledger.projection import ZERO32, ChainItem, ChainLot, ChainRole, ChainRun, ChainTransition
 from ledger.recovery import Allowance, EventRecovery, lot_allowances
 
 from .epcis_store import sync_index
@@ -54,6 +55,7 @@ PRODUCT_FIELDS = (
 )
 OPTIONAL_PRODUCT_FIELDS = ("category_code", "category_name", "facility_gln", "facility_name", "production_country")
 CHUNK = 1_000
+ACTOR_ROLES = ("brand", "recycler", "retailer", "repairer")
 
 
 @dataclass
@@ -69,8 +71,15 @@ class ApiRecovery:
 
 
 def actor_masterdata(actor: Actor) -> dict[str, Any]:
-    """What an actor publishes about itself (its key name tells the rebuilt API where its Ethereum key is)."""
-    return {"name": actor.name, "role": actor.role, "address": actor.address, "keyName": actor.key_name}
+    """What an actor publishes about itself (its key name tells the rebuilt API where its Ethereum key is; its id
+    lets a rebuilt API give it the same one, so that lots' approvals and console links that name it still do)."""
+    return {
+        "name": actor.name,
+        "role": actor.role,
+        "address": actor.address,
+        "keyName": actor.key_name,
+        "id": actor.id,
+    }
 
 
 def product_masterdata(product: Product) -> dict[str, Any]:
@@ -82,34 +91,68 @@ def _unknowable_key_hash() -> str:
     return hashlib.sha256(b"lost:" + secrets.token_bytes(32)).hexdigest()
 
 
+def _archived_id(data: dict[str, Any]) -> int:
+    value = data.get("id")
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
 class _Actors:
-    """Actors by address: the archive's signed documents first, a placeholder named by its address otherwise."""
+    """Actors by address: the archive's signed documents first (with the id each had, when free), a placeholder named
+    by its address otherwise. The chain's role history says whether each may still act: an actor whose role was
+    revoked on-chain comes back revoked, and an account's role is the one the chain granted it."""
 
     def __init__(self, session: Session, archive: Any, report: ApiRecovery) -> None:
         self.session = session
         self.report = report
         self.by_address: dict[str, Actor] = {a.address.lower(): a for a in session.scalars(select(Actor))}
+        self.roles: dict[str, dict[str, bool]] = defaultdict(dict)  # account → role name → active, as on-chain
+        names_of = {hex32(Role.by_name(name)): name for name in (*ACTOR_ROLES, "admin")}
+        for row in session.scalars(select(ChainRole)):
+            if row.role in names_of:
+                self.roles[row.account.lower()][names_of[row.role]] = row.active
         names = {a.name for a in self.by_address.values()}
-        for key, signer, data in archive.masterdata("actor") if archive is not None else []:
+        ids = {a.id for a in self.by_address.values()}
+        documents = archive.masterdata("actor") if archive is not None else []
+        for key, signer, data in sorted(documents, key=lambda doc: (_archived_id(doc[2]) or 1 << 62, doc[0])):
             if signer.lower() != key.lower() or str(data.get("address", "")).lower() != key.lower():
                 report.problems.append(f"actor {key}: master data not signed by its own account, ignored")
                 continue
             if key.lower() in self.by_address or data.get("name") in names:
                 continue
-            role = str(data.get("role", ""))
-            actor = self._add(str(data["name"]), role if role in set(ActorRole) else "brand", signer, data)
+            wanted = _archived_id(data)
+            actor = self._add(
+                str(data["name"]), str(data.get("role", "")), signer, data, wanted if wanted not in ids else None
+            )
             names.add(actor.name)
+            ids.add(actor.id)
 
-    def _add(self, name: str, role: str, address: str, data: dict[str, Any]) -> Actor:
+    def _role(self, address: str, claimed: str) -> tuple[str, bool]:
+        """(role, revoked): the claimed role when the chain granted it (revoked when it took it back), else the
+        role the chain has active for the account."""
+        on_chain = self.roles.get(address.lower(), {})
+        if claimed == "admin" or claimed in on_chain:
+            return claimed, claimed != "admin" and not on_chain.get(claimed, False)
+        active = [name for name in ACTOR_ROLES if on_chain.get(name)]
+        if active:
+            return active[0], False
+        return (claimed if claimed in set(ActorRole) else "brand"), False
+
+    def _add(
+        self, name: str, role: str, address: str, data: dict[str, Any], actor_id: int | None = None
+    ) -> Actor:
+        role, revoked = self._role(address, role)
         actor = Actor(
             name=name[:120],
             role=role,
             address=address,
             key_name=str(data.get("keyName") or ""),
             key_hash=_unknowable_key_hash(),
-            revoked=False,
+            revoked=revoked,
+            revoked_at=utcnow() if revoked else None,
             created_at=utcnow(),
         )
+        if actor_id is not None:
+            actor.id = actor_id
         self.session.add(actor)
         self.session.flush()
         self.by_address[address.lower()] = actor
