@@ -91,6 +91,7 @@ FIELDS: tuple[Field, ...] = (
     # the passport
     Field("", "uri", PUBLIC),
     Field("", "product", PUBLIC),
+    Field("", "operator", PUBLIC),
     Field("", "item", PUBLIC),
     Field("", "state", PUBLIC),
     Field("", "closed", PUBLIC),
@@ -111,7 +112,18 @@ FIELDS: tuple[Field, ...] = (
     # what a UNTP credential needs of the product: its category, the brand's production facility (ESPR Annex III
     # lists a product's unique facility identifiers among its passport's information) and the country of production
     *(Field("product", name, PUBLIC) for name in ("category", "facility", "production_country")),
+    *(
+        Field("product", name, PUBLIC)
+        for name in ("lifespan_years", "volume_cm3", "gross_weight_grams", "gross_volume_cm3")
+    ),
     *(Field("category", name, PUBLIC) for name in ("code", "name")),
+    # the brand as the economic operator placing the product on the market: who answers for it, as its label says
+    *(
+        Field("operator", name, PUBLIC)
+        for name in (
+            "identifier", "name", "street", "house_number", "post_code", "city", "country", "email", "phone", "website",
+        )
+    ),
     *(Field("facility", name, PUBLIC) for name in ("gln", "name")),
     # the item
     *(Field("item", name, PUBLIC) for name in ("gtin", "serial", "item_id", "mass_grams", "state")),
@@ -175,6 +187,7 @@ SHAPE: dict[tuple[str, str], str] = {
     ("", "product"): "product",
     ("product", "category"): "category",
     ("product", "facility"): "facility",
+    ("", "operator"): "operator",
     ("", "item"): "item",
     ("", "received"): "intake",
     ("", "became"): "lot",

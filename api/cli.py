@@ -28,6 +28,8 @@ from ledger.cli import (
 from ledger.errors import LedgerError
 from ledger.files import private_dir
 
+from .config import ApiSettings
+
 
 @clean_errors
 def verify(
@@ -201,6 +203,60 @@ def serve(
         if info.exists() and json.loads(info.read_text()).get("pid") == os.getpid():
             info.unlink()
         service.close()
+
+
+@clean_errors
+def passport(
+    ctx: typer.Context,
+    digital_link: Annotated[str, typer.Argument(help="The item's GS1 Digital Link (any host, compressed or not).")],
+    fmt: Annotated[
+        str, typer.Option("--format", help="html, jsonld, untp (the signed credential) or catenax.")
+    ] = "jsonld",
+    version: Annotated[
+        int | None, typer.Option("--version", min=1, help="A version's number; default: the newest.")
+    ] = None,
+    tier: Annotated[
+        str, typer.Option("--as", help="Whose view: public, legitimate-interest or authority (docs/passport-data.md).")
+    ] = "public",
+    rpc: RpcOption = None,
+    db: DbOption = None,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Print an item's passport in one format, from its stored version, as a tier sees it: byte for byte what the
+    resolver serves at the same version to a reader of that tier (the page, passport.jsonld, credential, catenax)."""
+    from urllib.parse import urlsplit
+
+    from .access import parse_tier
+    from .formats import FORMATS, render
+    from .gs1.digital_link import MalformedLink, NotADigitalLink, UnsupportedKey, parse_path
+    from .state import AppState
+
+    if fmt not in FORMATS:
+        raise ValueError(f"--format is one of {', '.join(FORMATS)}, not {fmt!r}")
+    reader = parse_tier(tier)
+    try:
+        link = parse_path(urlsplit(digital_link).path or digital_link)
+    except (MalformedLink, NotADigitalLink, UnsupportedKey) as exc:
+        raise ValueError(f"not an item's GS1 Digital Link: {digital_link!r} ({exc})") from None
+    if link.serial is None:
+        raise ValueError(f"not an item's Digital Link (no serial, AI 21): {digital_link!r}")
+    service = open_service(ctx, rpc, db, data_dir)
+    try:
+        state = AppState.create(service.settings, load_api_settings(), service)
+        with service.sessions() as session:
+            made = render(state, session, fmt, link.gtin14, link.serial, version, reader)
+    finally:
+        service.close()
+    if made is None:
+        what = f"version {version} of the passport" if version is not None else "a passport version"
+        raise LookupError(f"there is no {what} of {digital_link}")
+    sys.stdout.buffer.write(made.body)
+    sys.stdout.flush()
+
+
+def load_api_settings() -> ApiSettings:
+    """The API's settings as ``circular serve`` reads them (the environment): the page shows their collection points."""
+    return ApiSettings()
 
 
 actors_app = typer.Typer(help="Administer actors: brands, recyclers, retailers, repairers.", no_args_is_help=True)

@@ -83,6 +83,13 @@ def item_links(base: str, product: Product, item: Item, canonical_uri: str) -> l
             VC_JWT,
             lang,
         ),
+        Link(
+            gs1("dpp"),
+            f"{base}{path}/catenax",
+            f"Digital product passport (Catena-X Generic Digital Product Passport 7.0.0): {product.name}",
+            JSON,
+            lang,
+        ),
         Link(gs1("sustainabilityInfo"), passport + "#composition", "Materials and recycled content", HTML, lang),
         Link(
             gs1("traceability"),

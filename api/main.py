@@ -35,6 +35,7 @@ from .routes import (
     epcis,
     items,
     lots,
+    operators,
     partners,
     products,
     recycling,
@@ -228,6 +229,7 @@ def create_app(
     app.include_router(corrections.router, prefix="/api/v1")
     app.include_router(partners.router, prefix="/api/v1")
     app.include_router(brands.api, prefix="/api/v1")
+    app.include_router(operators.router, prefix="/api/v1")
     app.include_router(brands.router)
     app.include_router(lots.public)
     app.include_router(epcis.router, prefix="/epcis")

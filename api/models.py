@@ -16,6 +16,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -71,6 +72,25 @@ class Actor(Base):
     )
 
 
+class Operator(Base):
+    """A brand as the economic operator a passport names (Catena-X ``economicOperator``): its identifier (a GS1 GLN
+    or a Catena-X BPNL), its registered address and a contact."""
+
+    __tablename__ = "api_operators"
+
+    actor_id: Mapped[int] = mapped_column(ForeignKey("api_actors.id"), primary_key=True)
+    identifier: Mapped[str] = mapped_column(String(16))
+    street: Mapped[str] = mapped_column(String(200))
+    house_number: Mapped[str | None] = mapped_column(String(20))
+    post_code: Mapped[str] = mapped_column(String(20))
+    city: Mapped[str] = mapped_column(String(120))
+    country: Mapped[str] = mapped_column(String(2))
+    email: Mapped[str] = mapped_column(String(254))
+    phone: Mapped[str | None] = mapped_column(String(40))
+    website: Mapped[str | None] = mapped_column(String(500))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
 class Product(Base):
     """A registered GTIN and its master data. A GTIN is registered by its brand's first lot, item or product write."""
 
@@ -94,6 +114,12 @@ class Product(Base):
     facility_gln: Mapped[str | None] = mapped_column(String(13))
     facility_name: Mapped[str | None] = mapped_column(String(200))
     production_country: Mapped[str | None] = mapped_column(String(2))
+    # What a Catena-X Generic Digital Product Passport requires of a product beyond that: its expected lifetime (the
+    # passport stays available as long) and its dimensions: net volume, gross (packed) weight and volume.
+    lifespan_years: Mapped[int | None] = mapped_column(Integer)
+    volume_cm3: Mapped[float | None] = mapped_column(Float)
+    gross_weight_grams: Mapped[int | None] = mapped_column(BigInteger)
+    gross_volume_cm3: Mapped[float | None] = mapped_column(Float)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
 

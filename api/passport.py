@@ -548,6 +548,11 @@ def _product_view(product: Product) -> dict[str, Any]:
         "category": {"code": product.category_code, "name": product.category_name} if product.category_code else None,
         "facility": {"gln": product.facility_gln, "name": product.facility_name} if product.facility_gln else None,
         "production_country": product.production_country,
+        # What a Catena-X passport needs of it (api/catenax.py); None until the brand sets it.
+        "lifespan_years": product.lifespan_years,
+        "volume_cm3": product.volume_cm3,
+        "gross_weight_grams": product.gross_weight_grams,
+        "gross_volume_cm3": product.gross_volume_cm3,
     }
 
 
@@ -596,9 +601,17 @@ def passport_content(
     product_view: Any = _product_view(product)
     if shared is not None:
         product_view = shared.setdefault(f"product {product.gtin}", Canonical.of(product_view))
+    operator: Any = shared.get(f"operator {item.brand_id}", False) if shared is not None else False
+    if operator is False:
+        from .services.operators import operator_view
+
+        operator = operator_view(session, item.brand_id)
+        if shared is not None:
+            shared[f"operator {item.brand_id}"] = operator
     return {
         "uri": uri,
         "product": product_view,
+        "operator": operator,
         "item": {
             "gtin": item.gtin,
             "serial": item.serial,

@@ -52,8 +52,22 @@ PRODUCT_FIELDS = (
     "facility_gln",
     "facility_name",
     "production_country",
+    "lifespan_years",
+    "volume_cm3",
+    "gross_weight_grams",
+    "gross_volume_cm3",
 )
-OPTIONAL_PRODUCT_FIELDS = ("category_code", "category_name", "facility_gln", "facility_name", "production_country")
+OPTIONAL_PRODUCT_FIELDS = (
+    "category_code",
+    "category_name",
+    "facility_gln",
+    "facility_name",
+    "production_country",
+    "lifespan_years",
+    "volume_cm3",
+    "gross_weight_grams",
+    "gross_volume_cm3",
+)
 CHUNK = 1_000
 ACTOR_ROLES = ("brand", "recycler", "retailer", "repairer")
 

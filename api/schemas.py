@@ -155,6 +155,12 @@ class ProductCreate(Input):
     production_country: Annotated[str, AfterValidator(_country)] | None = Field(
         None, description="ISO 3166-1 alpha-2 code of the country of production."
     )
+    lifespan_years: int | None = Field(
+        None, ge=1, le=100, description="Expected technical lifetime in years (the passport stays available as long)."
+    )
+    volume_cm3: float | None = Field(None, gt=0, le=1e9, description="The product's own volume, in cm3.")
+    gross_weight_grams: int | None = Field(None, gt=0, le=10**9, description="Weight as sold, packed, in grams.")
+    gross_volume_cm3: float | None = Field(None, gt=0, le=1e9, description="Volume as sold, packed, in cm3.")
 
     @model_validator(mode="after")
     def _pairs(self) -> ProductCreate:
@@ -182,6 +188,49 @@ class ProductPublic(Output):
     facility_gln: str | None = None
     facility_name: str | None = None
     production_country: str | None = None
+    lifespan_years: int | None = None
+    volume_cm3: float | None = None
+    gross_weight_grams: int | None = None
+    gross_volume_cm3: float | None = None
+
+
+def _operator_id(value: str) -> str:
+    """A GS1 GLN (13 digits, checked) or a Catena-X Business Partner Number of a legal entity (BPNL + 12)."""
+    if value.startswith("BPNL"):
+        if len(value) != 16 or not all(c.isdigit() or "A" <= c <= "Z" for c in value[4:]):
+            raise ValueError(f"a BPNL is BPNL and 12 digits or capital letters: {value!r}")
+        return value
+    return _gln(value)
+
+
+class OperatorCreate(Input):
+    """A brand's data as the economic operator its passports name."""
+
+    identifier: Annotated[str, AfterValidator(_operator_id)] = Field(
+        description="The brand's GS1 GLN (legal entity) or Catena-X BPNL."
+    )
+    street: str = Field(min_length=1, max_length=200)
+    house_number: str | None = Field(None, min_length=1, max_length=20)
+    post_code: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9 -]{0,10}$", description="At most 11 characters.")
+    city: str = Field(min_length=1, max_length=120)
+    country: Annotated[str, AfterValidator(_country)] = Field(description="ISO 3166-1 alpha-2 code.")
+    email: str = Field(max_length=254, pattern=r"^[a-zA-Z0-9.!#$%&*+/=?^_`{|}~-]+@[a-zA-Z0-9-]+(\.[a-zA-Z0-9-]+)+$")
+    phone: str | None = Field(None, max_length=40, pattern=r"^[+]?[0-9 ]+$")
+    website: Uri | None = None
+
+
+class OperatorPublic(Output):
+    identifier: str
+    name: str
+    street: str
+    house_number: str | None
+    post_code: str
+    city: str
+    country: str
+    email: str
+    phone: str | None
+    website: str | None
+    updated_at: UtcDatetime
 
 
 class CredentialRevocationCreate(Input):

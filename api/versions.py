@@ -45,6 +45,7 @@ REASONS = {
     "event": "an event was recorded on the item",
     "anchoring": "its events were anchored",
     "product": "the product's master data was corrected",
+    "brand": "the brand's operator data changed",
     "lot": "a material lot was corrected",
     "backfill": "first version of an item made before passports were versioned",
 }
@@ -150,6 +151,17 @@ def after_product(session: Session, state: AppState, gtin: str) -> list[Added]:
     for start in range(0, len(ids), CHUNK):
         items = list(session.scalars(select(Item).where(Item.id.in_(ids[start : start + CHUNK]))))
         added += build(session, state, items, "product", across=across)
+    return added
+
+
+def after_brand(session: Session, state: AppState, brand_id: int) -> list[Added]:
+    """A brand's operator data changed: every item of the brand."""
+    added: list[Added] = []
+    across: dict[str, Any] = {}
+    ids = list(session.scalars(select(Item.id).where(Item.brand_id == brand_id).order_by(Item.id)))
+    for start in range(0, len(ids), CHUNK):
+        items = list(session.scalars(select(Item).where(Item.id.in_(ids[start : start + CHUNK]))))
+        added += build(session, state, items, "brand", across=across)
     return added
 
 
@@ -324,6 +336,7 @@ __all__ = [
     "REASONS",
     "CatchUp",
     "after_anchoring",
+    "after_brand",
     "after_events",
     "after_lot",
     "after_product",

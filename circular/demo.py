@@ -138,6 +138,12 @@ def _story(
             "facilityGln": "9506000000008",
             "facilityName": "Brand A sewing plant",
             "productionCountry": "PT",
+            # What a Catena-X passport requires beyond that: expected lifetime, its volume, and as sold (folded, with
+            # its tag and paper band).
+            "lifespanYears": 5,
+            "volumeCm3": 1_200,
+            "grossWeightGrams": 215,
+            "grossVolumeCm3": 1_500,
         },
     )
     _call(
@@ -154,8 +160,25 @@ def _story(
             "facilityGln": "4012345000009",
             "facilityName": "Brand B workshop",
             "productionCountry": "DE",
+            "lifespanYears": 8,
+            "volumeCm3": 900,
+            "grossWeightGrams": 210,
+            "grossVolumeCm3": 1_000,
         },
     )
+    # Each brand as the economic operator its passports name (Catena-X): legal entity, address, contact.
+    operators = {
+        brand_a: {
+            "identifier": "9506000000015", "street": "Rua das Flores", "houseNumber": "12", "postCode": "4050-262",
+            "city": "Porto", "country": "PT", "email": "passports@brand-a.example", "website": "https://brand-a.example",
+        },
+        brand_b: {
+            "identifier": "4012345000016", "street": "Hafenstrasse", "houseNumber": "3", "postCode": "20457",
+            "city": "Hamburg", "country": "DE", "email": "service@brand-b.example", "phone": "+49 40 1234567",
+        },
+    }
+    for key, operator in operators.items():
+        _call(client, "PUT", "/api/v1/operator", key, operator)
     cotton = _call(
         client,
         "POST",

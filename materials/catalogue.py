@@ -6,7 +6,7 @@ import json
 from functools import cache
 from importlib import resources
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from .errors import UnknownMaterial
 
@@ -25,6 +25,17 @@ class Material(BaseModel):
     recovered: str | None = Field(None, description="The code of the material that recycling yields.")
     is_recovered: bool = Field(False, alias="isRecovered")
     resin_code: int | None = Field(None, alias="resinCode", ge=1, le=7)
+    cas: str | None = Field(None, pattern=r"^\d{2,7}-\d{2}-\d$", description="CAS Registry Number, where one names it.")
+
+    @field_validator("cas")
+    @classmethod
+    def _cas_check_digit(cls, value: str | None) -> str | None:
+        """A CAS number's last digit: the sum of the other digits, each times its place from the right, mod 10."""
+        if value is not None:
+            digits = value.replace("-", "")[:-1]
+            if sum(int(d) * i for i, d in enumerate(reversed(digits), start=1)) % 10 != int(value[-1]):
+                raise ValueError(f"CAS number {value} has a wrong check digit")
+        return value
 
 
 @cache

@@ -47,6 +47,7 @@ RESOURCES = frozenset(
         "passport.jsonld",
         "passport/versions",
         "credential",
+        "catenax",
         "qr.svg",
         "qr.png",
         "evidence",

@@ -9,7 +9,6 @@ GS1 character set 82, ``/`` included, works.
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import secrets
 import threading
@@ -31,7 +30,7 @@ from materials import bps_to_fraction
 
 from .. import passport as pp
 from .. import versions
-from ..access import Tier, restrict_envelope, restrict_group, tier_for
+from ..access import Tier, restrict_group, tier_for
 from ..actors import authenticate
 from ..edge import client_address
 from ..gs1.digital_link import DigitalLink
@@ -83,7 +82,9 @@ def handle(request: Request, session: Session, state: AppState, link: DigitalLin
         if resource in VERSIONED:
             return versioned(request, session, state, product, item, resource)
         if resource == "credential":
-            return credential(request, session, state, product, item)
+            return formatted(request, session, state, product, item, "untp")
+        if resource == "catenax":
+            return formatted(request, session, state, product, item, "catenax")
         if resource in ("qr.svg", "qr.png"):
             return qr(resource, item_uri(state.settings.resolver_base_url, product.gtin, item.serial))
         if resource == "evidence":
@@ -253,12 +254,11 @@ def versioned(
     return found
 
 
-def credential(request: Request, session: Session, state: AppState, product: Product, item: Item) -> Response:
-    """The item's passport (its current version, or ``?version=N``) as a UNTP credential, ``application/vc+jwt``."""
-    from ledger.versions import version as stored_version
-
-    from ..credentials import VC_JWT, CredentialError
-    from ..untp import render
+def formatted(request: Request, session: Session, state: AppState, product: Product, item: Item, fmt: str) -> Response:
+    """The item's passport (its current version, or ``?version=N``) as a UNTP credential (``credential``,
+    ``application/vc+jwt``) or a Catena-X passport (``catenax``, ``application/json``), as the reader's tier sees it:
+    the bytes ``circular passport --format untp|catenax`` prints (``api/formats.py``)."""
+    from ..formats import NoRendering, render
 
     number = version_number(request)
     if isinstance(number, Response):
@@ -266,25 +266,24 @@ def credential(request: Request, session: Session, state: AppState, product: Pro
     tier = reader_tier(request, session, item.brand_id)
     if isinstance(tier, Response):
         return tier
-    subject = subject_of(state, product.gtin, item.serial)
-    found = stored_version(session, versions.KIND, subject, number)
-    if found is None and number is None and not versions.has_version(session, state, item):
-        versioned(request, session, state, product, item, "passport")  # makes the first version, as a read does
-        found = stored_version(session, versions.KIND, subject, number)
-    if found is None:
+    try:
+        made = render(state, session, fmt, product.gtin, item.serial, number, tier)
+        if made is None and number is None and not versions.has_version(session, state, item):
+            versioned(request, session, state, product, item, "passport")  # makes the first version, as a read does
+            made = render(state, session, fmt, product.gtin, item.serial, number, tier)
+    except NoRendering as exc:
+        title = "No credential for this version" if fmt == "untp" else "No Catena-X passport for this version"
+        return problem_response(request, 409, title, str(exc))
+    if made is None:
         what = f"version {number} of the passport" if number is not None else "a passport version"
         return problem_response(request, 404, "Unknown version", f"there is no {what} of this item")
-    try:
-        made = render(session, state.settings, restrict_envelope(json.loads(found.document), tier))
-    except CredentialError as exc:
-        return problem_response(request, 409, "No credential for this version", str(exc))
     headers = {
         "Cache-Control": "no-cache" if tier is Tier.PUBLIC else "private, no-store",
         "Vary": "Authorization",
         "Passport-Version": str(made.version),
         "Passport-Access": tier.value,
     }
-    return Response(made.jwt, media_type=VC_JWT, headers=headers)
+    return Response(made.body, media_type=made.media_type, headers=headers)
 
 
 def lot_view(session: Session, state: AppState, lot: Lot, tier: Tier) -> dict[str, Any]:

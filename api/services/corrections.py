@@ -49,7 +49,7 @@ CORRECT_ROLES = (ActorRole.BRAND, ActorRole.RETAILER, ActorRole.RECYCLER, ActorR
 ITEM_FIELDS = ("epcList", "inputEPCList", "outputEPCList")
 PRODUCT_FIELDS = ("brand_name", "name", "description", "language", "image_url", "care", "repair", "end_of_life",
                   "return_info", "category_code", "category_name", "facility_gln", "facility_name",
-                  "production_country")
+                  "production_country", "lifespan_years", "volume_cm3", "gross_weight_grams", "gross_volume_cm3")
 
 
 def _item_uris(event: dict[str, Any]) -> list[str]:

@@ -35,6 +35,10 @@ def product_public(product: Product, resolver: str) -> ProductPublic:
         facility_gln=product.facility_gln,
         facility_name=product.facility_name,
         production_country=product.production_country,
+        lifespan_years=product.lifespan_years,
+        volume_cm3=product.volume_cm3,
+        gross_weight_grams=product.gross_weight_grams,
+        gross_volume_cm3=product.gross_volume_cm3,
     )
 
 

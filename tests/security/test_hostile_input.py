@@ -430,6 +430,8 @@ VALID: dict[str, dict[str, Any]] = {
     "LotCorrection": {"origin": "Greece", "reason": "wrong farm"},
     "PartnerCreate": {"actorId": 1},
     "CredentialRevocationCreate": {"gtin": GTIN_A, "serial": "S1"},
+    "OperatorCreate": {"identifier": "9506000000015", "street": "Main street", "postCode": "1000", "city": "Lisbon",
+                       "country": "PT", "email": "a@b.example"},
 }
 EXTRA = {"owner": "0x" + "11" * 20, "role": "admin", "verified": True}
 
@@ -473,6 +475,7 @@ def _endpoints(w: World, lot: dict[str, Any]) -> list[tuple[str, str, str | None
          ("body", "items", 0, "verified")),
         ("POST", "/api/v1/recycling", "recycler", {**VALID["RecyclingCreate"], **owner}, ("body", "owner")),
         ("POST", "/api/v1/partners", "brand", {**VALID["PartnerCreate"], **owner}, ("body", "owner")),
+        ("PUT", "/api/v1/operator", "brand", {**VALID["OperatorCreate"], **owner}, ("body", "owner")),
         ("POST", "/api/v1/recycling", "recycler",
          {**VALID["RecyclingCreate"], "items": [{**VALID["ItemRef"], "verified": True}]},
          ("body", "items", 0, "verified")),
