@@ -26,7 +26,12 @@ def _brand(session: SessionDep, brand_id: int) -> Actor:
     return actor
 
 
-@router.get("/brands/{brand_id}/did.json", summary="A brand's did:web document (its credential keys)")
+@router.get(
+    "/brands/{brand_id}/did.json",
+    summary="A brand's did:web document (its credential keys)",
+    response_class=Response,
+    responses={200: {"content": {"application/json": {}}, "description": "The DID document"}},
+)
 def did_document(brand_id: int, session: SessionDep, state: StateDep) -> Response:
     actor = _brand(session, brand_id)
     body = credentials.did_document(state.settings, session, actor, state.service.chain_id)
@@ -38,6 +43,8 @@ def did_document(brand_id: int, session: SessionDep, state: StateDep) -> Respons
 @router.get(
     "/brands/{brand_id}/status/revocation",
     summary="A brand's revocation status list (BitstringStatusListCredential, application/vc+jwt)",
+    response_class=Response,
+    responses={200: {"content": {credentials.VC_JWT: {}}, "description": "The signed status list credential"}},
 )
 def status_list(brand_id: int, session: SessionDep, state: StateDep) -> Response:
     actor = _brand(session, brand_id)
