@@ -99,6 +99,30 @@ def _cast() -> list[tuple[str, str, tuple[str, ...]]]:
     ]
 
 
+def _credential(client: Any, item_path: str, out: Path) -> tuple[Path, str]:
+    """The item's UNTP passport credential, found the GS1 way (``linkType=gs1:dpp``, ``Accept: application/vc+jwt``),
+    written to `out` and verified with the key the issuer's DID document (served by the resolver) publishes."""
+    from urllib.parse import urlsplit
+
+    from joserfc import jws
+    from joserfc.jwk import OKPKey
+
+    accept = {"Accept": "application/vc+jwt"}
+    found = client.get(f"{item_path}?linkType=gs1:dpp", headers=accept, follow_redirects=False)
+    if found.status_code != 307:
+        raise DemoError(f"linkType=gs1:dpp: {found.status_code} {found.text[:200]}")
+    jwt = _call(client, "GET", urlsplit(found.headers["location"]).path, None).text
+    header = jws.extract_compact(jwt.encode()).headers()
+    did, _, _ = str(header["kid"]).partition("#")
+    document = _call(client, "GET", "/" + "/".join(did.split(":")[3:]) + "/did.json", None).json()
+    method = next(m for m in document["verificationMethod"] if m["id"] == header["kid"])
+    verified = jws.deserialize_compact(jwt, OKPKey.import_key(method["publicKeyJwk"]), algorithms=[header["alg"]])
+    issuer = json.loads(verified.payload)["issuer"]["name"]
+    path = out / "passport-B00001.vc.jwt"
+    path.write_text(jwt + "\n")
+    return path, f"{issuer} ({did})"
+
+
 def _call(client: Any, method: str, path: str, key: str | None, body: Any = None, expect: int = 200) -> Any:
     headers = {"Authorization": f"Bearer {key}"} if key else {}
     response = client.request(method, path, json=body, headers=headers)
@@ -360,6 +384,12 @@ def _story(
         "events: each hash recomputed, signature recovered, Merkle proof and root checked on-chain)"
     )
 
+    credential_path, issuer = _credential(client, gen2_path, out)
+    console.print(
+        f"9. its passport as a UNTP 0.7.0 credential ({credential_path.name}, application/vc+jwt): signed by "
+        f"{issuer}, checked against the key its did:web document publishes"
+    )
+
     with service.sessions() as session:
         from ledger.outbox import Batch
 
@@ -382,6 +412,7 @@ def _story(
         "secondGenerationRecycledContent": gen2["circ:recycledContent"],
         "anchors": anchors,
         "evidenceBundle": str(bundle_path),
+        "credential": str(credential_path),
         "verified": verdict.ok,
         "runTxHash": run.get("txHash"),
         "seconds": round(time.perf_counter() - started, 2),

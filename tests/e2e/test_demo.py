@@ -102,6 +102,8 @@ def _check_credentials(out: Path, rpc_url: str | None, db_url: str | None) -> No
     finally:
         service.close()
     assert checked == ITEMS_IN_RUN + 1
+    jwt = Path(json.loads((out / "summary.json").read_text())["credential"]).read_text().strip()
+    assert jwt.count(".") == 2  # the tote bag's credential as the demo found it, a compact JWS
 
 
 def test_demo_on_the_embedded_chain(tmp_path: Path) -> None:
