@@ -106,12 +106,53 @@ def _check_credentials(out: Path, rpc_url: str | None, db_url: str | None) -> No
     assert jwt.count(".") == 2  # the tote bag's credential as the demo found it, a compact JWS
 
 
+def _check_catenax(out: Path, rpc_url: str | None, db_url: str | None) -> None:
+    """Every item the demo makes has a Catena-X passport valid against the vendored 7.0.0 schema, for the public and
+    for an authority, with the GTIN, its materials' recycled share and the brand as economic operator."""
+    from jsonschema import Draft4Validator
+    from sqlalchemy import select
+
+    from api.access import Tier
+    from api.catenax import SPEC_VERSION, render, schema
+    from api.models import Item
+    from ledger.versions import version
+
+    validator = Draft4Validator(schema())
+    settings = Settings(
+        data_dir=out / "state", rpc_url=rpc_url, db_url=db_url, keystore_password=DEMO_KEYSTORE_PASSWORD
+    )
+    service = LedgerService(settings)
+    checked = 0
+    try:
+        with service.sessions() as session:
+            for gtin, serial in session.execute(select(Item.gtin, Item.serial).order_by(Item.id)).all():
+                stored = version(session, "passport", f"{RESOLVER}/01/{gtin}/21/{serial}")
+                assert stored is not None, serial
+                envelope = json.loads(stored.document)
+                for tier in (Tier.PUBLIC, Tier.AUTHORITY):
+                    passport = render(envelope, RESOLVER, tier)
+                    errors = [f"{list(e.absolute_path)}: {e.message}" for e in validator.iter_errors(passport)]
+                    assert errors == [], (serial, tier, errors[:5])
+                assert passport["metadata"]["specVersion"] == SPEC_VERSION
+                assert {"key": "GTIN", "value": gtin, "description": "GS1 Global Trade Item Number"} in passport[
+                    "identification"
+                ]["codes"]
+                materials = passport["composition"]["materialInformation"]["materials"]
+                assert materials and all(m["materialIdentifications"] for m in materials), serial
+                assert passport["metadata"]["economicOperator"]["economicOperatorNames"], serial
+                checked += 1
+    finally:
+        service.close()
+    assert checked == ITEMS_IN_RUN + 1
+
+
 def test_demo_on_the_embedded_chain(tmp_path: Path) -> None:
     out = tmp_path / "demo-out"
     with open(tmp_path / "demo.log", "w") as log:
         summary = run_demo(out, Console(file=log))
     _check_story(out, summary, None, None)
     _check_credentials(out, None, None)
+    _check_catenax(out, None, None)
 
 
 @pytest.mark.slow
@@ -132,6 +173,7 @@ def test_demo_on_anvil_and_postgresql(tmp_path: Path) -> None:
         assert summary["chainId"] == 31337
         _check_story(out, summary, node.url, db_url)
         _check_credentials(out, node.url, db_url)
+        _check_catenax(out, node.url, db_url)
     finally:
         node.stop()
         with admin.begin() as conn:
