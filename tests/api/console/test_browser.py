@@ -1,7 +1,7 @@
 """The console's journeys in headless Chromium (Debian's, driven by Playwright) on a phone's viewport (390 px):
 
-- a brand signs in with its key, adds a product, imports a CSV of lots, makes a run of 100 and downloads its label
-  sheet, every label of which decodes (pdftoppm + zxing-cpp);
+- a brand signs in with its key, adds a product, imports a CSV of lots, makes a run of 100 (the seconds counted
+  while it lands) and downloads its label sheet, every label of which decodes (pdftoppm + zxing-cpp);
 - a retailer records the sale of 50 items by pasting their serials (and, later, their return);
 - a recycler signs in with a one-time link, scans an item with the camera (Chromium's fake capture of a QR code,
   decoded in the page by zxing-wasm), pastes the other 49, collects all 50 in one action and recycles them into a
@@ -22,6 +22,7 @@ serves every test of the session.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import shutil
@@ -329,8 +330,24 @@ def journeys(world: Any, chromium: Chromium, tmp: Path) -> list[str]:
         page.select_option("#f-run_lot_0", cotton_id)
         page.fill("#f-run_grams_0", "180")
         brand.check()
+        # While the run lands (held back here for 2.5 s), the page counts the seconds and its button cannot be
+        # clicked again: what the form shows is kept in sessionStorage, which outlives the page.
+        page.evaluate("""() => {
+            const form = document.querySelector("form[action='/console/runs']");
+            const seen = [];
+            new MutationObserver(() => {
+                seen.push([form.querySelector(".progress-box").hidden,
+                           form.querySelector(".progress-text").textContent,
+                           form.querySelector("button[type=submit]").disabled]);
+                sessionStorage.setItem("run-progress", JSON.stringify(seen));
+            }).observe(form, {subtree: true, childList: true, characterData: true, attributes: true});
+        }""")
+        page.route("**/console/runs", lambda route: (time.sleep(2.5), route.continue_()))
         page.click("form[action='/console/runs'] button[type=submit]")
         page.wait_for_url(f"{base}/console/runs/**")
+        page.unroute("**/console/runs")
+        seen = json.loads(page.evaluate("sessionStorage.getItem('run-progress')"))
+        assert [False, "Registering the run in one transaction… 1 s", True] in seen, seen
         assert "Run of 100" in _text(brand, "h1")
         brand.check("run")
         with page.expect_download() as download:
