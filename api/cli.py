@@ -168,7 +168,9 @@ def serve(
     """
     import uvicorn
 
-    from ledger.errors import DeploymentNotFound
+    from ledger.chain import rpc_fault
+    from ledger.errors import ConfigurationError, DeploymentNotFound
+    from ledger.health import check_chain, keystore_problem, node_name
     from ledger.service import LedgerService, server_file, write_server_file
 
     from .db import upgrade
@@ -176,18 +178,41 @@ def serve(
 
     settings = load_settings(rpc, db, data_dir)
     private_dir(settings.data_dir)
+    problem = keystore_problem(settings)
+    if problem:
+        raise ConfigurationError(problem)
     upgrade(settings.database_url)
     service = LedgerService(settings)
     info = server_file(settings)
     try:
         try:
             _ = service.ledger
-        except DeploymentNotFound:
+        except DeploymentNotFound as exc:
             if settings.rpc_url:
-                raise
+                raise DeploymentNotFound(f"{exc}; or set CIRCULAR_RPC_URL to the node it was deployed on") from None
             ledger = service.deploy(service.account("admin"))
             ledger.grant_role(service.account("admin"), "anchorer", service.account("anchorer").address)
             console.print(f"deployed the contracts on the embedded chain {service.chain_id}")
+        except Exception as exc:
+            if rpc_fault(exc) is None:
+                raise
+            raise LedgerError(f"{node_name(service)} does not answer: start it, or set CIRCULAR_RPC_URL") from None
+        if worker and settings.run_worker_in_api:
+            try:
+                service.account("anchorer")
+            except LedgerError as exc:
+                raise ConfigurationError(
+                    f"the anchoring worker has no key: {exc} (or serve with --no-worker and run `circular worker`)"
+                ) from None
+        status = check_chain(service)
+        if not status.ok:  # reads still answer (verification unavailable); writes are refused with this reason
+            err_console.print(f"[yellow]warning:[/yellow] {status.detail}", highlight=False)
+        if not _loopback(host) and settings.resolver_base_url == DEFAULT_RESOLVER:
+            err_console.print(
+                f"[yellow]warning:[/yellow] serving on {host} with the example resolver address {DEFAULT_RESOLVER}: "
+                "set CIRCULAR_RESOLVER_BASE_URL to your public address (it goes into every QR code and signed event)",
+                highlight=False,
+            )
         rpc_secret = None
         if not settings.rpc_url:
             local = "127.0.0.1" if host in ("0.0.0.0", "::") else host
@@ -257,6 +282,20 @@ def passport(
 def load_api_settings() -> ApiSettings:
     """The API's settings as ``circular serve`` reads them (the environment): the page shows their collection points."""
     return ApiSettings()
+
+
+DEFAULT_RESOLVER = "https://id.circular.example"
+
+
+def _loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 actors_app = typer.Typer(help="Administer actors: brands, recyclers, retailers, repairers.", no_args_is_help=True)

@@ -149,11 +149,15 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        from ledger.health import keystore_problem
         from ledger.service import LedgerService
 
         from .db import upgrade
 
         private_dir(settings.data_dir)
+        problem = keystore_problem(settings)
+        if problem:  # the app still answers reads; the reason every write will give is said once, here
+            log.error("%s", problem)
         upgrade(settings.database_url)
         current = service if service is not None else LedgerService(settings)
         existing = getattr(app.state, "circular", None)

@@ -7,6 +7,7 @@ Bad input is always a 4xx; contract reverts keep the Solidity error's name and a
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -268,7 +269,8 @@ def install(app: FastAPI) -> None:
             return _chain_away(request, exc)
         if isinstance(exc, KeyNotFound | ConfigurationError | DeploymentNotFound):
             log.error("ledger misconfigured: %s", exc)
-            return problem_response(request, 503, "Ledger unavailable", "the ledger is not configured for this")
+            detail = f"the ledger is not configured for this: {_without_paths(str(exc))}"
+            return problem_response(request, 503, "Ledger unavailable", detail)
         if isinstance(exc, TransactionFailed) and "revert" in str(exc).lower():
             # a revert the ledger could not name: the chain refused the request
             return problem_response(request, 422, "Transaction reverted", str(exc))
@@ -284,6 +286,12 @@ def install(app: FastAPI) -> None:
             return _chain_away(request, exc)
         log.exception("unexpected error", exc_info=exc)
         return problem_response(request, 500)
+
+
+def _without_paths(message: str) -> str:
+    """A configuration error as the client may read it: the setting to fix, the server's directories left out
+    (``/srv/circular/keys/brand-a.json`` → ``keys/brand-a.json``)."""
+    return re.sub(r"(?:/[^\s/'\"]+)*/([^\s/'\"]+/[^\s/'\"]+)", r"\1", message)
 
 
 def _chain_away(request: Request, exc: BaseException) -> JSONResponse:

@@ -18,12 +18,14 @@ to set. ``circular serve`` and ``circular worker`` check at start-up and on ever
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
 from dataclasses import dataclass
 from typing import Any
 
+from eth_account import Account
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from web3 import Web3
@@ -182,6 +184,26 @@ def _anchors(session: Session) -> tuple[int | None, tuple[bytes, int] | None]:
     return (int(newest) if newest is not None else None), oldest
 
 
+def keystore_problem(settings: Any) -> str | None:
+    """Why the keys of this data directory cannot be opened, in one line naming the setting; None when they can
+    (keystores without ``CIRCULAR_KEYSTORE_PASSWORD``: every write would fail, and say so only in the log)."""
+    if not settings.keys_dir.is_dir():
+        return None
+    keystores = sorted(settings.keys_dir.glob("*.json"))
+    if not keystores:
+        return None
+    if settings.keystore_password is not None:
+        try:  # one keystore opened now (a few hundred ms) rather than every write failing later
+            Account.decrypt(json.loads(keystores[0].read_text()), settings.keystore_password.get_secret_value())
+        except (ValueError, KeyError, TypeError, OSError):
+            return f"CIRCULAR_KEYSTORE_PASSWORD does not open {keystores[0]}: set the password its keys were made with"
+        return None
+    return (
+        f"CIRCULAR_KEYSTORE_PASSWORD is not set, and {settings.keys_dir} holds {len(keystores)} encrypted keystores "
+        "(the actors' keys): set it, or no actor can write"
+    )
+
+
 def require_our_chain(service: Any, timeout_s: float = 2.0) -> ChainStatus:
     """:func:`check_chain`, raising :class:`WrongChain` (one line) when the node answers but is not ours."""
     status = check_chain(service, timeout_s)
@@ -286,6 +308,7 @@ __all__ = [
     "ChainMonitor",
     "ChainStatus",
     "check_chain",
+    "keystore_problem",
     "node_name",
     "require_our_chain",
 ]

@@ -74,7 +74,10 @@ def open_chain(settings: Settings) -> ChainBackend:
     if settings.chain_id is not None and backend.web3.eth.chain_id != settings.chain_id:
         actual = backend.web3.eth.chain_id
         backend.close()
-        raise ChainIdMismatch(f"the node reports chain id {actual}, the settings expect {settings.chain_id}")
+        raise ChainIdMismatch(
+            f"the node reports chain id {actual}, CIRCULAR_CHAIN_ID says {settings.chain_id}: point CIRCULAR_RPC_URL "
+            "at that chain's node, or correct CIRCULAR_CHAIN_ID"
+        )
     return backend
 
 
