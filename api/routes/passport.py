@@ -436,6 +436,8 @@ def verification(request: Request, session: Session, state: AppState, product: P
         "problemCount": len(verdict.problems),
         "evidenceBundle": f"{base}{item_path(product.gtin, item.serial)}/evidence",
     }
+    if verdict.status == "unavailable":  # the node is away or not ours (api/health.py): said to every reader
+        body["detail"] = "verification unavailable right now: the ledger cannot be asked; the data is shown as stored"
     headers = {"Cache-Control": "no-cache" if tier is Tier.PUBLIC else "private, no-store", "Vary": "Authorization"}
     return JSONResponse(body, headers=headers)
 

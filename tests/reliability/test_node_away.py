@@ -56,7 +56,7 @@ def _reads_degrade(world: ApiWorld, serial: str) -> None:
     assert verification.status_code == 200, verification.text
     body = verification.json()
     assert body["status"] == "unavailable" and body["verified"] is False
-    assert body["problems"][0].startswith("verification unavailable right now")
+    assert body["detail"].startswith("verification unavailable right now")
     resolved = world.client.get(f"/01/{GTIN}/21/{serial}", follow_redirects=False)
     assert resolved.status_code == 307
     assert world.client.get(f"/01/{GTIN}/21/{serial}?linkType=linkset").status_code == 200
