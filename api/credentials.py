@@ -223,6 +223,40 @@ def private_key(settings: Settings, actor: Actor, row: CredentialKey) -> OKPKey:
     return key
 
 
+def restore_keys(settings: Settings, session: Session) -> tuple[int, list[str]]:
+    """After ``circular rebuild``: the public keys of brands' credential keys back in ``api_credential_keys``, from
+    their keystore files (decrypted under the keystore password; the newest file signs, the older ones are retired
+    and stay in the DID documents) or the environment. Returns how many keys, and the brands left without one."""
+    restored, problems = 0, []
+    brands = session.scalars(select(Actor).where(Actor.role == ActorRole.BRAND.value).order_by(Actor.id))
+    for actor in brands:
+        if keys_of(session, actor.id) or not actor.key_name:
+            continue
+        files = sorted(
+            settings.keys_dir.glob(f"{actor.key_name}.credential-*.jwe"), key=lambda path: path.stat().st_mtime
+        )
+        found: list[OKPKey] = []
+        for path in files:
+            try:
+                plain = jwe.decrypt_compact(path.read_text().strip(), _password(settings), algorithms=KEY_ALGORITHMS)
+                found.append(OKPKey.import_key(json.loads(plain.plaintext or b"{}")))
+            except (JoseError, ValueError, ConfigurationError) as exc:
+                problems.append(f"brand {actor.name}: credential key {path.name} not restored ({exc})")
+        configured = _env_key(actor.key_name)
+        if configured is not None and configured.thumbprint() not in {key.thumbprint() for key in found}:
+            found.append(configured)
+        if not found:
+            problems.append(f"brand {actor.name}: no credential key found (keystore files or the environment)")
+            continue
+        for number, key in enumerate(found):
+            row = _register(session, actor, key)
+            if number < len(found) - 1:
+                row.retired_at = utcnow()
+            restored += 1
+    session.flush()
+    return restored, problems
+
+
 # -- signing ----------------------------------------------------------------------------------------------------------
 def compact_json(value: Any) -> bytes:
     return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
@@ -426,6 +460,7 @@ __all__ = [
     "ensure_key",
     "keys_of",
     "private_key",
+    "restore_keys",
     "revoke",
     "rotate_key",
     "sign",

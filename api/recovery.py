@@ -81,6 +81,7 @@ class ApiRecovery:
     approvals: int = 0  # lot approvals restored or brought up to date, from the chain's allowances
     updated: int = 0  # rows a kept database held, brought to what the chain says (``circular sync``)
     indexed_events: int = 0
+    credential_keys: int = 0
     problems: list[str] = field(default_factory=list)
 
 
@@ -445,6 +446,11 @@ def recover_database(service: Any, *, keep: bool) -> Recovery:
                 _gtin_owner(service),
                 lot_allowances(service.ledger),
             )
+            if not keep:  # the brands' credential keys (their DID documents), from their keystore files
+                from .credentials import restore_keys
+
+                api.credential_keys, missing = restore_keys(service.settings, session)
+                api.problems += missing
             _advance_sequences(session)
             session.commit()
         except BaseException:

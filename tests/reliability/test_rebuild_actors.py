@@ -57,7 +57,9 @@ def _me(world: ApiWorld, key: str) -> int:
     return world.client.get("/api/v1/actors/me", headers={"Authorization": f"Bearer {key}"}).status_code
 
 
-def test_rebuild_then_sign_in(tmp_path: Path, databases: tuple[str | None, str | None]) -> None:
+def test_rebuild_then_sign_in(
+    tmp_path: Path, databases: tuple[str | None, str | None], monkeypatch: pytest.MonkeyPatch
+) -> None:
     live_url, empty_url = databases
     node = AnvilNode()
     try:
@@ -82,6 +84,9 @@ def test_rebuild_then_sign_in(tmp_path: Path, databases: tuple[str | None, str |
             )
             world.drain()
             old_keys = dict(world.keys)
+            did_url = f"/brands/{world.actor_ids['brand']}/did.json"
+            did_before = world.client.get(did_url).json()
+            assert did_before["verificationMethod"][0]["publicKeyJwk"]["crv"] == "Ed25519"
         live = _people(settings.database_url)
         assert live[1] and any(revoked is False for *_, revoked in live[0])
 
@@ -89,8 +94,10 @@ def test_rebuild_then_sign_in(tmp_path: Path, databases: tuple[str | None, str |
             (settings.data_dir / "circular.sqlite").unlink()
         else:
             settings = settings_for(settings.data_dir, node.url, empty_url)
+        monkeypatch.setenv("CIRCULAR_KEYSTORE_PASSWORD", "recovery-tests")  # opens the brands' credential keys
         result = runner.invoke(app, ["rebuild", *cli_args(settings)])
         assert result.exit_code == 0, result.output
+        assert "credential key" not in result.output
         actors, approvals = _people(settings.database_url)
         assert [a[:4] for a in actors] == [a[:4] for a in live[0]]  # same ids, names, roles and accounts
         assert {a[1]: a[4] for a in actors} == {**{a[1]: False for a in live[0]}, "Old Shop": True}
@@ -102,6 +109,8 @@ def test_rebuild_then_sign_in(tmp_path: Path, databases: tuple[str | None, str |
         refused = runner.invoke(app, ["actors", "rotate-key", "Old Shop", *cli_args(settings)[2:]])
         assert refused.exit_code == 1 and "revoked" in refused.output
         with open_world(settings, deploy=False) as world:
+            # The brand's credential keys came back from its keystore files: its DID document is the same.
+            assert world.client.get(did_url).json() == did_before
             assert _me(world, old_keys["brand"]) == 401  # every key was lost with the database
             assert _me(world, new_key) == 200
             world.keys.update(brand=new_key)
