@@ -441,6 +441,12 @@ def write_readme(results: dict[str, Any]) -> None:
     readme.write_text(f"{head}{README_START}\n{readme_table(results)}\n{README_END}{tail}")
 
 
+def _cpu_seconds() -> float:
+    """CPU time of this process and of the children it has waited for (servers, nodes, wrk), user and system."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
 class LoadSampler:
     """The 1-minute load average every `interval_s` seconds, in a thread, summarised overall and per section."""
 
@@ -498,6 +504,7 @@ def main(argv: list[str] | None = None) -> int:
     skipped: dict[str, str] = {}
     failed: dict[str, str] = {}
     seconds: dict[str, float] = {}
+    cpu: dict[str, float] = {}  # this process's and its finished children's: what a section costs whatever the load
     load = LoadSampler()
     load.start()
     started = time.perf_counter()
@@ -505,7 +512,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.only and name not in args.only:
             continue
         console.print(f"[bold]{name}[/bold] …")
-        began = time.perf_counter()
+        began, began_cpu = time.perf_counter(), _cpu_seconds()
         try:
             results.update(section())
         except ImportError as exc:
@@ -514,6 +521,7 @@ def main(argv: list[str] | None = None) -> int:
             console.print_exception()
             failed[name] = f"{type(exc).__name__}: {exc}"[:500]
         seconds[name] = round(time.perf_counter() - began, 1)
+        cpu[name] = round(_cpu_seconds() - began_cpu, 1)
         load.mark(name)
     load.stop()
     results["bench_peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
@@ -524,6 +532,7 @@ def main(argv: list[str] | None = None) -> int:
         "cpus": os.cpu_count(),
         "seconds": round(time.perf_counter() - started, 1),
         "section_seconds": seconds,
+        "section_cpu_seconds": cpu,
         # What else the machine was doing: the 1-minute load average, sampled every few seconds (2 = both cores
         # busy); a figure measured at a load well above the bench's own is a loaded machine's, not the code's.
         "load_1min": load.summary(),
