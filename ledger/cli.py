@@ -6,11 +6,14 @@ Every command prints one clear line and exits non-zero on an error."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
+import os
 import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,15 +54,79 @@ DataDirOption = Annotated[Path | None, typer.Option("--data-dir", help="Where st
 def node(
     port: Annotated[int, typer.Option(help="Port of the local Anvil node.")] = 8545,
     block_time: Annotated[float | None, typer.Option(help="Interval mining, seconds; default: automine.")] = None,
+    state: Annotated[
+        Path | None,
+        typer.Option(help="Anvil's state file: loaded at start, saved every 10 s and on stop. Default: "
+                     "<data-dir>/anvil-state.json."),
+    ] = None,
+    fresh: Annotated[bool, typer.Option(help="Start an empty chain and keep no state.")] = False,
+    data_dir: DataDirOption = None,
 ) -> None:
-    """Start a local Anvil node (from npm) in the foreground."""
+    """Start a local Anvil node (from npm) in the foreground, its chain kept across restarts (Anvil's --state under
+    the data directory). Anvil runs in a process group of its own that stops with this command: on SIGTERM or
+    Ctrl-C it is asked to save its state and stop, and it is stopped if this process dies."""
     anvil = ROOT / "node_modules" / "@foundry-rs" / "anvil-linux-amd64" / "bin" / "anvil"
     if not anvil.exists():
         raise LedgerError(f"Anvil not installed at {anvil}: run `make setup` (npm ci)")
     args = [str(anvil), "--host", "127.0.0.1", "--port", str(port)]
     if block_time is not None:
         args += ["--block-time", str(block_time)]
-    raise typer.Exit(subprocess.call(args))
+    if not fresh:
+        state_file = state or load_settings(data_dir=data_dir).data_dir / "anvil-state.json"
+        private_dir(state_file.parent)
+        kept = state_file.exists()
+        args += ["--state", str(state_file), "--state-interval", str(STATE_INTERVAL_S)]
+        console.print(
+            f"Anvil's chain {'continues from' if kept else 'is new; it is kept in'} {state_file} (saved every "
+            f"{STATE_INTERVAL_S} s and on stop; --fresh for an empty chain)",
+            highlight=False,
+        )
+    raise typer.Exit(run_in_group(args))
+
+
+STATE_INTERVAL_S = 10
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child, between fork and exec
+    """The child's own process group, and SIGTERM when the parent dies (Linux), even by SIGKILL."""
+    os.setsid()
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+def run_in_group(args: list[str], grace_s: float = 10.0) -> int:
+    """Run `args` in a process group of its own, in the foreground: SIGTERM, SIGINT or SIGHUP here stop the whole
+    group (SIGINT first, which Anvil takes as the signal to save its state; SIGKILL after `grace_s`). Returns the
+    child's exit code (0 when it was stopped on request)."""
+    process = subprocess.Popen(args, preexec_fn=_die_with_parent)
+    stopping: list[int] = []
+
+    def kill() -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+
+    def stop(signum: int, _frame: object) -> None:
+        if not stopping:
+            timer = threading.Timer(grace_s, kill)
+            timer.daemon = True
+            timer.start()
+        stopping.append(signum)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGINT)
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
+    try:
+        code = process.wait()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        with contextlib.suppress(ProcessLookupError):  # nothing of the group outlives the command
+            os.killpg(process.pid, signal.SIGKILL)
+    return 0 if stopping else code
 
 
 def load_settings(rpc: str | None = None, db: str | None = None, data_dir: Path | None = None) -> Any:
@@ -131,7 +198,6 @@ def worker(
     SIGTERM or Ctrl-C; with --once it fails fast instead. A node that answers but is not the chain this database was
     built on (``ledger.health``) is refused in one line at start-up, and after a reconnect nothing is anchored to it."""
     import logging
-    import threading
 
     from .anchoring import Backoff, RetryLog
     from .chain import rpc_fault
@@ -274,5 +340,6 @@ __all__ = [
     "node",
     "open_service",
     "restore",
+    "run_in_group",
     "worker",
 ]
