@@ -18,7 +18,7 @@ from typing import Any
 
 import jsonschema
 import jsonschema_rs
-from sqlalchemy import ColumnElement, Select, and_, exists, func, select
+from sqlalchemy import ColumnElement, Select, and_, exists, func, literal, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 from ledger.epcis.events import CONTEXT
 from ledger.outbox import OutboxEvent
 
-from .models import EpcisEpc, EpcisEvent
+from .models import Actor, ActorRole, EpcisEpc, EpcisEvent, Item, Lot, LotApproval, Product
 
 SCHEMA_PATH = Path(__file__).resolve().parent / "standards" / "epcis" / "EPCIS-JSON-Schema.json"
 EVENT_TYPES = ("ObjectEvent", "AggregationEvent", "TransactionEvent", "TransformationEvent", "AssociationEvent")
@@ -285,10 +285,53 @@ def build_query(params: Sequence[tuple[str, str]]) -> Select[Any]:
     return query
 
 
-def query_events(session: Session, params: Sequence[tuple[str, str]], per_page: int) -> Page:
-    """One page of events matching `params` (EPCIS SimpleEventQuery parameters), oldest record first."""
+def visible_to(session: Session, actor: Actor, base_url: str) -> ColumnElement[bool] | None:
+    """The events `actor` may read through the query interface (None: all of them, for the admin).
+
+    Everyone reads the events it signed, and those naming a lot it owns or is approved to draw from. A brand reads
+    every event naming its products' items and lots (under the resolver's Digital Links), whoever recorded it: its
+    partners' sales, collections and repairs of its items. A retailer, recycler or repairer reads, besides its own,
+    the events naming the items it holds (whose latest step it recorded). Nothing else: another brand's purchase
+    orders and destinations are that brand's business. The public passport shows each item's events its own way.
+    """
+    if actor.role == ActorRole.ADMIN:
+        return None
+    named = EpcisEpc.event_pk == EpcisEvent.event_pk
+    lots = select(Lot.uri).where(
+        or_(
+            Lot.owner_id == actor.id,
+            Lot.lot_id.in_(select(LotApproval.lot_id).where(LotApproval.operator_id == actor.id)),
+        )
+    )
+    rules: list[ColumnElement[bool]] = [
+        exists().where(OutboxEvent.id == EpcisEvent.event_pk, OutboxEvent.signer == actor.address),
+        exists().where(named, EpcisEpc.epc.in_(lots)),
+    ]
+    root = base_url.rstrip("/") + "/01/"
+    if actor.role == ActorRole.BRAND:
+        gtins = list(session.scalars(select(Product.gtin).where(Product.brand_id == actor.id)))
+        if gtins:
+            rules.append(exists().where(named, or_(*(EpcisEpc.epc.startswith(f"{root}{g}/") for g in gtins))))
+    else:
+        # Serials in plain characters (almost all); one that a Digital Link percent-encodes is matched by the signer
+        # rule only, never by a wider one.
+        held = select(literal(root) + Item.gtin + "/21/" + Item.serial).where(Item.holder_id == actor.id)
+        rules.append(exists().where(named, EpcisEpc.epc.in_(held)))
+    return or_(*rules)
+
+
+def query_events(
+    session: Session,
+    params: Sequence[tuple[str, str]],
+    per_page: int,
+    visible: ColumnElement[bool] | None = None,
+) -> Page:
+    """One page of events matching `params` (EPCIS SimpleEventQuery parameters) among the `visible` ones, oldest
+    record first."""
     sync_index(session)
     selection = build_query(params)
+    if visible is not None:
+        selection = selection.where(visible)
     mark = fingerprint(params)
     token = next((v for k, v in params if k == "nextPageToken"), None)
     if token:
@@ -316,7 +359,15 @@ def with_record_time(event: dict[str, Any], created: datetime) -> dict[str, Any]
     return {**event, "recordTime": stamp}
 
 
-def find_event(session: Session, event_id: str) -> dict[str, Any] | None:
+def find_event(
+    session: Session, event_id: str, visible: ColumnElement[bool] | None = None
+) -> dict[str, Any] | None:
+    """The event `event_id`, if it is among the `visible` ones."""
+    if visible is not None:
+        sync_index(session)
+        seen = session.scalar(select(EpcisEvent.event_pk).where(EpcisEvent.event_id == event_id, visible))
+        if seen is None:
+            return None
     row = session.execute(
         select(OutboxEvent.event, OutboxEvent.created_at).where(OutboxEvent.event_id == event_id)
     ).first()
@@ -348,4 +399,5 @@ __all__ = [
     "query_events",
     "sync_index",
     "validate_document",
+    "visible_to",
 ]

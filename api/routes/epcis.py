@@ -276,9 +276,13 @@ def capture_job(capture_id: str, actor: CurrentActor, session: SessionDep) -> JS
     description="Supports eventType, GE/LT_eventTime, GE/LT_recordTime, EQ_action, EQ_bizStep, "
     "EQ_disposition, EQ_eventID, MATCH_epc, MATCH_parentID, MATCH_inputEPC, MATCH_outputEPC, MATCH_anyEPC, "
     "MATCH_epcClass, MATCH_inputEPCClass, MATCH_outputEPCClass, MATCH_anyEPCClass (pipe-delimited values), "
-    'perPage and nextPageToken. Pages follow `Link: <...>; rel="next"`.',
+    'perPage and nextPageToken. Pages follow `Link: <...>; rel="next"`. Needs an API key: each actor reads the '
+    "events it signed, those about its own products' items and lots (a brand), the items it holds and the lots it "
+    "owns or is approved on; the admin reads all.",
 )
-def events(request: Request, session: SessionDep, api_settings: ApiSettingsDep) -> JSONResponse:
+def events(
+    request: Request, actor: CurrentActor, session: SessionDep, state: StateDep, api_settings: ApiSettingsDep
+) -> JSONResponse:
     params = list(request.query_params.multi_items())
     per_page_raw = next((v for k, v in params if k == "perPage"), "30")
     try:
@@ -289,7 +293,8 @@ def events(request: Request, session: SessionDep, api_settings: ApiSettingsDep) 
         raise _query_problem("perPage must be a positive integer")
     per_page = min(per_page, api_settings.max_per_page)
     try:
-        page = store.query_events(session, params, per_page)
+        visible = store.visible_to(session, actor, state.settings.resolver_base_url)
+        page = store.query_events(session, params, per_page, visible)
     except store.QueryError as exc:
         raise _query_problem(str(exc)) from None
     headers = dict(VERSION_HEADERS)
@@ -302,9 +307,11 @@ def events(request: Request, session: SessionDep, api_settings: ApiSettingsDep) 
 
 
 @router.get("/events/{event_id:path}", summary="One event, by its eventID")
-def event(request: Request, session: SessionDep, event_id: str = Path(min_length=1)) -> JSONResponse:
+def event(
+    request: Request, actor: CurrentActor, session: SessionDep, state: StateDep, event_id: str = Path(min_length=1)
+) -> JSONResponse:
     event_id = event_id_from(request, event_id)
-    found = store.find_event(session, event_id)
+    found = store.find_event(session, event_id, store.visible_to(session, actor, state.settings.resolver_base_url))
     if found is None:
         raise Problem(404, "Unknown event", f"no event {event_id}")
     return JSONResponse(store.query_document([found]), headers=VERSION_HEADERS)

@@ -97,7 +97,7 @@ def test_capture_the_standards_examples(world: World) -> None:
         expected.pop("eventID")
         expected["@context"] = document["@context"]
         assert event_id == event_hash_id(expected)
-        single = world.client.get(f"/epcis/events/{quote(event_id, safe='')}")
+        single = world.client.get(f"/epcis/events/{quote(event_id, safe='')}", headers=world.auth("retailer"))
         assert single.status_code == 200 and single.headers["gs1-epcis-version"] == "2.0.0"
         body = single.json()
         _schema_validate(body)
@@ -114,7 +114,8 @@ def test_capture_is_idempotent(world: World) -> None:
     document = _doc([_observe(f"{RESOLVER}/01/{GTIN_ELSEWHERE}/21/{world.unique('IDEM')}")])
     first, second = _job(world, _capture(world, document)), _job(world, _capture(world, document))
     assert first["eventIDs"] == second["eventIDs"]
-    found = world.client.get("/epcis/events", params={"EQ_eventID": first["eventIDs"][0]}).json()
+    query = {"EQ_eventID": first["eventIDs"][0]}
+    found = world.client.get("/epcis/events", params=query, headers=world.auth("admin")).json()
     assert len(_events(found)) == 1
 
 
@@ -199,7 +200,7 @@ def test_capture_error_behaviour(world: World, monkeypatch: pytest.MonkeyPatch, 
     )
     assert job["success"] is False and job["errors"][0]["index"] == 1
     assert len(job["eventIDs"]) == stored
-    found = world.client.get("/epcis/events", params={"MATCH_epc": good}).json()
+    found = world.client.get("/epcis/events", params={"MATCH_epc": good}, headers=world.auth("admin")).json()
     assert len(_events(found)) == stored
 
 
@@ -241,8 +242,9 @@ def test_an_accepted_capture_is_finished_after_a_stop(world: World) -> None:
         assert "revoked" in refused.errors[0]["error"]
         session.delete(done)  # other tests list the retailer's jobs
         session.commit()
-    assert len(_events(world.client.get("/epcis/events", params={"MATCH_epc": epc}).json())) == 1
-    assert _events(world.client.get("/epcis/events", params={"MATCH_epc": revoked_epc}).json()) == []
+    admin = world.auth("admin")
+    assert len(_events(world.client.get("/epcis/events", params={"MATCH_epc": epc}, headers=admin).json())) == 1
+    assert _events(world.client.get("/epcis/events", params={"MATCH_epc": revoked_epc}, headers=admin).json()) == []
 
 
 @pytest.fixture(scope="module")
@@ -267,7 +269,7 @@ def history(world: World) -> dict[str, Any]:
 
 
 def _query(world: World, **params: Any) -> tuple[list[dict[str, Any]], Any]:
-    response = world.client.get("/epcis/events", params=params)
+    response = world.client.get("/epcis/events", params=params, headers=world.auth("admin"))
     assert response.status_code == 200, response.text
     body = response.json()
     _schema_validate(body)
@@ -327,7 +329,7 @@ def test_pagination(world: World, history: dict[str, Any]) -> None:
         link = response.headers["link"]
         assert link.endswith('>; rel="next"')
         url = link[1 : link.index(">")]
-        response = world.client.get(url)
+        response = world.client.get(url, headers=world.auth("admin"))
         assert response.status_code == 200
         seen += [e["eventID"] for e in _events(response.json())]
         pages += 1
@@ -347,7 +349,7 @@ def test_pagination(world: World, history: dict[str, Any]) -> None:
     ],
 )
 def test_bad_queries_are_400(world: World, params: dict[str, str]) -> None:
-    response = world.client.get("/epcis/events", params=params)
+    response = world.client.get("/epcis/events", params=params, headers=world.auth("admin"))
     assert response.status_code == 400
     assert response.json()["type"] == "epcisException:QueryParameterException"
 
@@ -356,12 +358,16 @@ def test_a_token_of_another_query_is_refused(world: World, history: dict[str, An
     _, response = _query(world, MATCH_epc="|".join(history["epcs"]), perPage=2)
     link = response.headers["link"]
     token = link[link.index("nextPageToken=") + len("nextPageToken=") : link.index(">")]
-    other = world.client.get("/epcis/events", params={"EQ_bizStep": "shipping", "nextPageToken": token})
+    other = world.client.get(
+        "/epcis/events", params={"EQ_bizStep": "shipping", "nextPageToken": token}, headers=world.auth("admin")
+    )
     assert other.status_code == 400
 
 
 def test_unknown_event_is_404(world: World) -> None:
-    response = world.client.get("/epcis/events/" + quote("ni:///sha-256;" + "0" * 64 + "?ver=CBV2.0", safe=""))
+    response = world.client.get(
+        "/epcis/events/" + quote("ni:///sha-256;" + "0" * 64 + "?ver=CBV2.0", safe=""), headers=world.auth("admin")
+    )
     assert response.status_code == 404
     assert response.json()["type"] == "epcisException:NoSuchResourceException"
 

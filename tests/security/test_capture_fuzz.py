@@ -104,7 +104,7 @@ def test_valid_documents_are_captured_as_they_are(security_world: World) -> None
         expected_ids = [event_hash_id(event) for event in document["epcisBody"]["eventList"]]
         assert job["eventIDs"] == expected_ids  # one per event, in order (a repeated event keeps its one id)
         for event, event_id in zip(document["epcisBody"]["eventList"], expected_ids, strict=True):
-            found = w.client.get(f"/epcis/events/{_pct(event_id)}")
+            found = w.client.get(f"/epcis/events/{_pct(event_id)}", headers=w.auth("brand"))
             assert found.status_code == 200, found.text[:300]
             stored = found.json()["epcisBody"]["queryResults"]["resultsBody"]["eventList"]
             assert len(stored) == 1
@@ -235,11 +235,11 @@ def test_mutated_documents_get_a_4xx_never_a_5xx(security_world: World) -> None:
         if response.status_code == 202:
             job = job_of(w, response)
             for event_id in job["eventIDs"]:  # whatever was stored can be read back
-                found = w.client.get(f"/epcis/events/{_pct(event_id)}")
+                found = w.client.get(f"/epcis/events/{_pct(event_id)}", headers=w.auth("brand"))
                 assert found.status_code == 200, (name, found.text[:300])
             # ... and indexed without breaking the queries of everyone else (a year-9999 eventTime at -14:00 once
             # made every later query a 500: past year 9999 in UTC)
-            query = w.client.get("/epcis/events", params={"perPage": "1"})
+            query = w.client.get("/epcis/events", params={"perPage": "1"}, headers=w.auth("brand"))
             assert query.status_code == 200, (name, query.text[:300])
             if name in ("wrong eventID hash", "eventID not a hash"):
                 assert [r["claimed"] for r in job["replacedEventIDs"]] == [mutated["epcisBody"]["eventList"][0][

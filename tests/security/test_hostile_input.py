@@ -357,7 +357,7 @@ def test_free_text_on_both_databases(any_db_world: World) -> None:
             assert not job["success"] and job["eventIDs"] == [], (name, job)
         else:
             assert_problem(response, 400, 400)
-        assert w.client.get("/epcis/events", params={"perPage": "1"}).status_code == 200
+        assert w.client.get("/epcis/events", params={"perPage": "1"}, headers=w.auth("brand")).status_code == 200
 
 
 def test_sql_looking_text_is_stored_verbatim(security_world: World) -> None:
@@ -368,9 +368,14 @@ def test_sql_looking_text_is_stored_verbatim(security_world: World) -> None:
     assert response.status_code == 200, response.text
     assert w.client.get(f"/api/v1/products/{product_gtin}").json()["name"] == name
     assert w.client.get(f"/api/v1/products/{GTIN_A}").status_code in (200, 404)  # the table is still there
-    out_of_range = w.client.get("/epcis/events", params={"GE_eventTime": "9999-12-31T23:59:59.000-14:00"})
+    brand = w.auth("brand")
+    out_of_range = w.client.get(
+        "/epcis/events", params={"GE_eventTime": "9999-12-31T23:59:59.000-14:00"}, headers=brand
+    )
     assert_problem(out_of_range, 400, 400)
-    query = w.client.get("/epcis/events", params={"MATCH_epc": "' OR 1=1 --", "EQ_bizStep": "x' OR '1'='1"})
+    query = w.client.get(
+        "/epcis/events", params={"MATCH_epc": "' OR 1=1 --", "EQ_bizStep": "x' OR '1'='1"}, headers=brand
+    )
     assert query.status_code in (200, 400), query.text[:300]
     if query.status_code == 200:
         assert query.json()["epcisBody"]["queryResults"]["resultsBody"]["eventList"] == []

@@ -327,7 +327,7 @@ class ApiMachine(RuleBasedStateMachine):
     @rule(item=items)
     def query_events(self, item: ItemModel) -> None:
         uri = f"{self.world.settings.resolver_base_url}/01/{item.gtin}/21/{quote(item.serial, safe='')}"
-        response = self.call("GET", "/epcis/events", "/epcis/events", params={"MATCH_anyEPC": uri})
+        response = self.call("GET", "/epcis/events", "/epcis/events", "admin", params={"MATCH_anyEPC": uri})
         assert response.status_code == 200
         assert response.json()["epcisBody"]["queryResults"]["resultsBody"]["eventList"], uri
 
