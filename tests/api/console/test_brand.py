@@ -129,6 +129,34 @@ def test_pages_of_another_role_are_not_found(world: Any) -> None:
     assert client.get("/console/products").status_code == 404
 
 
+def test_another_brand_neither_sees_nor_changes_a_brands_product_or_lot(world: Any) -> None:
+    mine = sign_in(world, "brand")
+    form = {**form_fields(mine.get("/console/products").text), "gtin": GTIN_A_LOTS, "name": "Brand A's tee",
+            "language": "en"}
+    assert mine.post("/console/products", data=form).status_code == 303
+    lot = world.lot(grams=3_000)
+    other = sign_in(world, "brand_b")
+    assert other.get(f"/console/products/{GTIN_A_LOTS}").status_code == 404
+    assert GTIN_A_LOTS not in other.get("/console/products").text
+    fields = form_fields(other.get("/console/products").text)
+    assert other.post(f"/console/products/{GTIN_A_LOTS}", data={**form, **fields, "name": "Taken"}).status_code == 404
+    taken = other.post("/console/products", data={**form, **form_fields(other.get("/console/products").text),
+                                                  "name": "Taken"})
+    assert taken.status_code == 422
+    assert re.search(rf'id="e-gtin">GTIN {GTIN_A_LOTS} belongs to another brand<', taken.text)
+    assert other.get(f"/console/lots/{lot['lotId']}").status_code == 404
+    assert lot["lotNumber"] not in other.get("/console/lots").text
+    approve = other.post(f"/console/lots/{lot['lotId']}/approvals",
+                         data={**form_fields(other.get("/console/lots").text),
+                               "operator": str(world.actor_ids["brand_b"]), "grams": "3000"})
+    assert approve.status_code == 404 and "There is no such page" in approve.text
+    with world.service.sessions() as session:
+        product = session.get(Product, GTIN_A_LOTS)
+        assert product is not None and product.name == "Brand A's tee"
+    assert '<dd id="left">3,000&nbsp;g</dd>' in mine.get(f"/console/lots/{lot['lotId']}").text
+    assert other.get("/console/lots").text.count(lot["lotNumber"]) == 0  # nothing was approved to it
+
+
 def test_a_recycler_approves_grams_of_its_recovered_lot_to_a_brand(world: Any) -> None:
     recovered = world.lot(role="recycler", gtin=None, code="rCO", grams=2_000, share=10_000)
     recycler = sign_in(world, "recycler")
