@@ -1,6 +1,7 @@
 /* Scanning pages (a recycler's intake, a retailer's sales). Written here; its only dependency is zxing-wasm's QR
  * reader (pinned through npm, served from /static/console/vendor), used where the browser has no BarcodeDetector.
- * - Each code (camera, typed, pasted) is looked up at once: the item and its state appear in the list.
+ * - Each code (camera, typed, pasted) is looked up at once: the item and its state appear in the list (a typed
+ *   code on Enter, as a barcode scanner that types sends it).
  * - The list is kept in sessionStorage: a reload, a failed write or an expired session loses nothing.
  * - One action records a step for every item, sent in chunks (each with its own key, so a chunk sent twice records
  *   nothing twice), with a progress bar and a result per item. */
@@ -94,6 +95,14 @@
       }
       $("codes").value = failed.join("\n");  // what could not be added stays, to be corrected
       if (failed.length > 1) $("codes-error").textContent = `${failed.length} lines could not be added: they are still above.`;
+    });
+
+    // Enter adds what was typed at once (a barcode scanner that types ends each code with Enter); Shift+Enter starts
+    // a new line, and pasted lines wait for the button.
+    $("codes").addEventListener("keydown", (event) => {
+      if (event.key !== "Enter" || event.shiftKey || event.isComposing) return;
+      event.preventDefault();
+      $("typed").requestSubmit();
     });
 
     $("clear").addEventListener("click", () => { basket = []; save(); render(); $("last").textContent = "The list is empty."; });
