@@ -40,6 +40,20 @@ def test_a_brand_registers_a_lot_and_sees_what_is_left(world: Any) -> None:
     assert number in client.get("/console/lots").text
 
 
+def test_a_lots_page_lists_the_items_made_from_it_with_their_grams(world: Any) -> None:
+    cotton, polyester = world.lot(grams=10_000), world.lot(code="PES", grams=10_000)
+    tees = [world.item([(cotton["lotId"], 150), (polyester["lotId"], 30)]) for _ in range(2)]
+    other = world.item([(polyester["lotId"], 90)])
+    client = sign_in(world, "brand")
+    page = client.get(f"/console/lots/{cotton['lotId']}").text
+    assert "2 of yours." in page and '<dd id="left">9,700&nbsp;g</dd>' in page
+    for tee in tees:
+        assert re.search(rf'>{tee["serial"]}</a></td>\s*<td>made</td>\s*<td class="num">150&nbsp;g</td>', page)
+    assert other["serial"] not in page  # made from the polyester only
+    assert re.search(rf'>{other["serial"]}</a></td>\s*<td>made</td>\s*<td class="num">90&nbsp;g</td>',
+                     client.get(f"/console/lots/{polyester['lotId']}").text)
+
+
 def test_errors_are_shown_next_to_their_field_and_nothing_typed_is_lost(world: Any) -> None:
     client = sign_in(world, "brand")
     number = world.unique("CL")
