@@ -33,6 +33,7 @@ from web3.types import RPCEndpoint, RPCResponse
 from .artifacts import error_abis
 from .errors import ChainLocked, ConfigurationError, ContractRevert, TransactionFailed
 from .files import create_private
+from .lifecycle import ItemState
 
 ANVIL_CHAIN_ID = 31337
 # eth-tester's py-evm chain: the embedded chain, also when another process serves it as JSON-RPC.
@@ -334,18 +335,28 @@ class JsonRpcBackend:
 
 
 def _selector_table() -> dict[bytes, tuple[str, list[str], list[str]]]:
+    """Each custom error's selector → (name, argument types, argument names). An argument of the contracts' item
+    state enum is typed ``State`` (``State[]`` for a list), so that it decodes to :class:`ItemState`."""
     table: dict[bytes, tuple[str, list[str], list[str]]] = {}
     for entry in error_abis():
         types = [i["type"] for i in entry["inputs"]]
         signature = f"{entry['name']}({','.join(types)})"
         table[function_signature_to_4byte_selector(signature)] = (
             entry["name"],
-            types,
+            [_STATE + kind.removeprefix("uint8") if _is_state(i) else kind for i, kind in zip(entry["inputs"], types,
+                                                                                              strict=True)],
             [i["name"] for i in entry["inputs"]],
         )
     table[function_signature_to_4byte_selector("Error(string)")] = ("Error", ["string"], ["message"])
     table[function_signature_to_4byte_selector("Panic(uint256)")] = ("Panic", ["uint256"], ["code"])
     return table
+
+
+_STATE = "State"  # the ABI type of an argument of the item state enum, as the selector table writes it
+
+
+def _is_state(argument: dict[str, Any]) -> bool:
+    return str(argument.get("internalType", "")).split("[")[0] == "enum IItemRegistry.State"
 
 
 _SELECTORS: dict[bytes, tuple[str, list[str], list[str]]] | None = None
@@ -392,7 +403,7 @@ def decode_revert(exc: BaseException) -> ContractRevert | None:
         return ContractRevert("UnknownError", {"data": data}, "0x" + data[:4].hex())
     name, types, names = known
     try:
-        values = abi_decode(types, data[4:])
+        values = abi_decode([kind.replace(_STATE, "uint8") for kind in types], data[4:])
     except Exception:  # malformed data: still name the error
         values = tuple(None for _ in types)
     args = {key: _decoded_arg(kind, value) for key, kind, value in zip(names, types, values, strict=True)}
@@ -400,12 +411,14 @@ def decode_revert(exc: BaseException) -> ContractRevert | None:
 
 
 def _decoded_arg(kind: str, value: Any) -> Any:
-    """An error argument as callers use it: addresses checksummed, arrays as lists (``IllegalTransition``'s
-    allowed states)."""
+    """An error argument as callers use it: addresses checksummed, item states as :class:`ItemState`, arrays as lists
+    (``IllegalTransition``'s allowed states)."""
     if kind == "address" and value:
         return Web3.to_checksum_address(value)
     if kind.endswith("]") and isinstance(value, tuple):
         return [_decoded_arg(kind[: kind.rindex("[")], element) for element in value]
+    if kind == _STATE and isinstance(value, int) and 0 <= value < len(ItemState):
+        return ItemState(value)
     return value
 
 

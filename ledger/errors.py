@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import IntEnum
 from typing import Any
 
 
@@ -95,6 +96,10 @@ class PipelineFailed(TransactionFailed):
 def _render(value: Any) -> str:
     if isinstance(value, bytes):
         return "0x" + value.hex()
+    if isinstance(value, IntEnum):  # an item state: its name (Sold), not its number
+        return value.name
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_render(element) for element in value) + "]"
     return repr(value) if isinstance(value, str) else str(value)
 
 

@@ -74,13 +74,19 @@ class Model:
     recovered_mass: int = 0
 
 
+def _partner_role(actor: str, current: ItemState, target: ItemState) -> bool:
+    """Whether `actor` holds a partner role (retailer, recycler, repairer) allowed on the edge."""
+    role = {"retailer": "retailer", "recycler": "recycler", "repairer": "repairer"}.get(actor)
+    return role in EDGES[(current, target)]
+
+
 def _allowed(model_item: ItemModel, actor: str, current: ItemState, target: ItemState,
              addresses: dict[str, str]) -> bool:
-    roles = EDGES[(current, target)]
-    role = {"retailer": "retailer", "recycler": "recycler", "repairer": "repairer"}.get(actor)
-    if role in roles:
+    """As canTransition: a partner role on the edge, authorised by the item's brand (brand A authorised the cast's
+    retailer, recycler and repairer; brand B no one), or the item's own brand on an edge open to brands."""
+    if _partner_role(actor, current, target) and model_item.brand == addresses["brand_a"]:
         return True
-    return "brand" in roles and actor in GTINS and addresses[actor] == model_item.brand
+    return "brand" in EDGES[(current, target)] and actor in GTINS and addresses[actor] == model_item.brand
 
 
 @dataclass
@@ -173,6 +179,8 @@ class LedgerMachine(RuleBasedStateMachine):
         if target == S.RECYCLED or (current, target) not in EDGES:
             return "IllegalTransition", {"itemId": ident, "current": current, "requested": target}
         if not _allowed(item, actor, current, target, self.addresses):
+            if _partner_role(actor, current, target):
+                return "NotBrandPartner", {"itemId": ident, "brand": item.brand, "account": self.addresses[actor]}
             return "UnauthorizedTransition", {"itemId": ident, "account": self.addresses[actor], "current": current,
                                               "requested": target}
         return None
@@ -308,8 +316,10 @@ class LedgerMachine(RuleBasedStateMachine):
                     paths[t] = [*paths[here], t]
                     queue.append(t)
         for target in paths.get(S.COLLECTED, [model_item.state])[1:]:
-            actor = next(a for a in ("retailer", "recycler", "repairer")
-                         if _allowed(model_item, a, model_item.state, target, self.addresses))
+            actor = next((a for a in ("retailer", "recycler", "repairer", *GTINS)
+                          if _allowed(model_item, a, model_item.state, target, self.addresses)), None)
+            if actor is None:  # no one may take the step (brand B's items: it authorised no recycler)
+                break
             self.attempt(self.actor(actor), self.ledger.items.functions.transition(item, int(target)), None)
             model_item.state = target
         self.dirty_items.add(item)

@@ -9,6 +9,7 @@ from eth_utils import function_signature_to_4byte_selector
 from web3.exceptions import ContractCustomError
 
 from ledger.chain import decode_revert
+from ledger.lifecycle import ItemState
 
 from .conftest import mapped_revert
 
@@ -44,3 +45,17 @@ def test_the_suites_workaround_decodes_it() -> None:
     data = _data(b"\xbb'" + b"\x01" * 30)
     mapped = mapped_revert(EthTesterFailure(f"execution reverted: {data!r}"))
     assert getattr(mapped, "args_by_name", None) == {"runId": b"\xbb'" + b"\x01" * 30}
+
+
+def test_item_states_decode_as_item_states() -> None:
+    """IllegalTransition's states (one, and a list) come back as ItemState on both backends, and read as names."""
+    signature = "IllegalTransition(bytes32,uint8,uint8,uint8[])"
+    data = function_signature_to_4byte_selector(signature) + abi_encode(
+        ["bytes32", "uint8", "uint8", "uint8[]"], [b"\x07" * 32, 2, 7, [3, 4, 5]])
+    for exc in _shapes(data):
+        decoded = decode_revert(exc)
+        assert decoded is not None and decoded.name == "IllegalTransition"
+        args = decoded.args_by_name
+        assert args["current"] is ItemState.SOLD and args["requested"] is ItemState.RESOLD
+        assert args["allowed"] == [ItemState.IN_USE, ItemState.RETURNED, ItemState.COLLECTED]
+        assert str(decoded).endswith("current=SOLD, requested=RESOLD, allowed=[IN_USE, RETURNED, COLLECTED])")

@@ -47,7 +47,7 @@ def test_revert_in_the_middle_is_reported_by_index_and_the_later_moves_still_hap
     ledger, _, ids = _sold_run(world, 4)
     unknown = item_id(GTIN_A, "NEVER-MADE")
     moves = [(ids[0], ItemState.IN_USE), (unknown, ItemState.IN_USE), (ids[1], ItemState.IN_USE),
-             (ids[2], ItemState.COLLECTED), (ids[3], ItemState.IN_USE)]  # SOLD → COLLECTED is no edge
+             (ids[2], ItemState.RESOLD), (ids[3], ItemState.IN_USE)]  # SOLD → RESOLD is no edge
     with pytest.raises(PipelineFailed) as failed:
         ledger.transition_many(world.retailer, moves)
     error = failed.value
