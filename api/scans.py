@@ -18,7 +18,10 @@ What this costs, and what bounds it:
 * **a client writes at most ``scans_per_client_per_minute`` rows per minute** (per client fingerprint, a fixed
   one-minute window; at most ``scan_clients_tracked`` clients are remembered, the least recently seen forgotten
   first): a flooding client's extra scans are counted (``dropped_client``) and not stored. The audit's rules need
-  few scans per client (a burst is many *clients*), so what a flood drops is what the rules do not use.
+  few scans per client (a burst is many *clients*), so what a flood drops is what the rules do not use. A flooder
+  that changes its user agent with every scan is a new client each time: the per-client bound does not hold it
+  back, the buffer's does (at most ``scan_buffer_rows`` rows per flush interval reach the database, whoever sent
+  them); holding back the requests themselves is the request rate limits' part.
 
 The audit reads what has been written: run in another process (``circular audit``), it sees a scan at most one
 interval after it was made.
