@@ -182,3 +182,23 @@ def test_a_run_form_sent_twice_makes_one_run(sqlite_world: Any) -> None:
         assert session.scalar(select(func.count(func.distinct(Item.run_id))).where(mine)) == 1
     # The lot gave its grams once: 20 x 180 g.
     assert '<dd id="left">96,400&nbsp;g</dd>' in client.get(f"/console/lots/{lot['lotId']}").text
+
+
+def test_a_brand_makes_one_item_and_a_serial_used_before_is_refused_next_to_its_field(sqlite_world: Any) -> None:
+    world = sqlite_world
+    client = sign_in(world, "brand")
+    lot = world.lot(grams=10_000)
+    serial = world.unique("ONE")
+    form = {**form_fields(client.get("/console/items").text), "gtin": GTIN_A, "serial": serial,
+            "lot_0": lot["lotId"], "grams_0": "250"}
+    answer = client.post("/console/items", data=form)
+    assert answer.status_code == 303 and answer.headers["location"] == "/console/items?ok=made"
+    made = world.client.get(f"/api/v1/items/{GTIN_A}/{serial}")
+    assert made.status_code == 200 and made.json()["state"] == "manufactured"
+    assert re.search(rf">{serial}</a></td>\s*<td>made</td>\s*<td class=\"num\">250&nbsp;g</td>",
+                     client.get(f"/console/lots/{lot['lotId']}").text)
+    again = client.post("/console/items", data={**form, **form_fields(client.get("/console/items").text)})
+    assert again.status_code == 422
+    assert re.search(rf'id="e-serial">serial {serial} of GTIN {GTIN_A} exists already<', again.text)
+    assert f'value="{serial}"' in again.text  # nothing typed is lost
+    assert '<dd id="left">9,750&nbsp;g</dd>' in client.get(f"/console/lots/{lot['lotId']}").text
