@@ -586,8 +586,10 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(SignInRequired)
     async def _sign_in(request: Request, exc: SignInRequired) -> Response:
         if request.url.path.startswith("/console/api/"):
-            message = "Your session has expired: sign in again." if exc.reason == "expired" else "Sign in first."
-            return json_answer({"message": message, "signIn": "/console/sign-in"}, 401)
+            expired = exc.reason == "expired"
+            message = "Your session has expired: sign in again." if expired else "Sign in first."
+            return json_answer({"message": message, "signIn": "/console/sign-in" + ("?why=expired" if expired else "")},
+                               401)
         target = "/console/sign-in"
         query = []
         if exc.reason in ("expired", "revoked"):

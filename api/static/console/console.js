@@ -64,8 +64,15 @@
     let data = null;
     try { data = await response.json(); } catch (e) { data = { message: "The server's answer could not be read." }; }
     if (response.status === 401) {
+      // The page's "sign in again" link, to the sign-in form (saying why) and back to this page.
       const box = document.getElementById("session-ended");
-      if (box) box.hidden = false;
+      if (box) {
+        const link = box.querySelector("a");
+        const signIn = data && typeof data.signIn === "string" && data.signIn.startsWith("/console/sign-in")
+          ? data.signIn : "/console/sign-in";
+        if (link) link.href = signIn + (signIn.includes("?") ? "&" : "?") + "next=" + encodeURIComponent(window.location.pathname);
+        box.hidden = false;
+      }
     }
     return { ok: response.ok, status: response.status, data: data };
   }

@@ -177,7 +177,8 @@ def test_a_script_call_after_the_session_expired_says_so_and_records_nothing(wor
     body = {"key": "e" * 24, "action": "sold", "items": [{"gtin": tee["gtin"], "serial": tee["serial"]}]}
     answer = client.post("/console/api/steps", headers={"X-CSRF-Token": csrf}, json=body)
     assert answer.status_code == 401
-    assert answer.json() == {"message": "Your session has expired: sign in again.", "signIn": "/console/sign-in"}
+    assert answer.json() == {"message": "Your session has expired: sign in again.",
+                             "signIn": "/console/sign-in?why=expired"}
     with world.service.sessions() as session:
         state = session.scalar(select(Item.state).where(Item.serial == tee["serial"]))
         assert state == ItemState.MANUFACTURED  # not sold
