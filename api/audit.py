@@ -92,12 +92,16 @@ class Thresholds:
     burst_scans: int = 10
     burst_clients: int = 5
     burst_window: timedelta = timedelta(minutes=10)
+    # Past this many unknown serials of one GTIN, one finding says how many (a sweep of the serial space), not one each.
+    unknown_serials_listed: int = 20
 
     def __post_init__(self) -> None:
         if self.max_travel_kmh <= 0 or self.burst_scans < 2 or self.burst_clients < 2:
             raise ValueError("travel speed must be positive; a burst needs at least 2 scans from 2 clients")
         if self.burst_window <= timedelta(0):
             raise ValueError("the burst window must be positive")
+        if self.unknown_serials_listed < 1:
+            raise ValueError("at least one unknown serial is listed")
 
 
 @dataclass(frozen=True)
@@ -475,8 +479,11 @@ def _burst(scans: Sequence[Scan], limits: Thresholds) -> str | None:
     return None
 
 
-def audit_unknown_serials(session: Session) -> list[Anomaly]:
-    """Rule 2: resolver lookups of serials never registered (under a registered GTIN), one anomaly per serial."""
+def audit_unknown_serials(session: Session, limits: Thresholds | None = None) -> list[Anomaly]:
+    """Rule 2: resolver lookups of serials never registered (under a registered GTIN), one anomaly per serial; past
+    ``limits.unknown_serials_listed`` serials of one GTIN, one anomaly for the GTIN saying how many (anyone can look
+    up random serials: 2,000 of them made 2,000 findings that buried the real ones)."""
+    listed = (limits or Thresholds()).unknown_serials_listed
     seen: dict[tuple[str, str], list[datetime]] = defaultdict(list)
     for gtin, value, at in session.execute(
         select(UnknownScan.gtin, UnknownScan.value, UnknownScan.scanned_at)
@@ -484,10 +491,29 @@ def audit_unknown_serials(session: Session) -> list[Anomaly]:
         .order_by(UnknownScan.id)
     ):
         seen[(gtin, value)].append(at)
-    return [
-        Anomaly("unknown-serial", _subject(key), None, f"{len(times)} lookup(s), first {_when(times[0])}")
-        for key, times in seen.items()
-    ]
+    by_gtin: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    for key in seen:
+        by_gtin[key[0]].append(key)
+    anomalies: list[Anomaly] = []
+    for gtin, keys in by_gtin.items():
+        if len(keys) > listed:
+            times = sorted(t for key in keys for t in seen[key])
+            lookups = len(times)
+            anomalies.append(
+                Anomaly(
+                    "unknown-serial",
+                    f"{gtin}/*",
+                    None,
+                    f"{len(keys):,} serials never registered, {lookups:,} lookup(s) from {_when(times[0])} to "
+                    f"{_when(times[-1])}: a sweep of the serial space",
+                )
+            )
+            continue
+        anomalies += [
+            Anomaly("unknown-serial", _subject(key), None, f"{len(seen[key])} lookup(s), first {_when(seen[key][0])}")
+            for key in keys
+        ]
+    return anomalies
 
 
 def audit_recovered_lots(session: Session, world: _World) -> list[Anomaly]:
@@ -662,7 +688,7 @@ def run_audit(
     anomalies += audit_lifecycles(world, steps)
     scan_anomalies, scans = audit_scans(session, world, steps, limits)
     anomalies += scan_anomalies
-    anomalies += audit_unknown_serials(session)
+    anomalies += audit_unknown_serials(session, limits)
     anomalies += audit_recovered_lots(session, world)
     anomalies += audit_lot_materials(session, world)
     if anchored is not None:

@@ -61,9 +61,17 @@ class ApiSettings(BaseSettings):
     )
     scan_buffer_rows: int = Field(20_000, ge=1, description="Most scans waiting to be written (more are dropped).")
     scans_per_client_per_minute: int = Field(
-        60, ge=1, description="Most scan rows one client (address and user agent) writes per minute."
+        60, ge=1, description="Most scan rows one client (its address, after trusted-proxy handling) writes per minute."
     )
     scan_clients_tracked: int = Field(100_000, ge=1, description="Clients remembered for the per-client bound.")
+    scan_retention_days: float = Field(
+        90.0, gt=0, description="How long scans are kept for the audit's clone rules; older ones are deleted."
+    )
+    geo_header: str | None = Field(
+        None,
+        description="The header a CDN in front sets to the client's country (cf-ipcountry,"
+        " cloudfront-viewer-country), believed from trusted_proxies only; unset: scans have no country.",
+    )
     trusted_hosts: list[str] = Field(
         default_factory=list,
         description="Host names served besides the resolver's, the console's and loopback ('*.example.org' matches"

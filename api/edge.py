@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 from fastapi import FastAPI, Request
 from starlette.middleware.trustedhost import TrustedHostMiddleware
+from starlette.types import ASGIApp, Receive, Scope, Send
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from ledger.settings import Settings
@@ -35,11 +36,33 @@ def allowed_hosts(settings: Settings, api_settings: ApiSettings) -> list[str]:
     return list(dict.fromkeys(host.lower() for host in hosts))
 
 
+VIA_PROXY = "circular.via_proxy"
+
+
+class ForwardedHeaders:
+    """uvicorn's proxy-headers handling, noting in the scope whether the peer was a trusted proxy: what only a proxy
+    sets (a CDN's country header) counts only then."""
+
+    def __init__(self, app: ASGIApp, trusted_hosts: list[str]) -> None:
+        self.proxies = ProxyHeadersMiddleware(app, trusted_hosts)  # type: ignore[arg-type]  # uvicorn's ASGI types
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket"):
+            peer = scope.get("client")
+            scope[VIA_PROXY] = peer is not None and peer[0] in self.proxies.trusted_hosts
+        await self.proxies(scope, receive, send)  # type: ignore[arg-type]
+
+
+def via_trusted_proxy(request: Request) -> bool:
+    """Whether the request reached the app through a configured proxy."""
+    return bool(request.scope.get(VIA_PROXY))
+
+
 def install(app: FastAPI, settings: Settings, api_settings: ApiSettings) -> None:
     """Add the two middlewares, outermost (call after every other ``add_middleware``)."""
     app.add_middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts(settings, api_settings), www_redirect=False)
     # Outside the host check: the client and scheme are settled before anything else reads them.
-    app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=list(api_settings.trusted_proxies))
+    app.add_middleware(ForwardedHeaders, trusted_hosts=list(api_settings.trusted_proxies))
 
 
 def client_address(request: Request) -> str:
@@ -47,4 +70,4 @@ def client_address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-__all__ = ["LOOPBACK_HOSTS", "allowed_hosts", "client_address", "install"]
+__all__ = ["LOOPBACK_HOSTS", "ForwardedHeaders", "allowed_hosts", "client_address", "install", "via_trusted_proxy"]

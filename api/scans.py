@@ -1,9 +1,11 @@
 """Recording resolver scans for the audit's clone rules (``api/audit.py``), off the request's path.
 
-Where a scan came from is kept coarse, a country: from the edge's geolocation header when the resolver sits behind
-a CDN that sets one (Cloudflare's ``CF-IPCountry``, CloudFront's ``CloudFront-Viewer-Country``), else from a
-``?loc=<country>`` parameter that a scanning app may add. The client is a truncated hash of its address and user
-agent: enough to count distinct clients, useless to identify anyone.
+Where a scan came from is kept coarse, a country, and only when something trustworthy says: the header a CDN in
+front sets (``ApiSettings.geo_header``: Cloudflare's ``CF-IPCountry``, CloudFront's ``CloudFront-Viewer-Country``),
+read only from a configured proxy (``api/edge.py``); unset, scans have no country. A client sends such a header, or a
+``?loc=`` parameter, as easily as a CDN: believed, twelve anonymous GETs raised ``impossible-travel`` for a
+competitor's item. The client is a truncated hash of its address (after trusted-proxy handling): enough to count
+distinct clients, useless to identify anyone; a new User-Agent is no new client.
 
 A scan is not written by the request that makes it: :class:`ScanBuffer` keeps it in memory and a background thread
 writes what has gathered every ``scan_flush_interval_s`` seconds, in one transaction (one multi-row insert per
@@ -15,6 +17,8 @@ What this costs, and what bounds it:
   kills a server with scans in its buffer and counts what survived;
 * **memory is bounded**: at most ``scan_buffer_rows`` scans wait; beyond that a scan is counted (``dropped_full``)
   and not kept, so a flood can fill the buffer but not the process;
+* **scans are kept ``scan_retention_days``** (90): the writer deletes older ones about once an hour, so the tables
+  hold at most what the per-client bound lets in over that time;
 * **a client writes at most ``scans_per_client_per_minute`` rows per minute** (per client fingerprint, a fixed
   one-minute window; at most ``scan_clients_tracked`` clients are remembered, the least recently seen forgotten
   first): a flooding client's extra scans are counted (``dropped_client``) and not stored. The audit's rules need
@@ -36,37 +40,34 @@ import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 from fastapi import Request
-from sqlalchemy import Table
+from sqlalchemy import Table, delete
 from sqlalchemy.orm import Session, sessionmaker
 
+from .edge import client_address, via_trusted_proxy
 from .models import Scan, UnknownScan
 from .state import AppState
 
 log = logging.getLogger("circular.api.scans")
 
-REGION_HEADERS = ("cf-ipcountry", "cloudfront-viewer-country")
 _COUNTRY = re.compile(r"[A-Z]{2}")
 NOT_A_COUNTRY = frozenset({"XX", "T1", "ZZ"})  # Cloudflare's "unknown" and "Tor"; ZZ: unknown in CLDR
 
 
-def scan_region(request: Request) -> str | None:
-    """The scan's country (ISO 3166-1 alpha-2), or None when nothing trustworthy says."""
-    candidates = [request.headers.get(name) for name in REGION_HEADERS] + [request.query_params.get("loc")]
-    for value in candidates:
-        code = (value or "").strip().upper()
-        if _COUNTRY.fullmatch(code) and code not in NOT_A_COUNTRY:
-            return code
-    return None
+def scan_region(request: Request, geo_header: str | None) -> str | None:
+    """The scan's country (ISO 3166-1 alpha-2) from the configured CDN header of a trusted proxy, or None."""
+    if not geo_header or not via_trusted_proxy(request):
+        return None
+    code = (request.headers.get(geo_header) or "").strip().upper()
+    return code if _COUNTRY.fullmatch(code) and code not in NOT_A_COUNTRY else None
 
 
 def client_fingerprint(request: Request) -> str:
-    address = request.client.host if request.client else ""
-    agent = request.headers.get("user-agent", "")
-    return hashlib.sha256(f"{address}\n{agent}".encode()).hexdigest()[:16]
+    """The client, pseudonymous: a hash of its address after trusted-proxy handling (no header of its own choice)."""
+    return hashlib.sha256(client_address(request).encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -89,12 +90,18 @@ class ScanBuffer:
         max_rows: int = 20_000,
         per_client_per_minute: int = 60,
         max_clients: int = 100_000,
+        retention_s: float | None = None,
+        prune_every_s: float = 3600.0,
     ) -> None:
         self.sessions = sessions
         self.flush_interval_s = flush_interval_s
         self.max_rows = max_rows
         self.per_client_per_minute = per_client_per_minute
         self.max_clients = max_clients
+        self.retention_s = retention_s
+        self.prune_every_s = prune_every_s
+        self._pruned_at: float | None = None
+        self.pruned = 0
         self._scans: list[dict[str, Any]] = []
         self._unknown: list[dict[str, Any]] = []
         self._clients: OrderedDict[str, list[int]] = OrderedDict()  # client → [minute, rows kept in it]
@@ -175,6 +182,25 @@ class ScanBuffer:
             self.flushes += 1
             return len(scans) + len(unknown)
 
+    def prune(self, now: datetime | None = None) -> int:
+        """Delete the scans older than the retention (none without one); how many were deleted."""
+        if self.retention_s is None:
+            return 0
+        cutoff = (now or datetime.now(UTC)) - timedelta(seconds=self.retention_s)
+        with self.sessions.begin() as session:
+            deleted = 0
+            for table in (Scan, UnknownScan):
+                result = session.execute(delete(table).where(table.scanned_at < cutoff))
+                deleted += int(getattr(result, "rowcount", 0) or 0)
+        self.pruned += deleted
+        return deleted
+
+    def _prune_due(self) -> None:
+        moment = time.monotonic()
+        if self._pruned_at is None or moment - self._pruned_at >= self.prune_every_s:
+            self._pruned_at = moment
+            self.prune()
+
     def stats(self) -> BufferStats:
         with self._lock:
             waiting = len(self._scans) + len(self._unknown)
@@ -192,6 +218,7 @@ class ScanBuffer:
         while not self._stop.wait(self.flush_interval_s):
             try:
                 self.flush()
+                self._prune_due()
             except Exception as exc:  # the database is away: the scans wait (within the bound) for the next try
                 log.warning("scans not written yet: %s", exc)
 
@@ -224,6 +251,7 @@ def scans_for(state: AppState) -> ScanBuffer:
                     max_rows=settings.scan_buffer_rows,
                     per_client_per_minute=settings.scans_per_client_per_minute,
                     max_clients=settings.scan_clients_tracked,
+                    retention_s=settings.scan_retention_days * 86_400,
                 )
     assert isinstance(found, ScanBuffer)
     return found
@@ -231,7 +259,8 @@ def scans_for(state: AppState) -> ScanBuffer:
 
 def record_item_scan(state: AppState, request: Request, gtin: str, serial: str) -> bool:
     """Keep a scan of a registered item for the next write (see the module's docstring)."""
-    return scans_for(state).item_scan(gtin, serial, scan_region(request), client_fingerprint(request))
+    region = scan_region(request, state.api_settings.geo_header)
+    return scans_for(state).item_scan(gtin, serial, region, client_fingerprint(request))
 
 
 def record_unknown_scan(state: AppState, request: Request, gtin: str, ai: str, value: str) -> bool:

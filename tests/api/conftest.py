@@ -143,6 +143,7 @@ def _make_world(db: str, data_dir: Path, backend: Any = None) -> Iterator[World]
         # The TestClient (its address is "testclient") plays a TLS-terminating proxy: tests name the client's address
         # with X-Forwarded-For. tests/security builds apps that trust no proxy to show the default.
         trusted_proxies=["testclient"],
+        geo_header="cf-ipcountry",  # ... a CDN's, which sets the client's country
         version_catch_up_s=3600,  # the tests' anchorings run the app's hook; no other process anchors here
         max_run_size=5000,
     )

@@ -176,12 +176,12 @@ def test_audit_finds_each_seeded_anomaly_and_nothing_else(audit_world: World, mo
 
     # -- one anomaly per check
     _scan(world, c, **{"CF-IPCountry": "DE"})
-    world.client.get(f"/01/{c['gtin']}/21/{c['serial']}?loc=AU", follow_redirects=False)  # DE → AU in seconds
+    _scan(world, c, **{"CF-IPCountry": "AU"})  # DE → AU in seconds
     _scan(world, a)  # a was recycled into `recovered`
     returned_unsold = _record(world, "retailer", ev.lifecycle(ev.Lifecycle.RETURNED, [d["digitalLink"]]))
     second_return = _record(world, "retailer", ev.lifecycle(ev.Lifecycle.RETURNED, [e["digitalLink"]]))
     for i in range(12):  # 12 scans from 6 clients within a minute
-        _scan(world, f, **{"User-Agent": f"scanner-{i % 6}"})
+        _scan(world, f, **{"X-Forwarded-For": f"192.0.2.{i % 6 + 1}"})
     assert world.client.get(f"/01/{GTIN_A}/21/NOPE123", follow_redirects=False).status_code == 307
     ghost = f"{world.settings.resolver_base_url}/01/{GTIN_A}/21/GHOST1"
     ghost_sale = _record(world, "retailer", ev.lifecycle(ev.Lifecycle.SOLD, [ghost]))

@@ -295,7 +295,8 @@ def test_redirect_to_the_requested_link_type(
 def test_epcis_link_type(world: World, catalog: dict[str, Any]) -> None:
     location = get(world, catalog["path"] + "?linkType=gs1:epcis").headers["location"]
     assert "/epcis/events?MATCH_anyEPC=" in location
-    body = world.client.get(location).json()
+    assert world.client.get(location).status_code == 401  # the query interface answers actors only
+    body = world.client.get(location, headers=world.auth("brand")).json()  # the item's brand
     events = body["epcisBody"]["queryResults"]["resultsBody"]["eventList"]
     assert any(f"{RESOLVER}{catalog['path']}" in e.get("outputEPCList", []) for e in events)
 

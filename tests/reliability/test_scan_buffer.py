@@ -25,6 +25,7 @@ def test_a_crash_loses_at_most_the_last_flush_interval_of_scans(tmp_path: Path) 
     with writers_world(tmp_path, "sqlite") as world:
         serials = make_runs(world, "brand", "SC", ITEMS)
         world.env["CIRCULAR_API_SCAN_FLUSH_INTERVAL_S"] = str(INTERVAL_S)
+        world.env["CIRCULAR_API_TRUSTED_PROXIES"] = '["127.0.0.1"]'  # the phones' addresses come forwarded
         world.start_api()
         answered: list[tuple[str, float]] = []  # (serial, when its 307 came back)
         stop = threading.Event()
@@ -34,7 +35,8 @@ def test_a_crash_loses_at_most_the_last_flush_interval_of_scans(tmp_path: Path) 
                 for n, serial in enumerate(serials):
                     if stop.is_set():
                         return
-                    headers = {"Accept": "text/html", "User-Agent": f"phone-{n}"}  # a client each
+                    phone = f"10.{n // 65536}.{n // 256 % 256}.{n % 256}"  # a client each
+                    headers = {"Accept": "text/html", "X-Forwarded-For": phone}
                     try:
                         response = client.get(f"/01/{gtin}/21/{serial}", headers=headers)
                     except httpx.HTTPError:

@@ -8,9 +8,12 @@ suites' expectations.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 
 from tests.api.conftest import World, _make_world
 
@@ -27,6 +30,21 @@ def any_db_world(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
         yield request.getfixturevalue("security_world")
     else:
         yield from _make_world("postgresql", tmp_path_factory.mktemp("api-security-pg"))
+
+
+@contextmanager
+def app_of(w: World, **settings: Any) -> Iterator[TestClient]:
+    """An app on the world's service with these API settings, the defaults otherwise (the worlds' own apps trust the
+    TestClient as a proxy that forwards the client's address and country). Its scan writer is not started: flush
+    ``scans_for(client.app.state.circular)`` to write what it buffered."""
+    from api import ApiSettings, create_app
+    from api import versions as passport_versions
+
+    app = create_app(w.settings, w.service, api_settings=ApiSettings(**settings))
+    try:
+        yield TestClient(app)
+    finally:
+        passport_versions.uninstall(app.state.circular)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

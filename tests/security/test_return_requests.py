@@ -12,29 +12,15 @@ PostgreSQL (the open codes are counted, and expiry compared, by the database).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
-from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
-from api import ApiSettings, create_app
-from api import versions as passport_versions
 from api.models import Item, ReturnRequest, utcnow
 from ledger.lifecycle import ItemState
 from tests.api.conftest import World
-
-
-@contextmanager
-def app_of(w: World, **settings: Any) -> Iterator[TestClient]:
-    """An app on the world's service with these API settings (the world's own trusts the TestClient as a proxy)."""
-    app = create_app(w.settings, w.service, api_settings=ApiSettings(**settings))
-    try:
-        yield TestClient(app)
-    finally:
-        passport_versions.uninstall(app.state.circular)
+from tests.security.conftest import app_of
 
 
 def _path(item: dict[str, Any]) -> str:
