@@ -430,16 +430,18 @@ def credentials_revoke(
     data_dir: DataDirOption = None,
 ) -> None:
     """Revoke an item's passport credentials, on behalf of its brand: its bit in the brand's status list reads 1
-    from then on (every version's credential carries that bit)."""
+    from then on (every version's credential carries that bit). The revocation is published to the archive, signed
+    by the brand's account, before it is committed: `circular rebuild` and `circular sync` bring it back."""
     from urllib.parse import urlsplit
 
     from sqlalchemy import select
     from sqlalchemy.orm import Session
 
+    from ledger.archive import Archive
     from ledger.db import make_engine
     from ledger.ids import at_resolver
 
-    from .credentials import revoke, status_list_url
+    from .credentials import archive_publisher, revoke, status_list_url
     from .db import upgrade
     from .gs1.digital_link import parse_path
     from .models import Actor, Item
@@ -458,7 +460,9 @@ def credentials_revoke(
                 raise LookupError(f"no registered item {subject}")
             brand = session.get(Actor, item.brand_id)
             assert brand is not None
-            done = revoke(session, brand, subject, brand.id, reason)
+            archive = Archive(settings.archive_path, settings.archive_base_uri) if settings.archive_enabled else None
+            publish = archive_publisher(archive, lambda: settings.actor_key(brand.key_name))
+            done = revoke(session, brand, subject, brand.id, reason, publish)
             session.commit()
             url = status_list_url(settings.resolver_base_url, brand.id)
     finally:

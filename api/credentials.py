@@ -19,6 +19,13 @@ brand's on-chain account (``blockchainAccountId``, CAIP-10 ``eip155:<chain id>:<
 ``api_credential_status`` (allocated the first time a credential of the item is rendered), whose id is its
 ``statusListIndex`` in its brand's list. Revoking sets its bit; the list is served as a signed credential
 (``/brands/<actor id>/status/revocation``).
+
+**What survives the database.** Every allocation and every revocation is published to the batch archive before it
+is committed: a master-data document ``credential-status-<index>`` (:func:`status_record`: the item, its index,
+when it was revoked and why), signed by the brand's own account like its other master data. ``circular rebuild`` and
+``circular sync`` replay them (:func:`restore_status`): each item gets back the index its credentials carry, a
+revoked item's bit reads 1 again, and new indexes are handed out above every archived one, so no index is ever
+given to two items.
 """
 
 from __future__ import annotations
@@ -29,8 +36,8 @@ import json
 import os
 import threading
 import warnings
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cache
 from typing import Any, Literal
@@ -48,7 +55,7 @@ from ledger.files import private_dir, write_private
 from ledger.settings import Settings
 from ledger.versions import iso_utc
 
-from .models import Actor, ActorRole, CredentialKey, CredentialStatus, utcnow
+from .models import Actor, ActorRole, CredentialKey, CredentialStatus, Item, utcnow
 
 ALG = "Ed25519"
 CURVE: Literal["Ed25519"] = "Ed25519"
@@ -60,6 +67,10 @@ KEY_ALGORITHMS = ["PBES2-HS512+A256KW", "A256GCM"]  # joserfc allows PBES2 only 
 # credentials a brand issued; a longer list grows by whole steps of this size.
 MIN_LIST_BITS = 131_072
 STATUS_PURPOSE = "revocation"
+STATUS_KIND = "credential-status"  # the archive's master-data kind of an item's status (key: its index)
+
+# Publishes a status row (allocated or revoked) durably, before its transaction commits; raising aborts it.
+StatusPublisher = Callable[["CredentialStatus"], None]
 
 
 class CredentialError(ValueError):
@@ -308,8 +319,32 @@ def did_document(settings: Settings, session: Session, actor: Actor, chain_id: i
 
 
 # -- status -----------------------------------------------------------------------------------------------------------
-def status_index(session: Session, subject: str, brand_id: int) -> int:
-    """The item's index in its brand's status list, allocated on first use (flushed, not committed)."""
+def status_record(row: CredentialStatus) -> dict[str, Any]:
+    """What the archive keeps of an item's status: its index, the item, the brand, and its revocation if any."""
+    return {
+        "index": int(row.id),
+        "subject": row.subject,
+        "brandId": int(row.brand_id),
+        "revokedAt": iso_utc(row.revoked_at) if row.revoked_at is not None else None,
+        "reason": row.reason,
+    }
+
+
+def archive_publisher(archive: Any, account: Callable[[], Any]) -> StatusPublisher | None:
+    """A :data:`StatusPublisher` writing to `archive` (``ledger.archive.Archive``), signed by the brand's own account
+    (`account` gives it, when first needed); None when archiving is off."""
+    if archive is None:
+        return None
+
+    def publish(row: CredentialStatus) -> None:
+        archive.publish_masterdata(STATUS_KIND, str(row.id), status_record(row), account())
+
+    return publish
+
+
+def status_index(session: Session, subject: str, brand_id: int, publish: StatusPublisher | None = None) -> int:
+    """The item's index in its brand's status list, allocated on first use (flushed, not committed; published with
+    `publish` before it is returned)."""
     found = session.scalar(select(CredentialStatus.id).where(CredentialStatus.subject == subject))
     if found is not None:
         return int(found)
@@ -317,6 +352,9 @@ def status_index(session: Session, subject: str, brand_id: int) -> int:
         with session.begin_nested():
             row = CredentialStatus(subject=subject, brand_id=brand_id)
             session.add(row)
+            session.flush()
+            if publish is not None:
+                publish(row)
         return int(row.id)
     except IntegrityError:  # another request allocated it at the same moment
         again = session.scalar(select(CredentialStatus.id).where(CredentialStatus.subject == subject))
@@ -374,12 +412,20 @@ class Revocation:
     already: bool
 
 
-def revoke(session: Session, actor: Actor, subject: str, brand_id: int, reason: str | None) -> Revocation:
-    """Revoke the passport credentials of item `subject` (of brand `brand_id`): its brand only. Not committed;
-    revoking twice keeps the first revocation."""
+def revoke(
+    session: Session,
+    actor: Actor,
+    subject: str,
+    brand_id: int,
+    reason: str | None,
+    publish: StatusPublisher | None = None,
+) -> Revocation:
+    """Revoke the passport credentials of item `subject` (of brand `brand_id`): its brand only. Not committed, but
+    published with `publish` first (the archive's record is what a rebuild brings back); revoking twice keeps the
+    first revocation."""
     if actor.role != ActorRole.BRAND.value or actor.id != brand_id:
         raise PermissionError("only the item's brand revokes its passport credentials")
-    index = status_index(session, subject, brand_id)
+    index = status_index(session, subject, brand_id, publish)
     row = session.get(CredentialStatus, index)
     assert row is not None
     if row.revoked_at is not None:
@@ -388,7 +434,91 @@ def revoke(session: Session, actor: Actor, subject: str, brand_id: int, reason: 
     row.revoked_by = actor.id
     row.reason = reason
     session.flush()
+    if publish is not None:
+        publish(row)
     return Revocation(subject, index, row.revoked_at, False)
+
+
+@dataclass
+class StatusRestore:
+    """What :func:`restore_status` brought back."""
+
+    indexes: int = 0  # items given back the index their credentials carry
+    revocations: int = 0  # items whose bit reads 1 again
+    highest: int = 0  # the highest index the archive holds: new ones are handed out above it
+    problems: list[str] = field(default_factory=list)
+
+
+def _archived_moment(value: object) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else None
+
+
+def restore_status(
+    session: Session, resolver_base_url: str, documents: Iterable[tuple[str, str, dict[str, Any]]]
+) -> StatusRestore:
+    """Replay the archive's status records (``archive.masterdata(STATUS_KIND)``: key, signer, data) into
+    ``api_credential_status`` after the items are back: a record counts only when signed by the account of the item's
+    brand (as the chain registered the item) and filed under its own index. An item with no row gets its archived
+    index back; a revoked record revokes the item's row. Where two records name one item, the higher index (the later
+    allocation) is the one its credentials carry. Not committed."""
+    from .uris import item_uri
+
+    report = StatusRestore()
+    brands = {actor.id: actor for actor in session.scalars(select(Actor))}
+    brand_of: dict[str, Actor] = {}
+    for gtin, serial, brand_id in session.execute(select(Item.gtin, Item.serial, Item.brand_id)):
+        if brand_id in brands:
+            brand_of[item_uri(resolver_base_url, gtin, serial)] = brands[brand_id]
+    by_subject = {row.subject: row for row in session.scalars(select(CredentialStatus))}
+    by_index = {row.id: row for row in by_subject.values()}
+    records = []
+    for key, signer, data in documents:
+        index, subject = data.get("index"), data.get("subject")
+        if not isinstance(index, int) or isinstance(index, bool) or index < 1 or key != str(index):
+            report.problems.append(f"credential status {key}: not a status record filed under its index, ignored")
+            continue
+        if not isinstance(subject, str) or subject not in brand_of:
+            report.problems.append(f"credential status {index}: {subject!r} is no registered item, ignored")
+            continue
+        brand = brand_of[subject]
+        if brand.address.lower() != signer.lower():
+            report.problems.append(f"credential status {index}: not signed by the brand of {subject}, ignored")
+            continue
+        records.append((index, subject, brand, data))
+        report.highest = max(report.highest, index)
+    for index, subject, brand, data in sorted(records, key=lambda record: -record[0]):
+        row = by_subject.get(subject)
+        if row is None:
+            other = by_index.get(index)
+            if other is not None:
+                report.problems.append(
+                    f"credential status {index}: the archive gives it to {subject}, the database to {other.subject}"
+                )
+                continue
+            row = CredentialStatus(id=index, subject=subject, brand_id=brand.id)
+            session.add(row)
+            by_subject[subject], by_index[index] = row, row
+            report.indexes += 1
+        elif row.id != index:
+            if row.id < index:
+                report.problems.append(
+                    f"credential status {index}: {subject} holds index {row.id} in the database, kept"
+                )
+            continue  # a lower index of an item that has a higher one: an allocation whose commit failed
+        revoked_at = _archived_moment(data.get("revokedAt"))
+        if revoked_at is not None and row.revoked_at is None:
+            reason = data.get("reason")
+            row.revoked_at, row.revoked_by = revoked_at, brand.id
+            row.reason = reason if isinstance(reason, str) else None
+            report.revocations += 1
+    session.flush()
+    return report
 
 
 def status_list_credential(settings: Settings, session: Session, actor: Actor) -> dict[str, Any]:
@@ -444,10 +574,14 @@ def countries() -> dict[str, str]:
 __all__ = [
     "ALG",
     "MIN_LIST_BITS",
+    "STATUS_KIND",
     "VC_CONTEXT",
     "VC_JWT",
     "CredentialError",
     "Revocation",
+    "StatusPublisher",
+    "StatusRestore",
+    "archive_publisher",
     "bit",
     "brand_did",
     "can_keep_keys",
@@ -461,6 +595,7 @@ __all__ = [
     "keys_of",
     "private_key",
     "restore_keys",
+    "restore_status",
     "revoke",
     "rotate_key",
     "sign",
@@ -469,4 +604,5 @@ __all__ = [
     "status_index",
     "status_list_credential",
     "status_list_url",
+    "status_record",
 ]

@@ -10,7 +10,9 @@ from what the tier may see of the version's content (``api/access.py``).
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from sqlalchemy.orm import Session
 
@@ -22,6 +24,10 @@ from .links import JSON, JSONLD
 from .state import AppState
 from .uris import item_uri
 from .versions import KIND
+
+if TYPE_CHECKING:
+    from .credentials import StatusPublisher
+    from .models import Actor
 
 FORMATS = ("html", "jsonld", "untp", "catenax")
 RESOURCES = {"html": "passport", "jsonld": "passport.jsonld", "untp": "credential", "catenax": "catenax"}
@@ -67,10 +73,20 @@ def render(
     from .untp import render as untp_render
 
     try:
-        made = untp_render(session, state.settings, restrict_envelope(envelope, tier))
+        made = untp_render(session, state.settings, restrict_envelope(envelope, tier), status_publisher(state))
     except CredentialError as exc:
         raise NoRendering(str(exc)) from None
     return Rendered(made.jwt.encode(), VC_JWT, made.version)
 
 
-__all__ = ["FORMATS", "JSONLD", "RESOURCES", "NoRendering", "Rendered", "render"]
+def status_publisher(state: AppState) -> Callable[[Actor], StatusPublisher | None]:
+    """Each brand's status records published to the archive, signed by the brand's own account."""
+    from .credentials import archive_publisher
+
+    def of(brand: Actor) -> StatusPublisher | None:
+        return archive_publisher(state.service.archive, lambda: state.keys.account(brand))
+
+    return of
+
+
+__all__ = ["FORMATS", "JSONLD", "RESOURCES", "NoRendering", "Rendered", "render", "status_publisher"]

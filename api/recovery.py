@@ -82,6 +82,8 @@ class ApiRecovery:
     updated: int = 0  # rows a kept database held, brought to what the chain says (``circular sync``)
     indexed_events: int = 0
     credential_keys: int = 0
+    credential_indexes: int = 0  # items given back their status-list index, from the archive's status records
+    credential_revocations: int = 0  # revocations brought back from the archive's status records
     problems: list[str] = field(default_factory=list)
 
 
@@ -451,7 +453,8 @@ def recover_database(service: Any, *, keep: bool) -> Recovery:
 
                 api.credential_keys, missing = restore_keys(service.settings, session)
                 api.problems += missing
-            _advance_sequences(session)
+            highest = _restore_credential_status(service, session, api)
+            _advance_sequences(session, highest)
             session.commit()
         except BaseException:
             session.rollback()
@@ -472,13 +475,31 @@ def _gtin_owner(service: Any) -> Callable[[str], str | None]:
     return gtin_owner
 
 
-def _advance_sequences(session: Session) -> None:
-    """PostgreSQL's sequences after rows written with their ids (actors keep theirs): past the highest id."""
+def _restore_credential_status(service: Any, session: Session, api: ApiRecovery) -> int:
+    """Items' status-list indexes and revocations from the archive's signed status records; returns the highest
+    index the archive holds (new indexes start above it)."""
+    from .credentials import STATUS_KIND, restore_status
+
+    if service.archive is None:
+        return 0
+    done = restore_status(session, service.settings.resolver_base_url, service.archive.masterdata(STATUS_KIND))
+    api.credential_indexes, api.credential_revocations = done.indexes, done.revocations
+    api.problems += done.problems
+    return done.highest
+
+
+def _advance_sequences(session: Session, status_floor: int = 0) -> None:
+    """PostgreSQL's sequences after rows written with their ids (actors and items' status-list indexes keep theirs):
+    past the highest id, and a status index past every one the archive holds. (SQLite hands out the highest id plus
+    one by itself.)"""
     if session.get_bind().dialect.name != "postgresql":
         return
-    for table in ("api_actors",):
+    for table, floor in (("api_actors", 1), ("api_credential_status", max(status_floor, 1))):
         session.execute(
-            text(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), GREATEST((SELECT max(id) FROM {table}), 1))")
+            text(
+                f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+                f"GREATEST((SELECT max(id) FROM {table}), {int(floor)}))"
+            )
         )
 
 

@@ -16,7 +16,7 @@ key rotates.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +30,7 @@ from materials import material as catalogue_material
 from .credentials import (
     VC_CONTEXT,
     CredentialError,
+    StatusPublisher,
     brand_did,
     countries,
     sign,
@@ -248,11 +249,17 @@ def _envelope(document: str | Mapping[str, Any]) -> Mapping[str, Any]:
     return document
 
 
-def render(session: Session, settings: Settings, document: str | Mapping[str, Any]) -> UntpCredential:
+def render(
+    session: Session,
+    settings: Settings,
+    document: str | Mapping[str, Any],
+    publisher: Callable[[Actor], StatusPublisher | None] | None = None,
+) -> UntpCredential:
     """A stored passport version (its document: the envelope, as text or parsed) as a UNTP credential signed by
     the item's brand. The item's place in its brand's status list is allocated the first time, in a transaction of
-    its own (committed whatever the caller's session does next). Raises :class:`CredentialError` when the version
-    lacks what UNTP requires, or its brand has no key."""
+    its own (committed whatever the caller's session does next), published first with `publisher`'s answer for the
+    brand (the archive's status record, what a rebuild gives the item back). Raises :class:`CredentialError` when
+    the version lacks what UNTP requires, or its brand has no key."""
     envelope = _envelope(document)
     content = envelope.get("content") or {}
     item = content.get("item") or {}
@@ -263,7 +270,7 @@ def render(session: Session, settings: Settings, document: str | Mapping[str, An
         raise CredentialError(f"GTIN {gtin or '?'} has no brand: no credential can be issued")
     subject = str(envelope.get("subject", ""))
     with Session(session.get_bind()) as own, own.begin():
-        index = status_index(own, subject, brand.id)
+        index = status_index(own, subject, brand.id, publisher(brand) if publisher is not None else None)
     credential = unsigned(settings, envelope, brand, index)
     return UntpCredential(subject, int(envelope["number"]), credential, sign(settings, session, brand, credential))
 

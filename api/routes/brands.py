@@ -10,6 +10,7 @@ from ledger.ids import normalize_gtin
 
 from .. import credentials
 from ..deps import BrandActor, SessionDep, StateDep
+from ..formats import status_publisher
 from ..models import Actor, ActorRole, Item
 from ..problems import Problem
 from ..schemas import CredentialRevocationCreate, CredentialRevocationPublic
@@ -73,7 +74,9 @@ def revoke(
         raise Problem(404, "Unknown item", f"serial {body.serial} of GTIN {gtin} is not registered")
     subject = item_uri(state.settings.resolver_base_url, gtin, item.serial)
     try:
-        done = credentials.revoke(session, actor, subject, item.brand_id, body.reason)
+        done = credentials.revoke(
+            session, actor, subject, item.brand_id, body.reason, status_publisher(state)(actor)
+        )
     except PermissionError as exc:
         raise Problem(403, "Not your item", str(exc)) from None
     session.commit()
