@@ -72,6 +72,16 @@ class ApiSettings(BaseSettings):
         description="The header a CDN in front sets to the client's country (cf-ipcountry,"
         " cloudfront-viewer-country), believed from trusted_proxies only; unset: scans have no country.",
     )
+    requests_per_client_per_minute: int = Field(
+        1_200,
+        ge=0,
+        description="Requests one client (its address, after trusted-proxy handling) may send a minute, sustained;"
+        " more: 429 (api/ratelimit.py). 0: no limit.",
+    )
+    requests_burst: int = Field(
+        200, ge=1, description="Requests one client may send at once, above the sustained rate."
+    )
+    rate_limit_clients: int = Field(100_000, ge=1, description="Clients remembered for the per-client request limit.")
     trusted_hosts: list[str] = Field(
         default_factory=list,
         description="Host names served besides the resolver's, the console's and loopback ('*.example.org' matches"

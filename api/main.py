@@ -26,6 +26,7 @@ from ledger.settings import Settings
 from . import edge, health, problems, services, versions, writes
 from .config import ApiSettings
 from .limits import BodyLimitMiddleware
+from .ratelimit import ClientRateLimit
 from .routes import (
     actors,
     brands,
@@ -210,6 +211,8 @@ def create_app(
     app.add_middleware(resolver.CachedReadsMiddleware)
     # Before CORS, so that CORS wraps it: a refused body's 413 carries the CORS headers too.
     app.add_middleware(BodyLimitMiddleware, settings=api_settings)
+    # Inside CORS too, and before the body is read: a client over its limit costs nothing more.
+    app.add_middleware(ClientRateLimit, settings=api_settings)
     app.add_middleware(health.WriteGuardMiddleware)  # a write while the node is away or not ours: 503, the reason
     app.add_middleware(
         CORSMiddleware,

@@ -84,6 +84,10 @@ class World:
                 "CIRCULAR_RUN_WORKER_IN_API": "false",
                 "CIRCULAR_BATCH_SIZE": "10000",
                 "CIRCULAR_BATCH_MAX_WAIT_S": "0",
+                # The load generator is one client on loopback, standing for many: it plays their proxy (the scan
+                # flows name each phone's address), and the per-client request limit runs, but never binds.
+                "CIRCULAR_API_TRUSTED_PROXIES": '["127.0.0.1"]',
+                "CIRCULAR_API_REQUESTS_PER_CLIENT_PER_MINUTE": "1000000000",
             }
         )
         if self.db_url:
@@ -563,12 +567,14 @@ function request()
   if following ~= nil then
     local path = following
     following = nil
-    return wrk.format("GET", path, {["Accept"] = accept, ["User-Agent"] = phone})
+    return wrk.format("GET", path, {["Accept"] = accept, ["X-Forwarded-For"] = phone})
   end
   counter = counter + 1
   started = now_us()
-  phone = "bench-phone-" .. offset .. "-" .. counter  -- every flow a consumer of its own, as 1,000 items would be
-  return wrk.format("GET", paths[((counter + offset) %% #paths) + 1], {["Accept"] = accept, ["User-Agent"] = phone})
+  -- every flow a consumer of its own (its address, forwarded by the proxy wrk plays), as 1,000 items would be
+  phone = "10." .. (offset %% 256) .. "." .. (math.floor(counter / 256) %% 256) .. "." .. (counter %% 256)
+  local path = paths[((counter + offset) %% #paths) + 1]
+  return wrk.format("GET", path, {["Accept"] = accept, ["X-Forwarded-For"] = phone})
 end
 function response(status, headers, body)
   if status == 307 then

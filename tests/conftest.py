@@ -18,6 +18,9 @@ ROOT = Path(__file__).resolve().parents[1]
 # Starlette's TestClient names the host "testserver": the apps the tests build serve it besides their resolver's host
 # and loopback (api/edge.py); any other Host is refused as in production.
 os.environ.setdefault("CIRCULAR_API_TRUSTED_HOSTS", '["testserver"]')
+# Their one client, the TestClient, stands for all the clients of a test session: no per-client request limit
+# (tests/security/test_rate_limit.py sets one).
+os.environ.setdefault("CIRCULAR_API_REQUESTS_PER_CLIENT_PER_MINUTE", "0")
 ANVIL = ROOT / "node_modules" / "@foundry-rs" / "anvil-linux-amd64" / "bin" / "anvil"
 
 

@@ -437,6 +437,7 @@ def verification(request: Request, session: Session, state: AppState, product: P
         "evidenceBundle": f"{base}{item_path(product.gtin, item.serial)}/evidence",
     }
     if verdict.status == "unavailable":  # the node is away or not ours (api/health.py): said to every reader
+        request.scope["circular.uncacheable"] = True  # asked again next time, not kept for the cache's lifetime
         body["detail"] = "verification unavailable right now: the ledger cannot be asked; the data is shown as stored"
     headers = {"Cache-Control": "no-cache" if tier is Tier.PUBLIC else "private, no-store", "Vary": "Authorization"}
     return JSONResponse(body, headers=headers)

@@ -10,6 +10,7 @@ known GTIN walk up to the product's links; scans of unknown and of registered se
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 from functools import lru_cache
@@ -364,13 +365,29 @@ async def _dispatch(request: Request, state: AppState) -> Response:
 
     response = await run_in_threadpool(run)
     built = getattr(response, "body", None)
-    if key is not None and response.status_code == 200 and isinstance(built, bytes):
+    keep = not request.scope.get(UNCACHEABLE)
+    if key is not None and keep and response.status_code == 200 and isinstance(built, bytes):
         cache.put(key, marker, response.status_code, built, response.raw_headers)
     return response
 
 
-PUBLIC_TIER = Tier.PUBLIC.value  # the tier of every cached answer: part of its key
-CACHED_RESOURCES = ("/passport", "/passport.jsonld", "/qr.png", "/qr.svg")
+PUBLIC_TIER = Tier.PUBLIC.value  # the tier of every cached public answer: part of its key
+# An item's verdict and evidence bundle are kept like a passport: each was built afresh for every request (8 ms).
+ITEM_CACHED = ("/verification", "/evidence")
+CACHED_RESOURCES = ("/passport", "/passport.jsonld", "/qr.png", "/qr.svg", *ITEM_CACHED)
+QUERY_READ = ("version",)  # the only query parameter a cached resource reads
+UNCACHEABLE = "circular.uncacheable"  # set in a request's scope by a handler whose answer must not be kept
+
+
+def _known_query(query: str) -> dict[str, str]:
+    """The query parameters a cached resource reads (the last of each), unquoted; every other one is ignored."""
+    found: dict[str, str] = {}
+    for part in query.split("&"):
+        name, _, value = part.partition("=")
+        name = unquote(name)
+        if name in QUERY_READ:
+            found[name] = unquote(value)
+    return found
 
 
 def _cached_response(cache: ResponseCache, key: tuple[str, ...], marker: Any) -> Response | None:
@@ -438,13 +455,16 @@ def _item_read(request: Request, state: AppState) -> Response | None:
         return None
     query = bytes(request.scope.get("query_string") or b"").decode("latin-1")
     number: int | None = None
-    if link.resource in ("passport", "passport.jsonld") and query.startswith("version="):
-        raw = query[len("version=") :]
-        if not (raw.isascii() and raw.isdigit()) or len(raw) > 9 or int(raw) < 1:
-            return None
-        number = int(raw)
-    elif link.resource is not None and query:
-        return None
+    if link.resource is not None and query:
+        # A resource reads no query parameter but a passport's ``version``: the others are ignored here as they are
+        # by the app, so that ``?v=<random>`` is no way around the stored versions (it made every read a rebuild).
+        raw = _known_query(query).get("version")
+        if raw is not None:
+            if link.resource not in ("passport", "passport.jsonld"):
+                return None
+            if not (raw.isascii() and raw.isdigit()) or len(raw) > 9 or int(raw) < 1:
+                return None  # the app says what is wrong with it
+            number = int(raw)
     base = request_base(request)
     try:
         gtin14 = link.gtin14
@@ -496,11 +516,22 @@ def _cached_resource(request: Request, state: AppState) -> tuple[ResponseCache, 
         path = raw_request_path(request)
     except UnicodeDecodeError:  # the dispatcher answers it (400)
         return cache, None
-    if not path.endswith(CACHED_RESOURCES) or "/21/" in path:  # an item's: read from its stored versions
+    if not path.endswith(CACHED_RESOURCES):
         return cache, None
-    if "authorization" in request.headers:  # only the public's answers are kept (and served): see api/access.py
+    item_cached = path.endswith(ITEM_CACHED)
+    if "/21/" in path and not item_cached:  # an item's passport and QR codes: read from its stored versions
         return cache, None
-    return cache, (path, request.url.query, request_base(request), PUBLIC_TIER)
+    reader = PUBLIC_TIER
+    authorization = request.headers.get("authorization")
+    if authorization is not None:
+        if not item_cached:  # a key's passport: the app decides its tier (api/access.py), and keeps nothing
+            return cache, None
+        # The verdict and the evidence as this key's reader sees them: kept for this key only. A key revoked, or a
+        # tier changed, is a commit, which ends the entry (the change marker).
+        reader = "key:" + hashlib.sha256(authorization.encode()).hexdigest()
+    # Normalised: parameters no resource reads are left out of the key (a random ?v= made every request a miss).
+    query = "&".join(f"{name}={value}" for name, value in sorted(_known_query(request.url.query).items()))
+    return cache, (path, query, request_base(request), reader)
 
 
 _SETUP_LOCK = threading.Lock()
