@@ -123,7 +123,8 @@ def _recover(rpc: str | None, db: str | None, data_dir: Path | None, *, keep: bo
     console.print(
         f"{what} from {done.logs} logs of chain {service.chain_id}: {events.events} events recovered from "
         f"{events.batches} batches (and {events.versions} passport versions), {api.lots} lots, {api.items} items, "
-        f"{api.products} products, {api.actors} actors" + (f", {api.updated} rows brought up to date" if keep else "")
+        f"{api.products} products, {api.actors} actors, {api.credential_indexes} status-list indexes of credentials "
+        f"({api.credential_revocations} revoked)" + (f", {api.updated} rows brought up to date" if keep else "")
     )
     if events.lost_events:
         err_console.print(

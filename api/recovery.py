@@ -6,7 +6,9 @@ Every row comes from something that survives the database, and nothing is taken 
 - a lot's origin and certificates, event ids, timelines: the outbox, restored from the batch archive and checked
   against the anchored roots and the signatures (:mod:`ledger.recovery`);
 - actors' names and products' master data: the archive's master-data documents, kept only when signed by their owner
-  (the actor's own account; the account that holds the GTIN's company prefix on-chain).
+  (the actor's own account; the account that holds the GTIN's company prefix on-chain);
+- items' places in their brands' credential status lists and their revocations: the archive's status records, kept
+  only when signed by the item's brand (``credentials.restore_status``).
 
 API keys cannot come back (only their hashes were stored, in the lost database): restored actors hold a key nobody
 knows and must be given new ones (``circular actors rotate-key``); lot approvals come back from the chain's

@@ -134,6 +134,7 @@ def test_revoke_issue_rebuild(
     result = runner.invoke(app, ["rebuild", *cli_args(settings)])
     assert result.exit_code == 0, result.output
     assert "credential status" not in result.output  # every archived record was taken
+    assert "4 status-list indexes of credentials (2 revoked)" in " ".join(result.output.split())
 
     with open_world(settings, deploy=False) as world:
         world.actor_ids.update(ids)  # actors keep their ids through a rebuild
@@ -186,6 +187,8 @@ def test_backup_revoke_restore_sync(
     result = runner.invoke(app, ["sync", *cli_args(settings)])
     assert result.exit_code == 0, result.output
     assert "credential status" not in result.output
+    # The snapshot held the first two indexes; the archive adds the third and brings the revocation back.
+    assert "1 status-list indexes of credentials (1 revoked)" in " ".join(result.output.split())
 
     with open_world(settings, deploy=False) as world:
         world.actor_ids.update(ids)
