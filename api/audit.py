@@ -4,10 +4,11 @@ chain's role history, and reports what should not have happened.
 Five rules, each with its checks (``RULES``), numbered as the report numbers them:
 
 1. clones and counterfeits: scans of one serial from countries further apart than travel allows in the time
-   between them; scans after the item was recycled or disposed of; a return of an item never sold (a step the
-   lifecycle allows, for unsold stock and items sold through other channels, and flagged for a person to look at:
-   a cloned label leaves the same trace); a second return with no sale (or use) in between; bursts of scans of one
-   serial from many clients within minutes;
+   between them; scans after the item was recycled or disposed of; a return of an item never sold, received by
+   anyone but the item's brand (a step the lifecycle allows, for items sold through other channels, and flagged for
+   a person to look at: a cloned label leaves the same trace; the brand receiving its unsold stock back is no
+   anomaly); a second return with no sale (or use) in between; bursts of scans of one serial from many clients
+   within minutes;
 2. unknown identifiers: resolver lookups of serials never registered; events naming items or lots never
    registered;
 3. recovered mass above the collected mass: a recycling event, or a recovered lot, whose grams exceed the
@@ -253,6 +254,11 @@ class _World:
             ([(str(lot), int(grams)) for lot, grams in item.composition] for item in items), self.lot_materials
         )
 
+    def signed_by_brand(self, key: tuple[str, str], address: str) -> bool:
+        """Whether `address` is the key of the brand of item `key` (gtin, serial)."""
+        item, actor = self.items.get(key), self.actors.get(address.lower())
+        return item is not None and actor is not None and item.brand_id == actor.id
+
     def who(self, address: str) -> str:
         actor = self.actors.get(address.lower())
         return f"{actor.name} ({address})" if actor is not None else address
@@ -377,7 +383,8 @@ def _signer_anomalies(
 
 
 def audit_lifecycles(world: _World, steps: dict[tuple[str, str], list[_Step]]) -> list[Anomaly]:
-    """Rule 1's return checks: a return needs a sale before it, and a sale or a use since the last return."""
+    """Rule 1's return checks: a return needs a sale before it, unless the item's own brand received it (its unsold
+    stock back from a retailer), and a sale or a use since the last return."""
     anomalies: list[Anomaly] = []
     for key, history in steps.items():
         sold = False
@@ -389,7 +396,7 @@ def audit_lifecycles(world: _World, steps: dict[tuple[str, str], list[_Step]]) -
                 held_since_return = True
             elif step.kind == "returned":
                 who = world.who(step.signer)
-                if not sold:
+                if not sold and not world.signed_by_brand(key, step.signer):
                     anomalies.append(
                         Anomaly("return-without-sale", _subject(key), who, f"event {step.event_id}", step.event_id)
                     )

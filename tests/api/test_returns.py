@@ -6,7 +6,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from api.audit import run_audit
 from api.problems import revert_problem
+from api.scans import scans_for
+from ledger.audit import RoleHistory, role_changes
 from ledger.errors import ContractRevert
 from ledger.lifecycle import ItemState, next_actions
 
@@ -154,3 +157,15 @@ def test_a_gift_never_recorded_sold_is_taken_in_by_its_code(world: World) -> Non
     assert back["recorded"] == 1, back
     taken = world.post("/api/v1/lifecycle-batches", "recycler", {"action": "collected", "items": keys[1:]}).json()
     assert taken["recorded"] == 2, taken
+
+
+def test_the_audit_takes_a_brands_unsold_stock_back_as_no_anomaly(world: World) -> None:
+    """Unsold stock back with its brand is ordinary; an unsold item returned at a store is flagged for a look."""
+    home, store = (world.item([(world.lot()["lotId"], 100)]) for _ in range(2))
+    assert world.act(home, "returned", "brand").status_code == 201
+    assert world.act(store, "returned", "retailer").status_code == 201
+    scans_for(world.client.app.state.circular).flush()
+    with world.service.sessions() as session:
+        found = run_audit(session, RoleHistory(role_changes(world.service.ledger))).anomalies
+    flagged = {a.subject for a in found if a.rule == "return-without-sale"}
+    assert f"{GTIN_A}/{store['serial']}" in flagged and f"{GTIN_A}/{home['serial']}" not in flagged
