@@ -9,7 +9,9 @@ and who may take it from which state.
   and the roles allowed to record it;
 - the passport labels timeline entries (:func:`label_of`) and item states (:func:`state_label`) with it;
 - the contract suites model ``ItemRegistry``'s graph with :func:`graph`, and a test holds that graph against the
-  contract's own ``canTransition`` on both chain backends: the contract is the authority, this table its mirror.
+  contract's own ``canTransition`` on both chain backends, and :func:`next_states` against ``nextStates`` (the states
+  an ``IllegalTransition`` names as allowed): the contract is the authority, this table its mirror;
+- a refused step names what the item may do instead with :func:`next_actions`.
 
 Vocabulary: CBV 2.0 bizStep and disposition values wherever CBV has one (stored as CBV's bare words). Where it has
 none we use our own namespace, ``https://ns.circular-ledger.org/voc/`` (prefix ``circ``):
