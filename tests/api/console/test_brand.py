@@ -283,3 +283,13 @@ def test_the_product_form_shows_each_kind_of_field_the_write_api_may_add() -> No
     wrong = form_data(list(fields.values()), {**form, "category": "furniture"})
     with pytest.raises(ValueError, match="category"):
         Master.model_validate(wrong)
+
+
+def test_roles_without_pages_of_their_own_see_a_home_page_that_says_so(world: Any) -> None:
+    for role in ("admin", "repairer", "authority"):
+        client = sign_in(world, role)
+        home = client.get("/console")
+        assert home.status_code == 200
+        assert f"There is nothing in the console for your role ({role}) yet." in home.text
+        for page in ("/console/products", "/console/lots", "/console/intake", "/console/sales", "/console/flow"):
+            assert client.get(page).status_code == 404, (role, page)
