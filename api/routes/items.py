@@ -11,6 +11,7 @@ from fastapi import APIRouter, Path, Query, Request
 
 from ledger.outbox import proofs_as_hex, split_proof
 
+from ..access import Tier, tier_for
 from ..deps import ApiSettingsDep, BrandActor, CurrentActor, PageDep, SessionDep, StateDep, SupplyChainActor
 from ..lists import list_items
 from ..problems import Problem
@@ -75,8 +76,13 @@ def get_items(
 
 
 @router.get("/items/{gtin}/{serial:path}", response_model=ItemPublic, summary="An item")
-def get_item(gtin: str, serial: str, session: SessionDep, state: StateDep) -> ItemPublic:
+def get_item(gtin: str, serial: str, actor: CurrentActor, session: SessionDep, state: StateDep) -> ItemPublic:
+    """The item with its composition by lot (which passports show the public without its lots, ``api/access.py``):
+    for its brand, the actor holding it, those with a legitimate interest (recyclers, repairers) and the admin. To
+    anyone else the item is unknown here; its passport is the public's view."""
     item = items.find_item(session, gtin, serial)
+    if tier_for(actor, item.brand_id) is Tier.PUBLIC and item.holder_id != actor.id:
+        raise Problem(404, "Unknown item", f"serial {serial} of GTIN {gtin} is not registered")  # as to anyone
     return item_public(state, item, actor_name(session, item.brand_id), lot_numbers(session, [item]))
 
 

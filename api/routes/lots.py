@@ -6,11 +6,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
+from sqlalchemy.orm import Session
 
+from ..access import Tier, tier_for
 from ..deps import CurrentActor, LotOwnerActor, PageDep, SessionDep, StateDep
 from ..links import JSONLD
 from ..lists import list_lots
-from ..models import Lot, Product
+from ..models import Actor, Lot, LotApproval, Product
 from ..problems import Problem
 from ..schemas import (
     ApprovalCreate,
@@ -56,12 +58,21 @@ def get_lots(
     )
 
 
-@router.get("/{lot_id}", response_model=LotPublic, summary="A lot")
-def get_lot(lot_id: LotId, session: SessionDep) -> LotPublic:
+@router.get("/{lot_id}", response_model=LotPublic, summary="A lot (its owner's, an approved operator's, the admin's)")
+def get_lot(lot_id: LotId, actor: CurrentActor, session: SessionDep) -> LotPublic:
+    """Every figure of the lot (its mass, what is drawn and left: a supplier's volumes, which passports show
+    authorities only, ``api/access.py``): for its owner, the operators it approved and the admin. To anyone else the
+    lot is unknown, as to the public, which reads a lot's passport instead."""
     lot = session.get(Lot, lot_id.lower())
-    if lot is None:
+    if lot is None or not _reads_lot(session, actor, lot):
         raise Problem(404, "Unknown lot", f"no lot {lot_id}")
     return lot_public(lot, actor_name(session, lot.owner_id))
+
+
+def _reads_lot(session: Session, actor: Actor, lot: Lot) -> bool:
+    if tier_for(actor, lot.owner_id) is Tier.AUTHORITY:
+        return True
+    return session.get(LotApproval, (lot.lot_id, actor.id)) is not None
 
 
 @router.post(

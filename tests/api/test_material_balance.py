@@ -52,7 +52,8 @@ def test_cotton_from_mixed_shirts_is_refused_beyond_their_cotton(world: World) -
     assert "1,800 g of Recycled cotton" in problem["detail"] and "1,500 g" in problem["detail"]
     assert problem["recoverable"] == {"rCO": 1_500, "rPES": 500}
     # Nothing was written: the items are still collected, on-chain too.
-    item = world.client.get(f"/api/v1/items/{shirts[0]['gtin']}/{shirts[0]['serial']}").json()
+    admin = world.auth("admin")
+    item = world.client.get(f"/api/v1/items/{shirts[0]['gtin']}/{shirts[0]['serial']}", headers=admin).json()
     assert item["state"] == "collected"
     assert _recycle(world, shirts, "EL", 10).json()["title"] == "Not a recovered material"
     assert _recycle(world, shirts, "UNOBTAINIUM", 10).json()["title"] == "Unknown material"

@@ -25,7 +25,8 @@ def _newcomer(world: World, role: str) -> tuple[int, dict[str, str]]:
 
 
 def _state(world: World, item: dict[str, Any]) -> str:
-    body: dict[str, Any] = world.client.get(f"/api/v1/items/{item['gtin']}/{item['serial']}").json()
+    admin = world.auth("admin")
+    body: dict[str, Any] = world.client.get(f"/api/v1/items/{item['gtin']}/{item['serial']}", headers=admin).json()
     return str(body["state"])
 
 

@@ -49,7 +49,7 @@ def test_register_a_gtin_lot(world: World) -> None:
     assert recorded["signer"] == world.client.get("/api/v1/actors/me", headers=world.auth("brand")).json()["address"]
     chain = world.service.ledger.lot(bytes.fromhex(lot["lotId"][2:]))
     assert chain["massGrams"] == 5000 and chain["recycledShareBps"] == 2000
-    assert world.client.get(f"/api/v1/lots/{lot['lotId']}").json()["lotNumber"] == number
+    assert world.client.get(f"/api/v1/lots/{lot['lotId']}", headers=world.auth("admin")).json()["lotNumber"] == number
 
 
 def test_register_material_lots(world: World) -> None:
@@ -99,7 +99,9 @@ def test_make_an_item(world: World) -> None:
     assert on_chain["state"] == ItemState.MANUFACTURED and on_chain["massGrams"] == 250
     event = _event(world, response.json()["event"]["eventId"])["event"]
     assert event["type"] == "TransformationEvent" and event["outputEPCList"] == [item["digitalLink"]]
-    assert world.client.get(f"/api/v1/items/{GTIN_A}/{item['serial']}").json()["itemId"] == item["itemId"]
+    admin = world.auth("admin")
+    found = world.client.get(f"/api/v1/items/{GTIN_A}/{item['serial']}", headers=admin).json()
+    assert found["itemId"] == item["itemId"]
 
 
 def test_mass_balance_is_enforced_by_the_contract(world: World) -> None:
@@ -129,7 +131,7 @@ def test_run_of_thousands_in_one_transaction(world: World) -> None:
     receipt = world.service.backend.web3.eth.get_transaction_receipt(run["txHash"])
     assert receipt["status"] == 1
     assert world.service.ledger.available_grams(bytes.fromhex(lot["lotId"][2:])) == 2_000_000 - 300_000
-    item = world.client.get(f"/api/v1/items/{GTIN_A}/{serials[1234]}").json()
+    item = world.client.get(f"/api/v1/items/{GTIN_A}/{serials[1234]}", headers=world.auth("admin")).json()
     assert item["runId"] == run["runId"] and not item["materialized"]
     # its first transition proves it into the run on-chain
     sold = world.act(item, "sold", "retailer")
@@ -191,7 +193,7 @@ def test_full_lifecycle_and_recycling(world: World) -> None:
     recovered = response.json()["lot"]
     assert recovered["recovered"] and recovered["recycledShareBps"] == 10_000
     assert recovered["sourceItems"] == [item["itemId"]]
-    after = world.client.get(f"/api/v1/items/{GTIN_A}/{item['serial']}").json()
+    after = world.client.get(f"/api/v1/items/{GTIN_A}/{item['serial']}", headers=world.auth("admin")).json()
     assert after["state"] == "recycled" and after["recoveredInto"] == recovered["lotId"]
     event = _event(world, response.json()["event"]["eventId"])["event"]
     assert event["inputEPCList"] == [item["digitalLink"]]

@@ -53,7 +53,7 @@ def _intent(world: World, intent_id: int) -> WriteIntent:
 
 
 def _state_of(world: World, item: dict[str, Any]) -> str:
-    response = world.client.get(f"/api/v1/items/{item['gtin']}/{item['serial']}")
+    response = world.client.get(f"/api/v1/items/{item['gtin']}/{item['serial']}", headers=world.auth("admin"))
     assert response.status_code == 200
     return str(response.json()["state"])
 

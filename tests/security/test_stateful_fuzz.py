@@ -308,7 +308,7 @@ class ApiMachine(RuleBasedStateMachine):
     def read_item(self, item: ItemModel, view: str) -> None:
         serial = quote(item.serial, safe="")
         if view == "api":
-            response = self.call("GET", "/api/v1/items/{gtin}/{serial}", f"/api/v1/items/{item.gtin}/{serial}")
+            response = self.call("GET", "/api/v1/items/{gtin}/{serial}", f"/api/v1/items/{item.gtin}/{serial}", "admin")
             assert response.status_code == 200
             assert response.json()["state"] == item.state
             return
@@ -319,7 +319,7 @@ class ApiMachine(RuleBasedStateMachine):
 
     @rule(lot=lots)
     def read_lot(self, lot: LotModel) -> None:
-        response = self.call("GET", "/api/v1/lots/{lot_id}", f"/api/v1/lots/{lot.lot_id}")
+        response = self.call("GET", "/api/v1/lots/{lot_id}", f"/api/v1/lots/{lot.lot_id}", "admin")
         assert response.status_code == 200
         assert response.json()["massGrams"] == lot.grams
         self.call("GET", "/lots/{lot_id}", f"/lots/{lot.lot_id}")

@@ -193,7 +193,7 @@ def test_a_brand_makes_one_item_and_a_serial_used_before_is_refused_next_to_its_
             "lot_0": lot["lotId"], "grams_0": "250"}
     answer = client.post("/console/items", data=form)
     assert answer.status_code == 303 and answer.headers["location"] == "/console/items?ok=made"
-    made = world.client.get(f"/api/v1/items/{GTIN_A}/{serial}")
+    made = world.client.get(f"/api/v1/items/{GTIN_A}/{serial}", headers=world.auth("admin"))
     assert made.status_code == 200 and made.json()["state"] == "manufactured"
     assert re.search(rf">{serial}</a></td>\s*<td>made</td>\s*<td class=\"num\">250&nbsp;g</td>",
                      client.get(f"/console/lots/{lot['lotId']}").text)
