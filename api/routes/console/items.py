@@ -221,13 +221,18 @@ def run_page(request: Request, run_id: str, console: ConsoleDep, session: Sessio
 
 
 @router.get("/runs/{run_id}/labels.pdf")
-def run_labels(run_id: str, console: ConsoleDep, session: SessionDep, state: StateDep,
+def run_labels(request: Request, run_id: str, console: ConsoleDep, session: SessionDep, state: StateDep,
                paper: str = "a4") -> Response:
     require_role(console, "brand")
     sheet = SHEETS.get(paper)
     rows = queries.run_items(session, console.actor, run_id)
-    if sheet is None or not rows:
+    if not rows:
         raise PageNotFound(run_id)
+    if sheet is None:
+        papers = " or ".join(f"{code} ({known.title})" for code, known in SHEETS.items())
+        return render(request, "console/error.html",
+                      {"title": "Unknown paper", "message": f"There is no paper “{paper[:40]}”: choose {papers}."},
+                      console=console, status_code=422)
     product = session.get(Product, rows[0].gtin)
     name = product.name if product is not None else f"GTIN {rows[0].gtin}"
     base = state.settings.resolver_base_url

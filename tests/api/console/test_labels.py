@@ -149,6 +149,8 @@ def test_another_brands_run_is_not_found(sqlite_world: Any) -> None:
     other = sign_in(world, "brand_b")
     assert other.get(f"/console/runs/{run_id}").status_code == 404
     assert other.get(f"/console/runs/{run_id}/labels.pdf").status_code == 404
+    unknown = client.get(f"/console/runs/{run_id}/labels.pdf?paper=a5")
+    assert unknown.status_code == 422 and "There is no paper “a5”: choose a4 (A4, 21 labels" in unknown.text
 
 
 def test_a_run_form_sent_twice_makes_one_run(sqlite_world: Any) -> None:
