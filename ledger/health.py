@@ -24,6 +24,7 @@ import threading
 import time
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from eth_account import Account
 from sqlalchemy import func, select
@@ -88,8 +89,20 @@ def _probe(service: Any, timeout_s: float) -> Web3:
 
 
 def node_name(service: Any) -> str:
+    """The node, named by its scheme, host and port: a hosted node's URL holds its API key (in the path, the query
+    or the user info), and this name reaches answers (``/readyz``, a refused write's 503)."""
     backend = service.backend
-    return f"the node at {backend.url}" if isinstance(backend, JsonRpcBackend) else "the embedded chain"
+    if not isinstance(backend, JsonRpcBackend):
+        return "the embedded chain"
+    parts = urlsplit(backend.url)
+    host = parts.hostname or "?"
+    if ":" in host:  # IPv6
+        host = f"[{host}]"
+    try:
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        port = ""
+    return f"the node at {parts.scheme}://{host}{port}"
 
 
 def check_chain(service: Any, timeout_s: float = 2.0) -> ChainStatus:

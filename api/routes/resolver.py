@@ -32,6 +32,7 @@ from ..access import Tier
 from ..deps import ApiSettingsDep, StateDep
 from ..gs1.digital_link import DigitalLink, MalformedLink, NotADigitalLink, UnsupportedKey, parse_path
 from ..gs1.linktypes import GS1_NS, OWN_NS, expand, gs1
+from ..health import monitor_of
 from ..links import (
     HTML,
     JSONLD,
@@ -520,6 +521,8 @@ def _cached_resource(request: Request, state: AppState) -> tuple[ResponseCache, 
         return cache, None
     item_cached = path.endswith(ITEM_CACHED)
     if "/21/" in path and not item_cached:  # an item's passport and QR codes: read from its stored versions
+        return cache, None
+    if item_cached and monitor_of(state).degraded():  # the node is away: each verdict says so, none is kept
         return cache, None
     reader = PUBLIC_TIER
     authorization = request.headers.get("authorization")
