@@ -12,6 +12,7 @@ After it, ``request.client`` is the real client, the key of every per-client lim
 
 from __future__ import annotations
 
+import ipaddress
 from urllib.parse import urlsplit
 
 from fastapi import FastAPI, Request
@@ -65,9 +66,33 @@ def install(app: FastAPI, settings: Settings, api_settings: ApiSettings) -> None
     app.add_middleware(ForwardedHeaders, trusted_hosts=list(api_settings.trusted_proxies))
 
 
+def client_key(host: str) -> str:
+    """The key of a client's address in every per-client bound: an IPv4 address as it is (an IPv4-mapped IPv6 one
+    too), an IPv6 address by its /64 network, which one subscriber holds whole (a home connection gets at least a
+    /64: keyed by the address, it had 2^64 fresh budgets)."""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return host
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((int(address) >> 64 << 64, 64)))
+    return host
+
+
 def client_address(request: Request) -> str:
-    """The client's address as the proxy handling left it: a trusted proxy's forwarded one, else the peer's."""
-    return request.client.host if request.client else "unknown"
+    """The client, as every per-client bound keys it: its address after trusted-proxy handling (a trusted proxy's
+    forwarded one, else the peer's), an IPv6 one by its /64 (:func:`client_key`)."""
+    return client_key(request.client.host) if request.client else "unknown"
 
 
-__all__ = ["LOOPBACK_HOSTS", "ForwardedHeaders", "allowed_hosts", "client_address", "install", "via_trusted_proxy"]
+__all__ = [
+    "LOOPBACK_HOSTS",
+    "ForwardedHeaders",
+    "allowed_hosts",
+    "client_address",
+    "client_key",
+    "install",
+    "via_trusted_proxy",
+]

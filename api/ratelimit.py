@@ -24,6 +24,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .config import ApiSettings
+from .edge import client_key
 from .problems import problem_response
 
 
@@ -74,7 +75,7 @@ class ClientRateLimit:
             await self.app(scope, receive, send)
             return
         client = scope.get("client")
-        wait = self.buckets.take(client[0] if client else "unknown")
+        wait = self.buckets.take(client_key(client[0]) if client else "unknown")
         if wait is None:
             await self.app(scope, receive, send)
             return
