@@ -165,10 +165,9 @@ class ScanBuffer:
                 return 0
             try:
                 with self.sessions.begin() as session:
-                    if scans:
-                        session.execute(cast(Table, Scan.__table__).insert(), scans)
-                    if unknown:
-                        session.execute(cast(Table, UnknownScan.__table__).insert(), unknown)
+                    for model, rows in ((Scan, scans), (UnknownScan, unknown)):
+                        if rows:
+                            _insert(session, cast(Table, model.__table__), rows)
             except Exception:
                 with self._lock:
                     room = max(0, self.max_rows - len(self._scans) - len(self._unknown))
@@ -232,6 +231,22 @@ class ScanBuffer:
             self.flush()
         except Exception as exc:
             log.warning("scans lost at shut-down: %s", exc)
+
+
+def _insert(session: Session, table: Table, rows: list[dict[str, Any]]) -> None:
+    """`rows` into `table` in the session's transaction. On PostgreSQL by ``COPY``: a multi-row ``INSERT`` of a
+    flush's few hundred rows took about 10 ms of the writer thread's CPU, under the interpreter's lock, so each
+    flush held up the requests; ``COPY`` takes about 2 ms."""
+    connection = session.connection()
+    if connection.dialect.name != "postgresql":
+        connection.execute(table.insert(), rows)
+        return
+    columns = list(rows[0])
+    driver: Any = connection.connection.driver_connection  # psycopg's, in the session's transaction
+    names = ", ".join(f'"{column}"' for column in columns)  # our own column names, never input
+    with driver.cursor() as cursor, cursor.copy(f'COPY "{table.name}" ({names}) FROM STDIN') as copy:
+        for row in rows:
+            copy.write_row([row[column] for column in columns])
 
 
 _SETUP_LOCK = threading.Lock()

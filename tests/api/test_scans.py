@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -12,18 +13,25 @@ from sqlalchemy.orm import sessionmaker
 from api.models import Scan, UnknownScan
 from api.scans import ScanBuffer, scans_for
 from ledger.db import Base
+from tests.reliability.pg import pg_schema
 
 from .conftest import GTIN_A, World
 
 
-@pytest.fixture
-def sessions(tmp_path: Path) -> Any:
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def sessions(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
+    """The scan tables on SQLite, and on PostgreSQL (where the buffer writes by COPY)."""
     import api.models  # noqa: F401  (the tables)
 
-    engine = create_engine(f"sqlite:///{tmp_path / 'scans.sqlite'}")
-    Base.metadata.create_all(engine)
-    yield sessionmaker(engine)
-    engine.dispose()
+    with contextlib.ExitStack() as stack:
+        if request.param == "sqlite":
+            url = f"sqlite:///{tmp_path / 'scans.sqlite'}"
+        else:
+            url = stack.enter_context(pg_schema("scans"))
+        engine = create_engine(url)
+        Base.metadata.create_all(engine)
+        yield sessionmaker(engine)
+        engine.dispose()
 
 
 def _rows(sessions: Any, table: Any = Scan) -> int:
