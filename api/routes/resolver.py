@@ -532,9 +532,21 @@ def _cached_resource(request: Request, state: AppState) -> tuple[ResponseCache, 
         # The verdict and the evidence as this key's reader sees them: kept for this key only. A key revoked, or a
         # tier changed, is a commit, which ends the entry (the change marker).
         reader = "key:" + hashlib.sha256(authorization.encode()).hexdigest()
-    # Normalised: parameters no resource reads are left out of the key (a random ?v= made every request a miss).
+    # Normalised: parameters no resource reads are left out of the key (a random ?v= made every request a miss), and
+    # a Digital Link is keyed by its one canonical spelling (each percent-encoding of a lot number was a miss too).
     query = "&".join(f"{name}={value}" for name, value in sorted(_known_query(request.url.query).items()))
-    return cache, (path, query, request_base(request), reader)
+    return cache, (_canonical(path), query, request_base(request), reader)
+
+
+def _canonical(path: str) -> str:
+    """A Digital Link path as the resolver writes it (its resource after it); any other path as it is."""
+    try:
+        link = _parsed(path) if len(path) <= 160 else parse_path(path)
+    except (MalformedLink, NotADigitalLink, UnsupportedKey):
+        return path
+    if link.compressed or link.resource is None:
+        return path
+    return f"{link.path}/{link.resource}"
 
 
 _SETUP_LOCK = threading.Lock()
