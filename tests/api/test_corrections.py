@@ -104,7 +104,7 @@ def test_a_lot_correction_keeps_what_it_said_before(world: World) -> None:
     bundle = world.client.get(f"/01/{GTIN_A}/21/{item['serial']}/evidence", headers=world.auth("brand")).json()
     verdict = verify_bundle(bundle, world.service.backend.web3)
     assert verdict.ok, verdict.problems
-    item_row = world.client.get(f"/api/v1/items/{GTIN_A}/{item['serial']}").json()
+    item_row = world.client.get(f"/api/v1/items/{GTIN_A}/{item['serial']}", headers=world.auth("brand")).json()
     assert item_row["itemId"] == item["itemId"]
     nothing = world.client.patch(f"/api/v1/lots/{lot['lotId']}", json=body, headers=world.auth("brand"))
     assert nothing.status_code == 422 and nothing.json()["title"] == "Nothing to correct"

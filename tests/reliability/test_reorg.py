@@ -127,7 +127,7 @@ def _sale_left_pending(world: ApiWorld, item: dict[str, Any]) -> WriteIntent:
 
 
 def _item_state(world: ApiWorld, item: dict[str, Any]) -> str:
-    return str(world.call("GET", f"/api/v1/items/{GTIN}/{item['serial']}", None)["state"])
+    return str(world.call("GET", f"/api/v1/items/{GTIN}/{item['serial']}", "brand")["state"])  # its brand reads it
 
 
 def _sales(world: ApiWorld, item: dict[str, Any]) -> int:

@@ -47,6 +47,22 @@ def app_of(w: World, **settings: Any) -> Iterator[TestClient]:
         passport_versions.uninstall(app.state.circular)
 
 
+@pytest.fixture
+def routed(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """The paths the resolver's dispatcher built an answer for (a cache hit or a fast read never gets there)."""
+    calls: list[str] = []
+    from api.routes import resolver
+
+    original = resolver.dispatch
+
+    def counting(request: Any, session: Any, state: Any) -> Any:
+        calls.append(request.url.path)
+        return original(request, session, state)
+
+    monkeypatch.setattr(resolver, "dispatch", counting)
+    yield calls
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """The on-chain matrix runs on both backends (the root conftest's `session_backend`): mark the Anvil half."""
     here = Path(__file__).parent

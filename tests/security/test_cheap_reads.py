@@ -12,29 +12,12 @@ and every client has a request budget (``api/ratelimit.py``), 429 beyond it.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
 from api.ratelimit import TokenBuckets
-from api.routes import resolver
 from tests.api.conftest import GTIN_A, World
 from tests.security.conftest import app_of
-
-
-@pytest.fixture
-def routed(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
-    """The paths the resolver's dispatcher built an answer for (a cache hit or a fast read never gets there)."""
-    calls: list[str] = []
-    original = resolver.dispatch
-
-    def counting(request: Any, session: Any, state: Any) -> Any:
-        calls.append(request.url.path)
-        return original(request, session, state)
-
-    monkeypatch.setattr(resolver, "dispatch", counting)
-    yield calls
 
 
 def test_random_query_parameters_are_cache_hits(security_world: World, routed: list[str]) -> None:

@@ -11,7 +11,6 @@ Now the key is the link's canonical path (``routes/resolver._canonical``): every
 from __future__ import annotations
 
 from tests.api.conftest import World
-from tests.security.test_cheap_reads import routed  # noqa: F401  (the fixture)
 
 
 def test_every_spelling_of_a_lot_passport_is_one_entry(security_world: World, routed: list[str]) -> None:
