@@ -210,7 +210,7 @@ class Scan(Base):
     """A resolver request for a registered item: when, from which coarse region, by which (pseudonymous) client.
 
     Kept for the audit's clone rules (impossible travel, scans after recycling, scan bursts). No personal data:
-    `region` is a country code, `client` a truncated hash of the client's address and user agent.
+    `region` is a country code, `client` a truncated hash of the client's address (api/scans.py).
     """
 
     __tablename__ = "api_scans"
