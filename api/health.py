@@ -77,7 +77,8 @@ def readiness(state: AppState) -> tuple[bool, dict[str, Any]]:
     """Each check of ``/readyz`` and whether all hold."""
     database = _database(state)
     started = time.perf_counter()
-    status = monitor_of(state).current()
+    monitor = monitor_of(state)
+    status = monitor.current(3 * monitor.interval_s)  # the monitor's thread keeps it fresh: no node call here
     elapsed = round((time.perf_counter() - started) * 1000, 1)
     chain: dict[str, Any] = {"ok": status.ok, "state": status.state, "ms": elapsed}
     if status.detail:

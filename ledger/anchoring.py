@@ -188,10 +188,22 @@ class AnchoringWorker:
         log.info("anchoring worker started (batch %d, max wait %s)", self.batch_size, self.max_wait)
         backoff = Backoff(poll_s, max_backoff_s)
         retries = RetryLog(log)
+        refused = ""
         while not stop.is_set():
-            try:
-                if guard is not None:
+            if guard is not None:
+                try:
                     guard()
+                except Exception as exc:  # not our chain: nothing is sent; said once per reason, not per retry
+                    delay = backoff.next()
+                    if str(exc) != refused:
+                        log.error("not anchoring: %s", exc)
+                        refused = str(exc)
+                    stop.wait(delay)
+                    continue
+                if refused:
+                    log.info("anchoring resumed: the node is our chain again")
+                    refused = ""
+            try:
                 done = self.run_once()
             except Exception as exc:  # keep the loop alive; the next pass re-checks by hash
                 if on_fault is not None:

@@ -3,6 +3,8 @@ without it, writes are refused with the reason, and /readyz follows (SQLite and 
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -10,12 +12,14 @@ from typing import Any
 
 import pytest
 from typer.testing import CliRunner
+from web3 import Web3
 
 from api.config import ApiSettings
 from api.health import monitor_of
 from circular.cli import app
 from ledger.chain import JsonRpcBackend
 from ledger.client import Ledger
+from ledger.outbox import EventStatus
 from tests.conftest import AnvilNode
 from tests.reliability.faultproxy import FaultProxy, FaultRates
 from tests.reliability.recovery_world import GTIN, ApiWorld, cli_args, open_world, passport_path, settings_for
@@ -98,7 +102,9 @@ def test_reads_degrade_and_writes_wait_while_the_node_is_away(
     print(f"\nFIGURE node away: reads 200 unavailable, writes 503, /readyz 503 in {took * 1000:.0f} ms and back")
 
 
-def test_a_reset_node_is_detected_and_never_written_to(tmp_path: Path, database: str | None) -> None:
+def test_a_reset_node_is_detected_and_never_written_to(
+    tmp_path: Path, database: str | None, caplog: pytest.LogCaptureFixture
+) -> None:
     first = AnvilNode()
     second = AnvilNode()
     try:
@@ -107,6 +113,9 @@ def test_a_reset_node_is_detected_and_never_written_to(tmp_path: Path, database:
             with open_world(settings, deploy=True, api_settings=FAST) as world:
                 world.client._transport.raise_server_exceptions = False  # type: ignore[attr-defined]
                 lot = _item(world, "RESET-1")
+                _item(world, "RESET-P")
+                sale = {"gtin": GTIN, "serial": "RESET-P", "action": "sold"}
+                world.call("POST", "/api/v1/lifecycle-events", "retailer", sale)  # pending anchoring at the reset
                 # The node is reset: a fresh chain, the contracts deployed again at the same addresses, and more
                 # blocks than ours, so that only the missing anchor transaction tells it apart.
                 backend = JsonRpcBackend(second.url)
@@ -122,6 +131,22 @@ def test_a_reset_node_is_detected_and_never_written_to(tmp_path: Path, database:
                 assert refused.status_code == 503 and refused.json()["title"] == "Wrong chain", refused.text
                 assert world.client.get("/readyz").status_code == 503
                 keys = world.keys
+                # The anchoring worker, with the app's guard, sends nothing to it.
+                anchorer = world.service.account("anchorer")
+                stop = threading.Event()
+                worker = threading.Thread(
+                    target=world.service.worker(anchorer).run_forever,
+                    args=(stop,),
+                    kwargs={"poll_s": 0.1, "guard": monitor.require_ours, "on_fault": monitor.fault},
+                )
+                with caplog.at_level(logging.INFO, logger="circular.anchoring"):
+                    worker.start()
+                    time.sleep(1.5)
+                    stop.set()
+                    worker.join(timeout=10)
+                assert "not anchoring: the node at" in caplog.text
+                assert Web3(Web3.HTTPProvider(second.url)).eth.get_transaction_count(anchorer.address) == 0
+                assert world.service.outbox.counts().get(EventStatus.PENDING.value, 0) >= 1
 
             # A restarted server sees it at start-up; the worker refuses to start, in one line.
             with open_world(settings, deploy=False, api_settings=FAST) as world:
