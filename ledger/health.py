@@ -5,11 +5,12 @@ answer in about a second, not after the client's retries), then holds the answer
 
 - the node's chain id against ``CIRCULAR_CHAIN_ID`` (when set) and against the deployments recorded in the data
   directory (``deployments/<chainId>.json``);
-- its height against the deployment's block and against the block of the database's latest anchor (a node reset to
-  an empty chain is below both);
+- its height against the deployment's block (a node reset to an empty chain is below it);
 - the contracts' code at the deployment's addresses (a fresh node has none);
 - the transaction of the database's oldest anchor, which must be on this chain in the block recorded (another
-  genesis, or a node reset and redeployed at the same addresses, has none).
+  genesis, or a node reset and redeployed at the same addresses, has none; our chain rewound below its newest anchors,
+  by a deep reorganisation or a reverted development chain, still has it and stays ours: ``circular audit`` names
+  what it lost).
 
 The answer is one of ``ok``, ``unreachable`` (the node does not answer: reads degrade, writes wait) or ``wrong-chain``
 and ``not-deployed`` (the node answers but is not ours: nothing may be written to it), with one line that says what
@@ -169,9 +170,10 @@ def _foreign(service: Any, web3: Web3, deployment: Deployment, height: int) -> s
     if anchor and not web3.eth.get_code(Web3.to_checksum_address(anchor)):
         return f"it holds no contract at the EventAnchor address {anchor} (a reset node?)"
     with service.sessions() as session:
-        newest, oldest = _anchors(session)
-    if newest is not None and newest > height:
-        return f"it is at block {height}, below block {newest} of this database's latest anchor (a reset node?)"
+        _, oldest = _anchors(session)
+    # A node below our newest anchor that still holds our oldest one is our chain, rewound (a reorganisation deeper
+    # than the confirmations, a development chain reverted): still ours to write to; `circular audit` names what it
+    # lost and the worker anchors again. A node below it without it is another chain, found just below.
     if oldest is not None:
         tx_hash, block_number = oldest
         try:
