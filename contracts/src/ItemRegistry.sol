@@ -324,7 +324,10 @@ contract ItemRegistry is RoleGated, IItemRegistry {
         next = new State[](count);
         count = 0;
         for (uint256 i = 1; i <= last; ++i) {
-            if (_allowedRoles(from, State(i)) != 0) next[count++] = State(i);
+            if (_allowedRoles(from, State(i)) != 0) {
+                next[count] = State(i);
+                ++count;
+            }
         }
     }
 
