@@ -462,7 +462,9 @@ def credentials_revoke(
             brand = session.get(Actor, item.brand_id)
             assert brand is not None
             archive = Archive(settings.archive_path, settings.archive_base_uri) if settings.archive_enabled else None
-            publish = archive_publisher(archive, lambda: settings.actor_key(brand.key_name))
+            publish = archive_publisher(
+                archive, lambda: settings.actor_key(brand.key_name), settings.resolver_base_url
+            )
             done = revoke(session, brand, subject, brand.id, reason, publish)
             session.commit()
             url = status_list_url(settings.resolver_base_url, brand.id)

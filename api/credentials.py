@@ -25,7 +25,8 @@ is committed: a master-data document ``credential-status-<index>`` (:func:`statu
 when it was revoked and why), signed by the brand's own account like its other master data. ``circular rebuild`` and
 ``circular sync`` replay them (:func:`restore_status`): each item gets back the index its credentials carry, a
 revoked item's bit reads 1 again, and new indexes are handed out above every archived one, so no index is ever
-given to two items.
+given to two items. A database that finds the archive holding another item's record at the index it just
+allocated (restored from a snapshot, not yet synced) replays the archive's records first (:class:`IndexTaken`).
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ from urllib.parse import quote, urlsplit
 from joserfc import jwe, jws
 from joserfc.errors import JoseError, SecurityWarning
 from joserfc.jwk import OctKey, OKPKey
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -330,16 +331,48 @@ def status_record(row: CredentialStatus) -> dict[str, Any]:
     }
 
 
-def archive_publisher(archive: Any, account: Callable[[], Any]) -> StatusPublisher | None:
+class IndexTaken(Exception):
+    """The archive holds another item's status record at the index just allocated: the database is behind the
+    archive (a snapshot restored and not yet caught up by ``circular sync``). `catch_up` replays the archive's
+    records into a session."""
+
+    def __init__(self, index: int, catch_up: Callable[[Session], StatusRestore]) -> None:
+        super().__init__(f"status index {index} is another item's in the archive")
+        self.index = index
+        self.catch_up = catch_up
+
+
+def archive_publisher(archive: Any, account: Callable[[], Any], resolver_base_url: str) -> StatusPublisher | None:
     """A :data:`StatusPublisher` writing to `archive` (``ledger.archive.Archive``), signed by the brand's own account
-    (`account` gives it, when first needed); None when archiving is off."""
+    (`account` gives it, when first needed); None when archiving is off. It never overwrites another item's record:
+    it raises :class:`IndexTaken` instead."""
     if archive is None:
         return None
 
+    def catch_up(session: Session) -> StatusRestore:
+        return restore_status(session, resolver_base_url, archive.masterdata(STATUS_KIND))
+
     def publish(row: CredentialStatus) -> None:
+        held = archive.masterdata_of(STATUS_KIND, str(row.id))
+        if held is not None and held[2].get("subject") != row.subject:
+            raise IndexTaken(int(row.id), catch_up)
         archive.publish_masterdata(STATUS_KIND, str(row.id), status_record(row), account())
 
     return publish
+
+
+def advance_status_sequence(session: Session, floor: int) -> None:
+    """PostgreSQL's sequence of status indexes past the highest row and `floor` (the highest archived index). SQLite
+    hands out the highest id plus one by itself."""
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    session.execute(
+        text(
+            "SELECT setval(pg_get_serial_sequence('api_credential_status', 'id'), "
+            "GREATEST((SELECT max(id) FROM api_credential_status), :floor))"
+        ),
+        {"floor": max(int(floor), 1)},
+    )
 
 
 def status_index(session: Session, subject: str, brand_id: int, publish: StatusPublisher | None = None) -> int:
@@ -348,19 +381,34 @@ def status_index(session: Session, subject: str, brand_id: int, publish: StatusP
     found = session.scalar(select(CredentialStatus.id).where(CredentialStatus.subject == subject))
     if found is not None:
         return int(found)
-    try:
-        with session.begin_nested():
-            row = CredentialStatus(subject=subject, brand_id=brand_id)
-            session.add(row)
-            session.flush()
-            if publish is not None:
-                publish(row)
-        return int(row.id)
-    except IntegrityError:  # another request allocated it at the same moment
-        again = session.scalar(select(CredentialStatus.id).where(CredentialStatus.subject == subject))
-        if again is None:
-            raise
-        return int(again)
+    taken: IndexTaken | None = None
+    for _ in range(3):
+        try:
+            with session.begin_nested():
+                row = CredentialStatus(subject=subject, brand_id=brand_id)
+                session.add(row)
+                session.flush()
+                if publish is not None:
+                    publish(row)
+            return int(row.id)
+        except IntegrityError:  # another request allocated it at the same moment
+            again = session.scalar(select(CredentialStatus.id).where(CredentialStatus.subject == subject))
+            if again is None:
+                raise
+            return int(again)
+        except IndexTaken as exc:  # behind the archive: catch up with its records, then allocate above them
+            if taken is not None and taken.index == exc.index:
+                break
+            taken = exc
+            done = exc.catch_up(session)
+            advance_status_sequence(session, done.highest)
+            again = session.scalar(select(CredentialStatus.id).where(CredentialStatus.subject == subject))
+            if again is not None:
+                return int(again)
+    raise CredentialError(
+        f"status index {taken.index if taken else '?'} is held in the archive by a record this database cannot "
+        "take (`circular sync` reports why): no index is handed out twice"
+    )
 
 
 def status_entry(settings: Settings, brand_id: int, index: int) -> dict[str, Any]:
@@ -435,7 +483,12 @@ def revoke(
     row.reason = reason
     session.flush()
     if publish is not None:
-        publish(row)
+        try:
+            publish(row)
+        except IndexTaken:
+            raise CredentialError(
+                f"status index {index} is another item's in the archive: this database is behind it (`circular sync`)"
+            ) from None
     return Revocation(subject, index, row.revoked_at, False)
 
 
@@ -578,9 +631,11 @@ __all__ = [
     "VC_CONTEXT",
     "VC_JWT",
     "CredentialError",
+    "IndexTaken",
     "Revocation",
     "StatusPublisher",
     "StatusRestore",
+    "advance_status_sequence",
     "archive_publisher",
     "bit",
     "brand_did",

@@ -84,7 +84,9 @@ def status_publisher(state: AppState) -> Callable[[Actor], StatusPublisher | Non
     from .credentials import archive_publisher
 
     def of(brand: Actor) -> StatusPublisher | None:
-        return archive_publisher(state.service.archive, lambda: state.keys.account(brand))
+        return archive_publisher(
+            state.service.archive, lambda: state.keys.account(brand), state.settings.resolver_base_url
+        )
 
     return of
 

@@ -492,17 +492,15 @@ def _restore_credential_status(service: Any, session: Session, api: ApiRecovery)
 
 def _advance_sequences(session: Session, status_floor: int = 0) -> None:
     """PostgreSQL's sequences after rows written with their ids (actors and items' status-list indexes keep theirs):
-    past the highest id, and a status index past every one the archive holds. (SQLite hands out the highest id plus
-    one by itself.)"""
+    past the highest id, and a status index past every one the archive holds."""
+    from .credentials import advance_status_sequence
+
     if session.get_bind().dialect.name != "postgresql":
         return
-    for table, floor in (("api_actors", 1), ("api_credential_status", max(status_floor, 1))):
-        session.execute(
-            text(
-                f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
-                f"GREATEST((SELECT max(id) FROM {table}), {int(floor)}))"
-            )
-        )
+    session.execute(
+        text("SELECT setval(pg_get_serial_sequence('api_actors', 'id'), GREATEST((SELECT max(id) FROM api_actors), 1))")
+    )
+    advance_status_sequence(session, status_floor)
 
 
 __all__ = [

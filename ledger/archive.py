@@ -221,18 +221,30 @@ class Archive:
         """(key, signer, data) of every well-signed `kind` document. The caller checks that the signer owns the key."""
         found = []
         for path in sorted((self.directory / "masterdata").glob(f"{kind}-*.json")):
-            try:
-                document = json.loads(path.read_text(encoding="utf-8"))
-                body = {k: document[k] for k in ("format", "kind", "key", "data")}
-                signer = Account.recover_message(
-                    encode_defunct(text=_canonical(body)), signature=bytes.fromhex(document["signature"][2:])
-                )
-            except (OSError, ValueError, KeyError, TypeError):
-                continue  # unreadable or unsigned: not master data anyone vouches for
-            if body["format"] != MASTERDATA_FORMAT or body["kind"] != kind or signer != document["signer"]:
-                continue
-            found.append((str(body["key"]), signer, dict(body["data"])))
+            document = _read_masterdata(path, kind)
+            if document is not None:
+                found.append(document)
         return found
+
+    def masterdata_of(self, kind: str, key: str) -> tuple[str, str, dict[str, Any]] | None:
+        """(key, signer, data) of the well-signed `kind` document published under `key`; None if there is none."""
+        document = _read_masterdata(self._masterdata_path(kind, key), kind)
+        return document if document is not None and document[0] == key else None
+
+
+def _read_masterdata(path: Path, kind: str) -> tuple[str, str, dict[str, Any]] | None:
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+        body = {k: document[k] for k in ("format", "kind", "key", "data")}
+        signer = Account.recover_message(
+            encode_defunct(text=_canonical(body)), signature=bytes.fromhex(document["signature"][2:])
+        )
+        data = dict(body["data"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None  # absent, unreadable or unsigned: not master data anyone vouches for
+    if body["format"] != MASTERDATA_FORMAT or body["kind"] != kind or signer != document["signer"]:
+        return None
+    return str(body["key"]), signer, data
 
 
 def verify_batch(document: dict[str, Any], root: bytes, event_count: int, domain: EventDomain) -> BatchCheck:

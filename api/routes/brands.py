@@ -79,6 +79,8 @@ def revoke(
         )
     except PermissionError as exc:
         raise Problem(403, "Not your item", str(exc)) from None
+    except credentials.CredentialError as exc:
+        raise Problem(409, "Status list behind the archive", str(exc)) from None
     session.commit()
     return CredentialRevocationPublic(
         item=subject,

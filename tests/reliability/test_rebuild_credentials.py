@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 
 from api import credentials
 from circular.cli import app
+from ledger.archive import Archive
 from tests.conftest import AnvilNode
 from tests.reliability.pg import pg_schema
 from tests.reliability.recovery_world import GTIN, RESOLVER, ApiWorld, cli_args, open_world, settings_for
@@ -159,11 +160,11 @@ def test_revoke_issue_rebuild(
     print(f"\nFIGURE rebuild credentials: 2 revocations and {len(indexes)} indexes back, new index {new_index}")
 
 
-def test_backup_revoke_restore_sync(
-    node: AnvilNode, tmp_path: Path, databases: tuple[str | None, str | None], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    live_url, _ = databases
-    monkeypatch.setenv("CIRCULAR_KEYSTORE_PASSWORD", "recovery-tests")
+def _backup_revoke_restore(
+    node: AnvilNode, tmp_path: Path, live_url: str | None
+) -> tuple[Any, dict[str, int], dict[str, int], tuple[str, int]]:
+    """A snapshot holding two items' indexes; after it, the first item revoked and a third item's index handed out;
+    then the snapshot restored. Returns (settings, actor ids, the first two indexes, the third credential)."""
     settings = settings_for(tmp_path / "data", node.url, live_url)
     snapshot = tmp_path / "snapshot.db"
     with open_world(settings, deploy=True) as world:
@@ -171,19 +172,25 @@ def test_backup_revoke_restore_sync(
         first = {serial: _credential(world, serial)[1] for serial in SERIALS[:2]}
         result = runner.invoke(app, ["backup", str(snapshot), *cli_args(settings)[2:]])
         assert result.exit_code == 0, result.output
-        # After the snapshot: a revocation, and an index handed out that the snapshot does not hold.
         assert _revoke(world, SERIALS[0]) == first[SERIALS[0]]
-        later_jwt, later = _credential(world, SERIALS[2])
+        later = _credential(world, SERIALS[2])
         _, bits = _status_list(world)
         assert credentials.bit(bits, first[SERIALS[0]]) == 1
         ids = dict(world.actor_ids)
-
     result = runner.invoke(app, ["restore", str(snapshot), *cli_args(settings)[2:]])
     assert result.exit_code == 0, result.output
     with open_world(settings, deploy=False) as world:  # the snapshot alone has forgotten the revocation
         world.actor_ids.update(ids)
         _, bits = _status_list(world)
         assert credentials.bit(bits, first[SERIALS[0]]) == 0
+    return settings, ids, first, later
+
+
+def test_backup_revoke_restore_sync(
+    node: AnvilNode, tmp_path: Path, databases: tuple[str | None, str | None], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CIRCULAR_KEYSTORE_PASSWORD", "recovery-tests")
+    settings, ids, first, (later_jwt, later) = _backup_revoke_restore(node, tmp_path, databases[0])
     result = runner.invoke(app, ["sync", *cli_args(settings)])
     assert result.exit_code == 0, result.output
     assert "credential status" not in result.output
@@ -198,5 +205,25 @@ def test_backup_revoke_restore_sync(
         assert _credential(world, SERIALS[2]) == (later_jwt, later)  # the index given out after the snapshot
         _, newest = _credential(world, SERIALS[3])
         assert newest not in {*first.values(), later}
-        answer = _verify(world, tmp_path, later_jwt, status_list)
-        assert answer["revoked"] is False
+        assert _verify(world, tmp_path, later_jwt, status_list)["revoked"] is False
+
+
+def test_a_restored_database_serving_before_sync_reuses_no_index(
+    node: AnvilNode, tmp_path: Path, databases: tuple[str | None, str | None], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Served before `circular sync`, the restored database would hand the third item's index to a fourth item: the
+    archive's record at that index stops it, and the archive's records are replayed first."""
+    monkeypatch.setenv("CIRCULAR_KEYSTORE_PASSWORD", "recovery-tests")
+    settings, ids, first, (later_jwt, later) = _backup_revoke_restore(node, tmp_path, databases[0])
+    with open_world(settings, deploy=False) as world:
+        world.actor_ids.update(ids)
+        _, newest = _credential(world, SERIALS[3])
+        assert newest not in {*first.values(), later}
+        assert _credential(world, SERIALS[2]) == (later_jwt, later)
+        status_list, bits = _status_list(world)
+        assert credentials.bit(bits, first[SERIALS[0]]) == 1  # the revocation came back with the records
+        assert _verify(world, tmp_path, later_jwt, status_list)["revoked"] is False
+    # The archive still gives each index to one item: a rebuild from it agrees.
+    archive = Archive(settings.archive_path)
+    subjects = {key: data["subject"] for key, _, data in archive.masterdata(credentials.STATUS_KIND)}
+    assert subjects[str(later)].endswith(f"/21/{SERIALS[2]}") and subjects[str(newest)].endswith(f"/21/{SERIALS[3]}")
