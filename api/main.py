@@ -223,6 +223,7 @@ def create_app(
         max_age=86400,
     )
     edge.install(app, settings, api_settings)  # outermost: Host and forwarded headers are settled first
+    app.add_middleware(health.ProbeMiddleware)  # but for /healthz and /readyz, which orchestrators probe by address
     problems.install(app)
     console.install(app)
     problems.document(app)

@@ -81,6 +81,9 @@ def test_reads_degrade_and_writes_wait_while_the_node_is_away(
             lot = _item(world, "AWAY-1")
             assert world.client.get(passport_path(GTIN, "AWAY-1", "verification")).json()["status"] == "verified"
             assert world.client.get("/readyz").status_code == 200
+            probe = world.client.get("/readyz", headers={"Host": "10.1.2.3:8000"})  # a pod probed by its address
+            assert probe.status_code == 200 and probe.json()["checks"]["chain"]["state"] == "ok", probe.text
+            assert world.client.get(f"/01/{GTIN}", headers={"Host": "10.1.2.3:8000"}).status_code == 400
 
             proxy.faults_on(FaultRates.only("drop"))  # every request dies: the node is away
             monitor = monitor_of(world.client.app.state.circular)  # type: ignore[attr-defined]
