@@ -8,11 +8,13 @@ import json
 import stat
 
 import pytest
+from sqlalchemy import select
 
 from api import credentials
-from api.models import Actor
+from api.models import Actor, CredentialStatus
+from api.uris import item_uri
 
-from .conftest import GTIN_B, World
+from .conftest import GTIN_A, GTIN_B, World
 
 
 def test_a_brand_gets_an_ed25519_key_kept_encrypted_in_its_keystore(world: World) -> None:
@@ -69,3 +71,31 @@ def test_did_web_names_the_resolver_host_and_port() -> None:
     assert credentials.brand_did("https://id.circular.example", 2) == "did:web:id.circular.example:brands:2"
     assert credentials.brand_did("http://127.0.0.1:8000/", 7) == "did:web:127.0.0.1%3A8000:brands:7"
     assert credentials.did_document_url("http://127.0.0.1:8000/", 7) == "http://127.0.0.1:8000/brands/7/did.json"
+
+
+def test_archived_status_records_are_taken_only_from_the_items_brand(world: World) -> None:
+    """`restore_status` (what rebuild and sync replay): a record signed by the item's brand gives the item its index
+    and revocation back; one signed by another brand, filed under another index, or naming no registered item is
+    ignored with a reason; of two records naming one item, the higher index is the one kept."""
+    item = world.item([(world.lot()["lotId"], 100)])
+    subject = item_uri(world.settings.resolver_base_url, GTIN_A, item["serial"])
+    with world.service.sessions() as session:
+        brand = session.get(Actor, world.actor_ids["brand"])
+        other = session.get(Actor, world.actor_ids["brand_b"])
+        assert brand is not None and other is not None
+        record = {"subject": subject, "brandId": brand.id, "revokedAt": "2026-01-02T03:04:05.678Z", "reason": "recall"}
+        documents = [
+            ("900", other.address, {**record, "index": 900}),  # another brand's signature
+            ("901", brand.address, {**record, "index": 902}),  # filed under another index
+            ("903", brand.address, {**record, "index": 903, "subject": subject + "X"}),  # no such item
+            ("700", brand.address, {**record, "index": 700, "revokedAt": None}),  # an earlier allocation
+            ("800", brand.address, {**record, "index": 800}),
+        ]
+        done = credentials.restore_status(session, world.settings.resolver_base_url, documents)
+        assert (done.indexes, done.revocations, done.highest) == (1, 1, 800)
+        assert len(done.problems) == 3
+        assert any("not signed by the brand" in p for p in done.problems)
+        row = session.scalar(select(CredentialStatus).where(CredentialStatus.subject == subject))
+        assert row is not None and row.id == 800 and row.reason == "recall"
+        assert row.revoked_at is not None and row.revoked_at.year == 2026
+        session.rollback()
