@@ -219,7 +219,8 @@ def test_nesting_just_under_the_limit_is_no_server_error(security_world: World) 
         "type": "EPCISDocument", "schemaVersion": "2.0", "creationDate": "2026-11-01T10:00:00.000Z",
         "epcisBody": {"eventList": [{
             "type": "ObjectEvent", "eventTime": "2026-11-01T10:00:00.000Z", "eventTimeZoneOffset": "+00:00",
-            "epcList": ["https://id.circular.example/01/09506000134352/21/DEEP"], "action": "OBSERVE",
+            # An item not ours (another company prefix): only the nesting is judged here, not who may record it.
+            "epcList": ["https://id.circular.example/01/00614141000012/21/DEEP"], "action": "OBSERVE",
             "circ:deep": nested}]},
     }
     response = w.post("/epcis/capture", "brand", document)
