@@ -170,6 +170,7 @@ def serve(
     import uvicorn
 
     from ledger.chain import rpc_fault
+    from ledger.db import printable_url
     from ledger.errors import ConfigurationError, DeploymentNotFound
     from ledger.health import check_chain, keystore_problem, node_name
     from ledger.service import LedgerService, server_file, write_server_file
@@ -219,7 +220,8 @@ def serve(
             local = "127.0.0.1" if host in ("0.0.0.0", "::") else host
             rpc_secret = write_server_file(settings, f"http://{local}:{port}/rpc", os.getpid())
         app = create_app(settings, service, run_worker=worker, rpc_secret=rpc_secret)
-        console.print(f"serving on http://{host}:{port} (chain {service.chain_id}, database {settings.database_url})")
+        database = printable_url(settings.database_url)
+        console.print(f"serving on http://{host}:{port} (chain {service.chain_id}, database {database})")
         # uvicorn re-raises SIGTERM once it has shut down; exiting through Python lets the cleanup below run.
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
         # The app reads forwarded headers from its configured proxies only (api/edge.py); uvicorn's own default would

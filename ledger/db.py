@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.orm import DeclarativeBase
 
 from .files import create_private
@@ -49,4 +49,10 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     return create_engine(url, **kwargs)
 
 
-__all__ = ["Base", "make_engine"]
+def printable_url(url: str) -> str:
+    """`url` as it may be printed or logged: a password in it shows as ``***`` (a DSN names the PostgreSQL password,
+    and start-up lines and errors end up in logs that more people read than the secrets' owner)."""
+    return make_url(url).render_as_string(hide_password=True)
+
+
+__all__ = ["Base", "make_engine", "printable_url"]

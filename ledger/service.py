@@ -22,7 +22,7 @@ from .anchoring import AnchoringWorker, AnchorResult
 from .archive import Archive
 from .chain import ChainBackend, EthTesterBackend, JsonRpcBackend
 from .client import Deployment, Ledger, Role
-from .db import make_engine
+from .db import make_engine, printable_url
 from .durable import DurableTransactions
 from .epcis.corrections import is_declaration, record_id
 from .epcis.hashing import hash_digest
@@ -87,7 +87,7 @@ def _require_tables(engine: Engine, url: str) -> None:
     if not inspect(engine).has_table(OutboxEvent.__tablename__):
         engine.dispose()
         raise ConfigurationError(
-            f"the database {url} has no tables yet: run the migrations first (python -m api.db upgrade URL; every "
+            f"the database {printable_url(url)} has no tables yet: run the migrations first (python -m api.db upgrade URL; every "
             "circular command does)"
         )
 

@@ -171,3 +171,18 @@ def test_pg_dump_and_pg_restore_never_see_the_password_in_argv(
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+def test_a_database_password_is_never_printed(tmp_path: Path) -> None:
+    """`serve`'s start-up line and the unmigrated-database error name the database, never its password."""
+    from ledger.db import make_engine, printable_url
+    from ledger.errors import ConfigurationError
+    from ledger.service import _require_tables
+
+    dsn = "postgresql+psycopg://circular:s3cret-pw@db.internal:5432/ledger"
+    assert printable_url(dsn) == "postgresql+psycopg://circular:***@db.internal:5432/ledger"
+    assert printable_url(f"sqlite:///{tmp_path}/circular.sqlite") == f"sqlite:///{tmp_path}/circular.sqlite"
+    engine = make_engine(f"sqlite:///{tmp_path}/empty.sqlite")
+    with pytest.raises(ConfigurationError) as refused:
+        _require_tables(engine, dsn)
+    assert "s3cret-pw" not in str(refused.value) and "circular:***@db.internal" in str(refused.value)
