@@ -87,8 +87,8 @@ def _require_tables(engine: Engine, url: str) -> None:
     if not inspect(engine).has_table(OutboxEvent.__tablename__):
         engine.dispose()
         raise ConfigurationError(
-            f"the database {printable_url(url)} has no tables yet: run the migrations first (python -m api.db upgrade URL; every "
-            "circular command does)"
+            f"the database {printable_url(url)} has no tables yet: run the migrations first "
+            "(python -m api.db upgrade URL; every circular command does)"
         )
 
 
