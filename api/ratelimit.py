@@ -27,7 +27,6 @@ from .config import ApiSettings
 from .edge import client_key
 from .problems import problem_response
 
-
 RPC_PATH = "/rpc"
 
 
