@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from ..deps import BrandActor, SessionDep, StateDep
-from ..problems import Problem
+from ..problems import PROBLEM_JSON, Problem
 from ..schemas import OperatorCreate, OperatorPublic
 from ..services import operators
 
@@ -17,7 +17,17 @@ def put_operator(body: OperatorCreate, actor: BrandActor, session: SessionDep, s
     return operators.put_operator(state, session, actor, body)
 
 
-@router.get("/operator", response_model=OperatorPublic, summary="Your data as an economic operator (brands)")
+NOT_SET = {
+    404: {
+        "description": "The brand has not set its operator data yet (problem details)",
+        "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+    }
+}
+
+
+@router.get(
+    "/operator", response_model=OperatorPublic, responses=NOT_SET, summary="Your data as an economic operator (brands)"
+)
 def get_operator(actor: BrandActor, session: SessionDep) -> OperatorPublic:
     found = operators.get_operator(session, actor)
     if found is None:

@@ -205,3 +205,18 @@ def test_an_authority_is_created_by_the_admin_and_writes_nothing(world: World) -
     lot = {"lotNumber": world.unique("L"), "materialCode": "CO", "massGrams": 10, "recycledShareBps": 0}
     refused = world.client.post("/api/v1/lots", json=lot, headers={"Authorization": f"Bearer {key}"})
     assert refused.status_code == 403
+
+
+def test_the_write_apis_reads_are_no_back_door(world: World, subject: dict[str, Any]) -> None:
+    """The write API's records of a lot (mass, certificates) and an item (its lots) are never anonymous; a lot is
+    read by its owner, its approved operators and authorities, an item by those with a reason."""
+    lot, item = subject["lot"], subject["item"]
+    lot_path, item_path = f"/api/v1/lots/{lot['lotId']}", f"/api/v1/items/{GTIN_A}/{item['serial']}"
+    for path in (lot_path, item_path):
+        anonymous = world.client.get(path)
+        assert anonymous.status_code == 401 and CERTIFICATE not in anonymous.text and ORIGIN not in anonymous.text
+    for reader, status in (("recycler", 404), ("retailer", 404), ("brand", 200), ("authority", 200), ("admin", 200)):
+        answer = _get(world, lot_path, reader)
+        assert answer.status_code == status and (status == 200 or CERTIFICATE not in answer.text), reader
+    for reader, status in (("brand_b", 404), ("recycler", 200), ("authority", 200)):
+        assert _get(world, item_path, reader).status_code == status, reader

@@ -106,7 +106,8 @@ def test_capture_the_standards_examples(world: World) -> None:
         assert "recordTime" in stored
     # captured events are anchored like any other
     world.drain()
-    status = world.client.get(f"/api/v1/anchoring/{quote(job['eventIDs'][0], safe='')}").json()
+    path = f"/api/v1/anchoring/{quote(job['eventIDs'][0], safe='')}"
+    status = world.client.get(path, headers=world.auth("brand")).json()
     assert status["anchoring"] == "anchored"
 
 
