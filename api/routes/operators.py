@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter
 
 from ..deps import BrandActor, SessionDep, StateDep
@@ -17,7 +19,7 @@ def put_operator(body: OperatorCreate, actor: BrandActor, session: SessionDep, s
     return operators.put_operator(state, session, actor, body)
 
 
-NOT_SET = {
+NOT_SET: dict[int | str, dict[str, Any]] = {
     404: {
         "description": "The brand has not set its operator data yet (problem details)",
         "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
