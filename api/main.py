@@ -206,7 +206,7 @@ def create_app(
         app.state.circular = AppState.create(
             settings, api_settings, service, completions(), rpc_secret, batch_completions()
         )
-        versions.install(app.state.circular)
+        versions.install(app.state.circular, start=False)
     # Innermost: a passport or QR answered from the response cache still passes CORS (see resolver.py).
     app.add_middleware(resolver.CachedReadsMiddleware)
     # Before CORS, so that CORS wraps it: a refused body's 413 carries the CORS headers too.

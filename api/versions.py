@@ -270,20 +270,31 @@ def catch_up(state: AppState, backfill: bool = False) -> int:
     return made
 
 
-def install(state: AppState) -> None:
+def install(state: AppState, *, start: bool = True) -> None:
     """Rebuild passports after every batch the app's service anchors: once per service (two apps sharing one would
-    rebuild each passport twice), until the app that installed it stops (:func:`uninstall`)."""
+    rebuild each passport twice), until the last start of the app that installed it stops (:func:`uninstall`).
+
+    Starts (`start`: a lifespan, not the app's construction) are counted: a second lifespan of the same app (a test
+    client, schemathesis' ASGI runner) ends without taking the hook from the first, which is still serving."""
+    starts = int(state.extra.get("versions_hook_starts", 0)) + int(start)
     if state.extra.get("versions_hook") is not None:
+        state.extra["versions_hook_starts"] = starts
         return
     if any(getattr(hook, "passport_versions", False) for hook in state.service.after_anchoring):
         return
     hook = partial(after_anchoring, state)
     hook.passport_versions = True  # type: ignore[attr-defined]
     state.extra["versions_hook"] = hook
+    state.extra["versions_hook_starts"] = starts
     state.service.after_anchoring.append(hook)
 
 
 def uninstall(state: AppState) -> None:
+    starts = int(state.extra.get("versions_hook_starts", 0)) - 1
+    if starts > 0:
+        state.extra["versions_hook_starts"] = starts
+        return
+    state.extra.pop("versions_hook_starts", None)
     hook = state.extra.pop("versions_hook", None)
     if hook is not None and hook in state.service.after_anchoring:
         state.service.after_anchoring.remove(hook)

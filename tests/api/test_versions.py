@@ -191,3 +191,19 @@ def test_an_item_without_a_version_gets_its_first_on_its_first_read(world: World
         session.execute(delete(DocumentVersion).where(DocumentVersion.subject == subject))
     assert world.client.get(_path(item) + "/passport").status_code == 200
     assert [v["reason"] for v in _history(world, item)["versions"]] == ["backfill"]
+
+
+def test_a_second_lifespan_of_the_app_leaves_the_anchoring_hook_to_the_first(world: World) -> None:
+    """An app started twice (schemathesis' ASGI runner beside the test client) keeps rebuilding passports after
+    anchorings until its last start stops: the second stop does not take the first one's hook."""
+    from fastapi.testclient import TestClient
+
+    service = world.service
+
+    def hooks() -> int:
+        return sum(getattr(hook, "passport_versions", False) for hook in service.after_anchoring)
+
+    assert hooks() == 1
+    with TestClient(world.client.app):
+        assert hooks() == 1  # one hook however often the app starts
+    assert hooks() == 1  # still there: the world's own client is serving
