@@ -11,6 +11,7 @@ from fastapi import APIRouter, Path, Query, Request
 
 from ledger.outbox import proofs_as_hex, split_proof
 
+from .. import epcis_store
 from ..access import Tier, tier_for
 from ..deps import ApiSettingsDep, BrandActor, CurrentActor, PageDep, SessionDep, StateDep, SupplyChainActor
 from ..lists import list_items
@@ -127,9 +128,15 @@ def _proof_hex(proof: object) -> list[str] | None:
     tags=["events"],
     summary="Where an event is in anchoring: pending, batched, anchored (with its proof)",
 )
-def anchoring(request: Request, state: StateDep, event_id: str = Path(min_length=10)) -> EventStatusPublic:
-    row = state.service.outbox.get(event_id_from(request, event_id))
-    if row is None:
+def anchoring(
+    request: Request, actor: CurrentActor, session: SessionDep, state: StateDep, event_id: str = Path(min_length=10)
+) -> EventStatusPublic:
+    """For the actors who may read the event through the EPCIS query interface (the same rule): the status names
+    the event's signer, an account the public passport keeps for authorities."""
+    event_id = event_id_from(request, event_id)
+    visible = epcis_store.visible_to(session, actor, state.settings.resolver_base_url)
+    row = state.service.outbox.get(event_id)
+    if row is None or (visible is not None and epcis_store.find_event(session, event_id, visible) is None):
         raise Problem(404, "Unknown event", f"no event {event_id}")
     batch = None
     if row.batch_id is not None:

@@ -280,13 +280,28 @@ def test_anchoring_status(world: World) -> None:
     lot = world.lot()
     item = world.item([(lot["lotId"], 10)])
     event_id = world.act(item, "sold", "retailer").json()["event"]["eventId"]
-    pending = world.client.get(f"/api/v1/anchoring/{quote(event_id, safe='')}").json()
+    path = f"/api/v1/anchoring/{quote(event_id, safe='')}"
+    pending = world.client.get(path, headers=world.auth("retailer")).json()
     assert pending["anchoring"] == "pending" and pending["batch"] is None
     world.drain()
-    anchored = world.client.get(f"/api/v1/anchoring/{event_id}").json()
+    anchored = world.client.get(f"/api/v1/anchoring/{event_id}", headers=world.auth("retailer")).json()
     assert anchored["anchoring"] == "anchored" and anchored["batch"]["txHash"].startswith("0x")
-    assert anchored["proof"] is not None
-    assert world.client.get("/api/v1/anchoring/ni:///sha-256;00?ver=CBV2.0").status_code == 404
+    assert anchored["proof"] is not None and anchored["signer"].startswith("0x")
+    assert world.client.get(path, headers=world.auth("brand")).status_code == 200  # the item's brand reads it too
+    unknown = "/api/v1/anchoring/ni:///sha-256;00?ver=CBV2.0"
+    assert world.client.get(unknown, headers=world.auth("retailer")).status_code == 404
+
+
+def test_anchoring_status_names_its_signer_only_to_who_may_read_the_event(world: World) -> None:
+    lot = world.lot()
+    item = world.item([(lot["lotId"], 10)])
+    event_id = world.act(item, "sold", "retailer").json()["event"]["eventId"]
+    path = f"/api/v1/anchoring/{quote(event_id, safe='')}"
+    anonymous = world.client.get(path)
+    assert anonymous.status_code == 401 and "signer" not in anonymous.text
+    # Brand B neither made nor sold the item: the event is not its business, and it is told no more than "unknown".
+    other = world.client.get(path, headers=world.auth("brand_b"))
+    assert other.status_code == 404 and "0x" not in other.json()["detail"].replace(event_id, "")
 
 
 def test_the_contract_checks_roles_too(world: World) -> None:

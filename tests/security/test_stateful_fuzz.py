@@ -298,7 +298,8 @@ class ApiMachine(RuleBasedStateMachine):
     def anchor(self) -> None:
         self.world.drain()
         for event_id in self.event_ids[-3:]:
-            response = self.call("GET", "/api/v1/anchoring/{event_id}", f"/api/v1/anchoring/{quote(event_id)}")
+            response = self.call("GET", "/api/v1/anchoring/{event_id}", f"/api/v1/anchoring/{quote(event_id)}",
+                                 "admin")
             assert response.status_code == 200
             assert response.json()["anchoring"] == "anchored"
 
