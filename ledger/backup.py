@@ -13,6 +13,7 @@ command line, where every local user can read it (``ps``, ``/proc/<pid>/cmdline`
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import sqlite3
 import subprocess
@@ -46,6 +47,18 @@ def _pg(url: str) -> tuple[str, dict[str, str]]:
     # URL.set(password=None) leaves the password as it is: the tuple's own _replace drops it.
     dsn = parsed._replace(drivername="postgresql", password=None).render_as_string(hide_password=False)
     return dsn, env
+
+
+def _schema_of(url: str) -> list[str]:
+    """pg_dump's ``--schema`` for a database URL that keeps its tables in one schema (libpq's
+    ``options=-csearch_path=NAME``, as several deployments or test runs sharing one database do): the snapshot holds
+    that schema only, so that it neither carries nor, on restore, depends on its neighbours'."""
+    options = make_url(url).query.get("options")
+    for option in [options] if isinstance(options, str) else list(options or ()):
+        match = re.search(r"-c\s*search_path\s*=\s*([^\s,]+)", option)
+        if match:
+            return ["--schema", match.group(1).strip('"')]
+    return []
 
 
 def _recipients(recipients: Sequence[str]) -> list[object]:
@@ -117,8 +130,8 @@ def _snapshot(url: str, target: Path) -> None:
         if shutil.which("pg_dump") is None:
             raise ConfigurationError("pg_dump is not installed")
         dsn, env = _pg(url)
-        subprocess.run(["pg_dump", "--format=custom", "--file", str(target), dsn], check=True, env=env,
-                       umask=PRIVATE_UMASK)
+        subprocess.run(["pg_dump", "--format=custom", *_schema_of(url), "--file", str(target), dsn], check=True,
+                       env=env, umask=PRIVATE_UMASK)
         return
     raise ConfigurationError(f"no backup method for {make_url(url).drivername}")
 

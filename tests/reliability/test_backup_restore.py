@@ -70,3 +70,39 @@ def test_postgresql_round_trip(tmp_path: Path) -> None:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@pytest.mark.postgres
+def test_postgresql_snapshot_of_one_schema_holds_that_schema_only(tmp_path: Path) -> None:
+    """A deployment keeping its tables in one schema of a shared database (``options=-csearch_path=...``) snapshots
+    that schema alone: a neighbour dropped meanwhile neither breaks the restore nor comes back with it."""
+    if shutil.which("pg_dump") is None:
+        pytest.skip("pg_dump not installed")
+    from sqlalchemy import create_engine, text
+
+    ours, neighbour = f"ours_{uuid.uuid4().hex[:10]}", f"theirs_{uuid.uuid4().hex[:10]}"
+    base = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    url = f"{base}?options=-csearch_path%3D{ours}"
+    try:
+        with admin.connect() as conn:
+            for schema in (ours, neighbour):
+                conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+                conn.execute(text(f'CREATE TABLE "{schema}".t (k serial PRIMARY KEY, v text)'))
+                conn.execute(text(f"INSERT INTO \"{schema}\".t (v) SELECT 'row ' || g FROM generate_series(1, 10) g"))
+        snapshot = tmp_path / "backup.dump"
+        assert runner.invoke(app, ["backup", str(snapshot), "--db", url]).exit_code == 0
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP SCHEMA "{neighbour}" CASCADE'))
+            conn.execute(text(f'DELETE FROM "{ours}".t'))
+        result = runner.invoke(app, ["restore", str(snapshot), "--db", url])
+        assert result.exit_code == 0, result.output
+        with admin.connect() as conn:
+            assert conn.execute(text(f'SELECT count(*) FROM "{ours}".t')).scalar() == 10
+            schemas = set(conn.scalars(text("SELECT nspname FROM pg_namespace")))
+            assert neighbour not in schemas
+    finally:
+        with admin.connect() as conn:
+            for schema in (ours, neighbour):
+                conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        admin.dispose()
