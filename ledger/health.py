@@ -249,7 +249,12 @@ class ChainMonitor:
                 status = check_chain(self.service, self.timeout_s)
             except Exception as exc:  # the database is away: that is the readiness check's to say
                 status = ChainStatus(UNREACHABLE, f"the chain cannot be checked: {type(exc).__name__}: {exc}")
-            previous, self.status, self.checked_at = self.status, status, time.monotonic()
+            previous = self.status
+            if status.state == UNREACHABLE and previous is not None and previous.foreign:
+                # A check that could not decide (a slow node timing out, the database busy) clears no verdict of
+                # "not ours": only a check that finds our chain does, or a writer would send to the foreign node.
+                status = previous
+            self.status, self.checked_at = status, time.monotonic()
         if previous is None or previous.state != status.state:
             if status.foreign:
                 log.error("%s", status.detail)
