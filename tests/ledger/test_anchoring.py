@@ -83,10 +83,11 @@ def test_a_root_already_on_chain_is_not_sent_again(service: LedgerService) -> No
     batch_id = worker._prepare(force=True)
     assert batch_id is not None
     worker._send(batch_id)  # mined, not confirmed in the database
-    sent_before = service.backend.web3.eth.get_transaction_count(anchorer.address)
+    # Counted with the pool ("pending"): a node may not have put the broadcast in a block yet when _send returns.
+    sent_before = service.backend.web3.eth.get_transaction_count(anchorer.address, "pending")
     results = service.worker(anchorer).drain()
     assert [r.batch_id for r in results] == [batch_id]
-    assert service.backend.web3.eth.get_transaction_count(anchorer.address) == sent_before
+    assert service.backend.web3.eth.get_transaction_count(anchorer.address, "pending") == sent_before
 
 
 def test_batches_wait_for_size_or_age(service: LedgerService) -> None:
