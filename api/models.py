@@ -124,6 +124,33 @@ class Product(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
 
 
+# A product's master data, as archived, recovered and corrected (api/recovery.py, api/services/corrections.py); the
+# optional fields are those a product may lack (recovered as NULL rather than "").
+OPTIONAL_PRODUCT_FIELDS = (
+    "category_code",
+    "category_name",
+    "facility_gln",
+    "facility_name",
+    "production_country",
+    "lifespan_years",
+    "volume_cm3",
+    "gross_weight_grams",
+    "gross_volume_cm3",
+)
+PRODUCT_FIELDS = (
+    "brand_name",
+    "name",
+    "description",
+    "language",
+    "image_url",
+    "care",
+    "repair",
+    "end_of_life",
+    "return_info",
+    *OPTIONAL_PRODUCT_FIELDS,
+)
+
+
 class Lot(Base):
     """A material lot: virgin (a brand's, under a GTIN or a material code) or recovered (a recycler's)."""
 
@@ -452,6 +479,8 @@ API_TABLES = (
 
 __all__ = [
     "API_TABLES",
+    "OPTIONAL_PRODUCT_FIELDS",
+    "PRODUCT_FIELDS",
     "Actor",
     "ActorRole",
     "CaptureJob",

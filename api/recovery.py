@@ -36,40 +36,9 @@ from ledger.projection import ZERO32, ChainItem, ChainLot, ChainRole, ChainRun, 
 from ledger.recovery import Allowance, EventRecovery, lot_allowances
 
 from .epcis_store import sync_index
-from .models import Actor, ActorRole, Item, Lot, LotApproval, Product, utcnow
+from .models import OPTIONAL_PRODUCT_FIELDS, PRODUCT_FIELDS, Actor, ActorRole, Item, Lot, LotApproval, Product, utcnow
 from .uris import hex32, lot_uri, unhex32
 
-PRODUCT_FIELDS = (
-    "brand_name",
-    "name",
-    "description",
-    "language",
-    "image_url",
-    "care",
-    "repair",
-    "end_of_life",
-    "return_info",
-    "category_code",
-    "category_name",
-    "facility_gln",
-    "facility_name",
-    "production_country",
-    "lifespan_years",
-    "volume_cm3",
-    "gross_weight_grams",
-    "gross_volume_cm3",
-)
-OPTIONAL_PRODUCT_FIELDS = (
-    "category_code",
-    "category_name",
-    "facility_gln",
-    "facility_name",
-    "production_country",
-    "lifespan_years",
-    "volume_cm3",
-    "gross_weight_grams",
-    "gross_volume_cm3",
-)
 CHUNK = 1_000
 ACTOR_ROLES = ("brand", "recycler", "retailer", "repairer")
 

@@ -28,7 +28,7 @@ from ledger.lifecycle import Action, action_of_event
 
 from .. import versions
 from ..gs1.digital_link import parse_path
-from ..models import Actor, ActorRole, Item, Lot, MasterDataChange, Product, utcnow
+from ..models import PRODUCT_FIELDS, Actor, ActorRole, Item, Lot, MasterDataChange, Product, utcnow
 from ..problems import Problem
 from ..schemas import (
     AnchoringStatus,
@@ -47,9 +47,6 @@ from . import items as item_services
 
 CORRECT_ROLES = (ActorRole.BRAND, ActorRole.RETAILER, ActorRole.RECYCLER, ActorRole.REPAIRER)
 ITEM_FIELDS = ("epcList", "inputEPCList", "outputEPCList")
-PRODUCT_FIELDS = ("brand_name", "name", "description", "language", "image_url", "care", "repair", "end_of_life",
-                  "return_info", "category_code", "category_name", "facility_gln", "facility_name",
-                  "production_country", "lifespan_years", "volume_cm3", "gross_weight_grams", "gross_volume_cm3")
 
 
 def _item_uris(event: dict[str, Any]) -> list[str]:
