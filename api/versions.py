@@ -25,7 +25,7 @@ from functools import partial
 from typing import Any
 from urllib.parse import unquote
 
-from sqlalchemy import Text, cast, select, tuple_
+from sqlalchemy import ColumnElement, Text, cast, select, tuple_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -143,26 +143,27 @@ def after_events(session: Session, state: AppState, events: Iterable[dict[str, A
     return added
 
 
-def after_product(session: Session, state: AppState, gtin: str) -> list[Added]:
-    """A product's master data changed: every item of the GTIN."""
+def _every_item_where(
+    session: Session, state: AppState, condition: ColumnElement[bool], reason: str
+) -> list[Added]:
+    """A version of every item matching `condition`, built in chunks of :data:`CHUNK` that share the rules' view."""
     added: list[Added] = []
     across: dict[str, Any] = {}
-    ids = list(session.scalars(select(Item.id).where(Item.gtin == gtin).order_by(Item.id)))
+    ids = list(session.scalars(select(Item.id).where(condition).order_by(Item.id)))
     for start in range(0, len(ids), CHUNK):
         items = list(session.scalars(select(Item).where(Item.id.in_(ids[start : start + CHUNK]))))
-        added += build(session, state, items, "product", across=across)
+        added += build(session, state, items, reason, across=across)
     return added
+
+
+def after_product(session: Session, state: AppState, gtin: str) -> list[Added]:
+    """A product's master data changed: every item of the GTIN."""
+    return _every_item_where(session, state, Item.gtin == gtin, "product")
 
 
 def after_brand(session: Session, state: AppState, brand_id: int) -> list[Added]:
     """A brand's operator data changed: every item of the brand."""
-    added: list[Added] = []
-    across: dict[str, Any] = {}
-    ids = list(session.scalars(select(Item.id).where(Item.brand_id == brand_id).order_by(Item.id)))
-    for start in range(0, len(ids), CHUNK):
-        items = list(session.scalars(select(Item).where(Item.id.in_(ids[start : start + CHUNK]))))
-        added += build(session, state, items, "brand", across=across)
-    return added
+    return _every_item_where(session, state, Item.brand_id == brand_id, "brand")
 
 
 def items_showing_lot(session: Session, lot_id: str, max_generations: int) -> list[int]:

@@ -186,7 +186,8 @@ class DurableTransactions:
         self._replaced_since.pop(recorded.tx_hash, None)
         return settlement
 
-    def _look(self, recorded: RecordedTx, elsewhere: Elsewhere | None, receipt_only: bool) -> Settlement:
+    def _mined(self, recorded: RecordedTx, elsewhere: Elsewhere | None) -> Settlement | None:
+        """The settlement when the transaction (or, through `elsewhere`, its effect) is in a block; else None."""
         receipt = self.canonical_receipt(recorded.tx_hash)
         if receipt is not None and receipt["status"] == 1:
             return self._at_depth(Outcome.CONFIRMED, receipt)
@@ -195,20 +196,21 @@ class DurableTransactions:
             return self._deep_enough(Outcome.CONFIRMED, found[0], found[1], None)
         if receipt is not None:
             return self._at_depth(Outcome.REVERTED, receipt)
+        return None
+
+    def _look(self, recorded: RecordedTx, elsewhere: Elsewhere | None, receipt_only: bool) -> Settlement:
+        mined = self._mined(recorded, elsewhere)
+        if mined is not None:
+            return mined
         if receipt_only:
             return Settlement(Outcome.WAITING)
         if recorded.nonce >= self.tx.mined_count(recorded.sender):
             return Settlement(Outcome.WAITING if self.is_known(recorded.tx_hash) else Outcome.LOST)
         # The nonce is used. Look again before saying ours is replaced: it may have been mined between the receipt
         # lookup above and the count.
-        receipt = self.canonical_receipt(recorded.tx_hash)
-        if receipt is not None and receipt["status"] == 1:
-            return self._at_depth(Outcome.CONFIRMED, receipt)
-        found = elsewhere() if elsewhere is not None else None
-        if found is not None:
-            return self._deep_enough(Outcome.CONFIRMED, found[0], found[1], None)
-        if receipt is not None:
-            return self._at_depth(Outcome.REVERTED, receipt)
+        mined = self._mined(recorded, elsewhere)
+        if mined is not None:
+            return mined
         if self._in_a_block(recorded.tx_hash):  # mined, its receipt not served yet
             return Settlement(Outcome.WAITING)
         return Settlement(Outcome.REPLACED)
