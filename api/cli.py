@@ -10,8 +10,10 @@ import json
 import os
 import signal
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -29,6 +31,11 @@ from ledger.errors import LedgerError
 from ledger.files import private_dir
 
 from .config import ApiSettings
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from .models import Actor
 
 
 @clean_errors
@@ -340,6 +347,35 @@ def actors_add(
         service.close()
 
 
+@contextmanager
+def _database(db: str | None, data_dir: Path | None) -> Iterator[tuple[Any, Session]]:
+    """The settings and a session on their database, migrated first (an admin command on a data dir of its own)."""
+    from sqlalchemy.orm import Session
+
+    from ledger.db import make_engine
+
+    from .db import upgrade
+
+    settings = load_settings(None, db, data_dir)
+    private_dir(settings.data_dir)
+    upgrade(settings.database_url)
+    engine = make_engine(settings.database_url)
+    try:
+        with Session(engine) as session:
+            yield settings, session
+    finally:
+        engine.dispose()
+
+
+def _named_actor(session: Session, name: str) -> Actor:
+    from .routes.console import actor_named
+
+    actor = actor_named(session, name)
+    if actor is None:
+        raise LookupError(f"no actor named {name!r}")
+    return actor
+
+
 @actors_app.command("rotate-key")
 @clean_errors
 def actors_rotate_key(
@@ -349,29 +385,14 @@ def actors_rotate_key(
 ) -> None:
     """Issue a new API key for an actor and revoke its old one (after a rebuild nobody holds a key: only their
     hashes were stored). The new key is printed last, once."""
-    from sqlalchemy.orm import Session
-
-    from ledger.db import make_engine
-
     from .actors import rotate_key
-    from .db import upgrade
-    from .routes.console import actor_named
 
-    settings = load_settings(None, db, data_dir)
-    private_dir(settings.data_dir)
-    upgrade(settings.database_url)
-    engine = make_engine(settings.database_url)
-    try:
-        with Session(engine) as session:
-            actor = actor_named(session, name)
-            if actor is None:
-                raise LookupError(f"no actor named {name!r}")
-            who = f"{actor.role} {actor.name} (id {actor.id})"
-            api_key = rotate_key(session, actor)
-        console.print(f"a new API key for {who}; the old one no longer works:")
-        sys.stdout.write(api_key + "\n")
-    finally:
-        engine.dispose()
+    with _database(db, data_dir) as (_, session):
+        actor = _named_actor(session, name)
+        who = f"{actor.role} {actor.name} (id {actor.id})"
+        api_key = rotate_key(session, actor)
+    console.print(f"a new API key for {who}; the old one no longer works:")
+    sys.stdout.write(api_key + "\n")
 
 
 @actors_app.command("link")
@@ -391,32 +412,18 @@ def actors_link(
     """Print a one-time link that signs an actor in to the console (/console): it works once, for a few minutes.
 
     Hand it to the actor in person or through a channel you trust: whoever opens it first is signed in."""
-    from sqlalchemy.orm import Session
-
-    from ledger.db import make_engine
-
     from .config import ApiSettings
-    from .db import upgrade
-    from .routes.console import actor_named, issue_sign_in_link
+    from .routes.console import issue_sign_in_link
 
-    settings = load_settings(None, db, data_dir)
-    private_dir(settings.data_dir)
-    upgrade(settings.database_url)
     api_settings = ApiSettings()
     if url:
         api_settings = api_settings.model_copy(update={"console_url": url})
-    engine = make_engine(settings.database_url)
-    try:
-        with Session(engine) as session:
-            actor = actor_named(session, name)
-            if actor is None:
-                raise LookupError(f"no actor named {name!r}")
-            who = f"{actor.role} {actor.name}"
-            link = issue_sign_in_link(session, actor, api_settings, settings.resolver_base_url, minutes)
-        console.print(f"a one-time sign-in link for {who}, valid once:")
-        sys.stdout.write(link + "\n")
-    finally:
-        engine.dispose()
+    with _database(db, data_dir) as (settings, session):
+        actor = _named_actor(session, name)
+        who = f"{actor.role} {actor.name}"
+        link = issue_sign_in_link(session, actor, api_settings, settings.resolver_base_url, minutes)
+    console.print(f"a one-time sign-in link for {who}, valid once:")
+    sys.stdout.write(link + "\n")
 
 
 credentials_app = typer.Typer(
@@ -438,40 +445,28 @@ def credentials_revoke(
     from urllib.parse import urlsplit
 
     from sqlalchemy import select
-    from sqlalchemy.orm import Session
 
     from ledger.archive import Archive
-    from ledger.db import make_engine
     from ledger.ids import at_resolver
 
     from .credentials import archive_publisher, revoke, status_list_url
-    from .db import upgrade
     from .gs1.digital_link import parse_path
     from .models import Actor, Item
     from .uris import item_uri
 
-    settings = load_settings(None, db, data_dir)
-    private_dir(settings.data_dir)
-    upgrade(settings.database_url)
-    subject = at_resolver(settings.resolver_base_url, link)
-    engine = make_engine(settings.database_url)
-    try:
-        with Session(engine) as session:
-            named = parse_path(urlsplit(subject).path)
-            item = session.scalar(select(Item).where(Item.gtin == named.gtin14, Item.serial == (named.serial or "")))
-            if item is None or item_uri(settings.resolver_base_url, item.gtin, item.serial) != subject:
-                raise LookupError(f"no registered item {subject}")
-            brand = session.get(Actor, item.brand_id)
-            assert brand is not None
-            archive = Archive(settings.archive_path, settings.archive_base_uri) if settings.archive_enabled else None
-            publish = archive_publisher(
-                archive, lambda: settings.actor_key(brand.key_name), settings.resolver_base_url
-            )
-            done = revoke(session, brand, subject, brand.id, reason, publish)
-            session.commit()
-            url = status_list_url(settings.resolver_base_url, brand.id)
-    finally:
-        engine.dispose()
+    with _database(db, data_dir) as (settings, session):
+        subject = at_resolver(settings.resolver_base_url, link)
+        named = parse_path(urlsplit(subject).path)
+        item = session.scalar(select(Item).where(Item.gtin == named.gtin14, Item.serial == (named.serial or "")))
+        if item is None or item_uri(settings.resolver_base_url, item.gtin, item.serial) != subject:
+            raise LookupError(f"no registered item {subject}")
+        brand = session.get(Actor, item.brand_id)
+        assert brand is not None
+        archive = Archive(settings.archive_path, settings.archive_base_uri) if settings.archive_enabled else None
+        publish = archive_publisher(archive, lambda: settings.actor_key(brand.key_name), settings.resolver_base_url)
+        done = revoke(session, brand, subject, brand.id, reason, publish)
+        session.commit()
+        url = status_list_url(settings.resolver_base_url, brand.id)
     what = "was already revoked" if done.already else "revoked"
     console.print(f"{subject}: passport credentials {what} (bit {done.index} of {url})", highlight=False)
 
@@ -485,29 +480,13 @@ def credentials_rotate_key(
 ) -> None:
     """Retire a brand's credential signing key and make a new one. The old key stays in the brand's DID document, so
     the credentials it signed still verify; new credentials are signed with the new key."""
-    from sqlalchemy import select
-    from sqlalchemy.orm import Session
-
-    from ledger.db import make_engine
-
     from .credentials import brand_did, rotate_key
-    from .db import upgrade
-    from .models import Actor
 
-    settings = load_settings(None, db, data_dir)
-    private_dir(settings.data_dir)
-    upgrade(settings.database_url)
-    engine = make_engine(settings.database_url)
-    try:
-        with Session(engine) as session:
-            actor = session.scalar(select(Actor).where(Actor.name == brand))
-            if actor is None:
-                raise LookupError(f"no actor named {brand!r}")
-            kid = rotate_key(settings, session, actor).kid
-            session.commit()
-            did = brand_did(settings.resolver_base_url, actor.id)
-    finally:
-        engine.dispose()
+    with _database(db, data_dir) as (settings, session):
+        actor = _named_actor(session, brand)
+        kid = rotate_key(settings, session, actor).kid
+        session.commit()
+        did = brand_did(settings.resolver_base_url, actor.id)
     console.print(f"{brand}: new credential key {did}#{kid}", highlight=False)
 
 
